@@ -1,0 +1,13 @@
+/* knit - internal error helpers shared by every module. */
+#ifndef KNIT_CORE_ERROR_INTERNAL_H
+#define KNIT_CORE_ERROR_INTERNAL_H
+
+#include "knit/error.h"
+
+/*
+ * Record a detailed message for the calling thread ("<strerror>: <fmt...>") and return code,
+ * so a failure site reads `return knit__err(KNIT_E_RANGE, "x=%d", x);`.
+ */
+int knit__err(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,22 @@
+/* knit core - value internals shared by the codec and the value helpers. */
+#ifndef KNIT_CORE_VALUE_INTERNAL_H
+#define KNIT_CORE_VALUE_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "knit/value.h"
+
+#define KNIT__SHARED_MAGIC 0x6b6e5342u /* "knSB": checked before a decoded pointer is used */
+
+struct knit_shared_buf {
+    uint32_t magic;
+    _Atomic uint32_t refs;
+    size_t len;
+    _Alignas(64) uint8_t data[];
+};
+
+void knit__moved_destroy(knit_moved_buf_t *m);
+void knit__error_destroy(knit_error_value_t *e);
+
+#endif

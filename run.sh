@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# knit - the single entry point: set-up, build, tests, benchmarks, charts.
+# ./run.sh --help lists every command and option.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+BUILD="$ROOT/build"
+
+# Debian packages the project needs (build, tests, benchmarks, charts, wrappers used by tests).
+PACKAGES=(
+    gcc g++ make cmake ninja-build pkg-config
+    libcmocka-dev libbenchmark-dev libjansson-dev
+    gnuplot-nox python3-matplotlib python3-scipy python3-numpy
+)
+
+usage() {
+    cat <<'EOF'
+Usage: ./run.sh [COMMAND] [OPTIONS]
+
+Commands:
+  (none)                 set up, build, run the default benchmark suite, print a table, save
+                         the JSON under results/runs/ and refresh the charts        [not yet]
+  test [--fast]          set up, build and run every test through ctest: the Release build,
+                         then the AddressSanitizer+UBSan and ThreadSanitizer builds
+                         (--fast: Release build only). Exits non-zero on any failure.
+  micro [--json] [ARGS]  Google Benchmark micro-benchmarks of the codec, slots and arenas
+                         (--json: Google Benchmark's JSON on stdout; other ARGS go to
+                         Google Benchmark, e.g. --benchmark_filter=encode)
+  compare BASE.json NEW.json [--threshold PCT] [--alpha A]
+                         regression gate: exit 0 no regression, 1 regression, 2 bad input
+                                                                                     [not yet]
+  plots [RESULT.json]    regenerate docs/charts/ from a result (default: the latest) [not yet]
+  setup                  only install/check the Debian packages and configure the build
+  build                  set up and build (Release) without running anything
+
+Options of the benchmark suite:                                                      [not yet]
+  --json                 stdout carries exactly one JSON document; progress goes to stderr
+  --quick                reduced matrix that finishes in under 60 s on 2 cores
+  --scenario A,B         only these scenarios (floor, latency, batch, echo, types, payload,
+                         load, fairness, startup, cpu, idle, contended)
+  --transport T,U        knit, pipe, unix, seqpacket, tcp
+  --runtime R            thread, process
+  --balancer B           roundRobin, firstIdle, randomLane, firstIdleOrRandom
+  --workers N,M          worker counts
+  --repetitions N        repetitions per case (default 5)
+  --out FILE             also write the JSON document to FILE
+
+  -h, --help             this text
+
+Commands marked [not yet] are part of the contract but not built yet: they say so and exit 2.
+
+Set-up: missing Debian packages are installed with apt-get when running as root (one
+'apt-get update' first); otherwise the exact install command is printed and the script exits 2.
+EOF
+}
+
+die() {
+    echo "run.sh: $*" >&2
+    exit 2
+}
+
+not_yet() {
+    echo "run.sh: '$1' is not available yet in this version of knit (see README.md, Status)." >&2
+    exit 2
+}
+
+# --- set-up -------------------------------------------------------------------------------------
+
+missing_packages() {
+    local p
+    for p in "${PACKAGES[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+            echo "$p"
+        fi
+    done
+}
+
+setup_packages() {
+    command -v dpkg-query >/dev/null || die "this script needs a Debian-based system (dpkg-query)"
+    local missing
+    missing="$(missing_packages | tr '\n' ' ')"
+    missing="${missing% }"
+    [ -z "$missing" ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "run.sh: missing Debian packages: $missing" >&2
+        echo "run.sh: install them with:" >&2
+        echo "  sudo apt-get update && sudo apt-get install -y $missing" >&2
+        exit 2
+    fi
+    echo "run.sh: installing missing Debian packages: $missing" >&2
+    apt-get update >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing >&2
+}
+
+# configure DIR [cmake args...]: configure once; later runs only rebuild what changed.
+configure() {
+    local dir="$1"
+    shift
+    if [ ! -f "$dir/build.ninja" ]; then
+        cmake -S "$ROOT" -B "$dir" -G Ninja "$@" >&2
+    fi
+}
+
+build_tree() {
+    local dir="$1"
+    shift
+    configure "$dir" "$@"
+    cmake --build "$dir" >&2
+}
+
+build_release() {
+    build_tree "$BUILD/release" -DCMAKE_BUILD_TYPE=Release
+}
+
+# --- commands -----------------------------------------------------------------------------------
+
+run_ctest() {
+    local dir="$1" label="$2"
+    echo "run.sh: tests ($label)" >&2
+    ctest --test-dir "$dir" --output-on-failure --timeout 900
+}
+
+cmd_test() {
+    local fast=0
+    while [ $# -gt 0 ]; do
+        case "$1" in
+        --fast) fast=1 ;;
+        -h | --help) usage; exit 0 ;;
+        *) die "test: unknown option '$1'" ;;
+        esac
+        shift
+    done
+    setup_packages
+    local status=0
+    build_release
+    run_ctest "$BUILD/release" "Release" || status=1
+    if [ "$fast" -eq 0 ]; then
+        build_tree "$BUILD/asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKNIT_SANITIZE=address \
+            -DKNIT_BUILD_BENCH=OFF
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+            run_ctest "$BUILD/asan" "AddressSanitizer + UndefinedBehaviorSanitizer" || status=1
+        build_tree "$BUILD/tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKNIT_SANITIZE=thread \
+            -DKNIT_BUILD_BENCH=OFF
+        TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+            run_ctest "$BUILD/tsan" "ThreadSanitizer" || status=1
+    fi
+    if [ "$status" -ne 0 ]; then
+        echo "run.sh: some tests FAILED" >&2
+    else
+        echo "run.sh: all tests passed" >&2
+    fi
+    return "$status"
+}
+
+cmd_micro() {
+    local args=()
+    while [ $# -gt 0 ]; do
+        case "$1" in
+        --json) args+=(--benchmark_format=json) ;;
+        -h | --help) usage; exit 0 ;;
+        *) args+=("$1") ;;
+        esac
+        shift
+    done
+    setup_packages
+    build_release
+    "$BUILD/release/harness/knit-micro" "${args[@]+"${args[@]}"}"
+}
+
+main() {
+    local cmd="${1:-}"
+    case "$cmd" in
+    -h | --help | help) usage ;;
+    test) shift; cmd_test "$@" ;;
+    micro) shift; cmd_micro "$@" ;;
+    setup) setup_packages; configure "$BUILD/release" -DCMAKE_BUILD_TYPE=Release ;;
+    build) setup_packages; build_release ;;
+    compare | plots) not_yet "$cmd" ;;
+    "" | --json | --quick | --scenario | --transport | --runtime | --balancer | --workers | \
+        --repetitions | --out) not_yet "the benchmark suite (./run.sh ${*:-})" ;;
+    *) echo "run.sh: unknown command '$cmd'" >&2; usage >&2; exit 2 ;;
+    esac
+}
+
+main "$@"

@@ -1,0 +1,178 @@
+/* knit transport - lane memory and endpoints (see transports/knit/shm_lane.h). */
+#define _GNU_SOURCE
+#include "transports/knit/shm_lane.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/error_internal.h"
+
+int knit__lane_cfg_resolve(knit__lane_cfg_t *c)
+{
+    if (c->payload_max_bytes == 0)
+        c->payload_max_bytes = KNIT_PAYLOAD_DEFAULT_MAX_BYTES;
+    if (c->payload_max_bytes < 8 || c->payload_max_bytes > KNIT_PAYLOAD_LIMIT_MAX_BYTES)
+        return knit__err(KNIT_E_RANGE,
+                         "payloadMaxByteLength must be >= 8 and <= %llu; got %llu",
+                         KNIT_PAYLOAD_LIMIT_MAX_BYTES, (unsigned long long)c->payload_max_bytes);
+    if (c->payload_initial_bytes == 0)
+        c->payload_initial_bytes = KNIT_PAYLOAD_DEFAULT_INITIAL_BYTES;
+    if (c->payload_initial_bytes > c->payload_max_bytes)
+        c->payload_initial_bytes = c->payload_max_bytes;
+    uint64_t cap = c->payload_max_bytes >> 3;
+    if (c->max_payload_bytes == 0)
+        c->max_payload_bytes = cap;
+    if (c->max_payload_bytes > cap)
+        return knit__err(KNIT_E_RANGE, "maxPayloadBytes must be > 0 and <= %llu; got %llu",
+                         (unsigned long long)cap, (unsigned long long)c->max_payload_bytes);
+    return 0;
+}
+
+static int map_lane(knit__shm_lane_t *lane, int fd, const knit__lane_cfg_t *cfg)
+{
+    lane->cfg = *cfg;
+    lane->layout = knit__layout_make(cfg->payload_max_bytes, cfg->abort_capacity);
+    /* MAP_NORESERVE: the arenas are mapped at full size up front and committed page by page
+     * as they are touched, so a large payloadMaxByteLength costs address space, not memory. */
+    void *p = mmap(NULL, lane->layout.total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+                   fd, 0);
+    if (p == MAP_FAILED)
+        return knit__err(KNIT_E_SYS, "mmap of a %llu-byte lane: %s",
+                         (unsigned long long)lane->layout.total, strerror(errno));
+    lane->map = p;
+    lane->fd = fd;
+    return 0;
+}
+
+int knit__shm_lane_create(knit__shm_lane_t *lane, const knit__lane_cfg_t *cfg_in)
+{
+    knit__lane_cfg_t cfg = *cfg_in;
+    int rc = knit__lane_cfg_resolve(&cfg);
+    if (rc < 0)
+        return rc;
+    memset(lane, 0, sizeof *lane);
+    lane->fd = -1;
+    int fd = memfd_create("knit-lane", MFD_CLOEXEC);
+    if (fd < 0)
+        return knit__err(KNIT_E_SYS, "memfd_create: %s", strerror(errno));
+    knit__layout_t l = knit__layout_make(cfg.payload_max_bytes, cfg.abort_capacity);
+    if (ftruncate(fd, (off_t)l.total) < 0) {
+        rc = knit__err(KNIT_E_SYS, "ftruncate of the lane memfd to %llu bytes: %s",
+                       (unsigned long long)l.total, strerror(errno));
+        close(fd);
+        return rc;
+    }
+    rc = map_lane(lane, fd, &cfg);
+    if (rc < 0)
+        close(fd);
+    return rc; /* a fresh memfd reads as zeros: every word starts at 0 */
+}
+
+int knit__shm_lane_attach(knit__shm_lane_t *lane, int fd, const knit__lane_cfg_t *cfg_in)
+{
+    knit__lane_cfg_t cfg = *cfg_in;
+    int rc = knit__lane_cfg_resolve(&cfg);
+    if (rc < 0)
+        return rc;
+    memset(lane, 0, sizeof *lane);
+    lane->fd = -1;
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return knit__err(KNIT_E_SYS, "fstat of lane fd %d: %s", fd, strerror(errno));
+    knit__layout_t l = knit__layout_make(cfg.payload_max_bytes, cfg.abort_capacity);
+    if ((uint64_t)st.st_size < l.total)
+        return knit__err(KNIT_E_INVAL,
+                         "lane fd %d holds %lld bytes but the layout needs %llu (payload or "
+                         "abort settings differ from the creator's)",
+                         fd, (long long)st.st_size, (unsigned long long)l.total);
+    return map_lane(lane, fd, &cfg);
+}
+
+void knit__shm_lane_close(knit__shm_lane_t *lane)
+{
+    if (lane->map)
+        munmap(lane->map, lane->layout.total);
+    if (lane->fd >= 0)
+        close(lane->fd);
+    lane->map = NULL;
+    lane->fd = -1;
+}
+
+void knit__endpoint_init(knit__endpoint_t *ep, const knit__shm_lane_t *lane, knit__side_t side)
+{
+    knit__ctrl_t *c = knit__shm_ctrl(lane);
+    bool host = side == KNIT__SIDE_HOST;
+    knit__sector_t *txs = host ? &c->req : &c->ret, *rxs = host ? &c->ret : &c->req;
+    uint8_t *tx_base = lane->map + (host ? lane->layout.req_arena_off : lane->layout.ret_arena_off);
+    uint8_t *rx_base = lane->map + (host ? lane->layout.ret_arena_off : lane->layout.req_arena_off);
+
+    memset(ep, 0, sizeof *ep);
+    ep->ctrl = c;
+    ep->tx_slab = host ? c->req_slab : c->ret_slab;
+    ep->rx_slab = host ? c->ret_slab : c->req_slab;
+    knit__qprod_init(&ep->tx, &txs->q_host.word, &txs->q_worker.word);
+    knit__qcons_init(&ep->rx, &rxs->q_host.word, &rxs->q_worker.word);
+    knit__arena_init(&ep->tx_arena, tx_base, lane->layout.arena_bytes,
+                     lane->cfg.payload_initial_bytes, &txs->alloc_host.word,
+                     &txs->alloc_free.word);
+    knit__arena_init(&ep->rx_arena, rx_base, lane->layout.arena_bytes, lane->layout.arena_bytes,
+                     &rxs->alloc_host.word, &rxs->alloc_free.word);
+    ep->codec.max_payload_bytes = lane->cfg.max_payload_bytes;
+    ep->codec.process_boundary = lane->cfg.process_boundary;
+}
+
+int knit__ep_send(knit__endpoint_t *ep, uint32_t w0, uint32_t id, uint32_t stamp_ms,
+                  knit_value_t *v)
+{
+    int slot = knit__qprod_claim(&ep->tx);
+    if (slot < 0)
+        return slot;
+    knit__slot_t *s = &ep->tx_slab[slot];
+    uint32_t hdr[KNIT__HDR_WORDS] = {0};
+    hdr[KNIT__W_FN] = w0;
+    hdr[KNIT__W_ID] = id;
+    knit__hdr_set_stamp(hdr, stamp_ms);
+    int rc = knit__encode(v, hdr, s->stat, &ep->tx_arena, &ep->codec);
+    if (rc < 0)
+        return rc; /* nothing published; the slot stays free */
+    memcpy(s->hdr, hdr, sizeof hdr);
+    knit__qprod_publish(&ep->tx, (unsigned)slot);
+    return 0;
+}
+
+int knit__ep_drain(knit__endpoint_t *ep, int (*cb)(void *ctx, knit__msg_t *msg), void *ctx,
+                   unsigned ack_every, unsigned max)
+{
+    uint32_t pending = knit__qcons_pending(&ep->rx);
+    uint32_t taken = 0;
+    unsigned n = 0, since_ack = 0;
+    int rc = 0;
+    while (pending && (max == 0 || n < max)) {
+        unsigned i = knit__qcons_next(&ep->rx, pending);
+        pending &= ~(1u << i);
+        knit__slot_t *s = &ep->rx_slab[i];
+        uint32_t hdr[KNIT__HDR_WORDS];
+        memcpy(hdr, s->hdr, sizeof hdr); /* private copy: validate what we use */
+        knit__msg_t m;
+        m.w0 = hdr[KNIT__W_FN];
+        m.id = hdr[KNIT__W_ID];
+        m.stamp = knit__hdr_stamp(hdr);
+        m.status = knit__decode(hdr, s->stat, &ep->rx_arena, &ep->codec, &m.value);
+        taken |= 1u << i;
+        n++;
+        rc = cb(ctx, &m);
+        if (rc < 0)
+            break;
+        if (ack_every && ++since_ack == ack_every) {
+            knit__qcons_ack(&ep->rx, taken);
+            taken = 0;
+            since_ack = 0;
+        }
+    }
+    if (taken)
+        knit__qcons_ack(&ep->rx, taken);
+    return rc < 0 ? rc : (int)n;
+}

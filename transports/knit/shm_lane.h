@@ -1,0 +1,94 @@
+/*
+ * knit transport - one lane in shared memory, and the two endpoints that use it.
+ *
+ * knit__shm_lane_create() makes a memfd (close-on-exec), sizes it to the layout of layout.h and
+ * maps it once; the same fd can later be handed to a process worker, which maps it with
+ * knit__shm_lane_attach(). An endpoint is one side's private view: the host produces on the
+ * request lock and consumes the return lock; the worker the other way round. Each producer owns
+ * the allocator of the arena that travels with its lock.
+ */
+#ifndef KNIT_TRANSPORTS_KNIT_SHM_LANE_H
+#define KNIT_TRANSPORTS_KNIT_SHM_LANE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/codec.h"
+#include "knit/value.h"
+#include "transports/knit/layout.h"
+#include "transports/knit/queue.h"
+
+#define KNIT_PAYLOAD_DEFAULT_MAX_BYTES     (64ull << 20) /* payloadMaxByteLength */
+#define KNIT_PAYLOAD_DEFAULT_INITIAL_BYTES (4ull << 20)  /* payloadInitialBytes */
+#define KNIT_PAYLOAD_LIMIT_MAX_BYTES       (4ull << 30)  /* 32-bit region offsets */
+
+typedef struct knit__lane_cfg {
+    uint64_t payload_max_bytes;     /* 0 = 64 MiB; at least 8, at most 4 GiB */
+    uint64_t payload_initial_bytes; /* 0 = 4 MiB; clamped to the maximum */
+    uint64_t max_payload_bytes;     /* 0 = payload_max_bytes >> 3; at most that */
+    uint32_t abort_capacity;        /* abort signals; 0 = no abort bitmap */
+    bool process_boundary;          /* endpoints in different processes */
+} knit__lane_cfg_t;
+
+/* Fill defaults and check ranges (knitting's payload-config rules). */
+int knit__lane_cfg_resolve(knit__lane_cfg_t *cfg);
+
+typedef struct knit__shm_lane {
+    int fd;
+    uint8_t *map;
+    knit__layout_t layout;
+    knit__lane_cfg_t cfg;
+} knit__shm_lane_t;
+
+int knit__shm_lane_create(knit__shm_lane_t *lane, const knit__lane_cfg_t *cfg);
+/* Map an existing lane fd (does not take ownership of fd unless the call succeeds). */
+int knit__shm_lane_attach(knit__shm_lane_t *lane, int fd, const knit__lane_cfg_t *cfg);
+void knit__shm_lane_close(knit__shm_lane_t *lane);
+
+static inline knit__ctrl_t *knit__shm_ctrl(const knit__shm_lane_t *lane)
+{
+    return (knit__ctrl_t *)lane->map;
+}
+
+typedef enum knit__side { KNIT__SIDE_HOST = 0, KNIT__SIDE_WORKER = 1 } knit__side_t;
+
+/* One received frame. */
+typedef struct knit__msg {
+    uint32_t w0;    /* request: task index | abort meta << 16; response: flags */
+    uint32_t id;    /* call id */
+    uint32_t stamp; /* 27-bit enqueue stamp (ms) */
+    int status;     /* 0, or the decode error (value is then UNDEFINED) */
+    knit_value_t value;
+} knit__msg_t;
+
+typedef struct knit__endpoint {
+    knit__ctrl_t *ctrl;
+    knit__slot_t *tx_slab;
+    knit__slot_t *rx_slab;
+    knit__qprod_t tx;
+    knit__qcons_t rx;
+    knit__arena_t tx_arena; /* ours to allocate in */
+    knit__arena_t rx_arena; /* the peer's; we read and free */
+    knit__codec_cfg_t codec;
+} knit__endpoint_t;
+
+void knit__endpoint_init(knit__endpoint_t *ep, const knit__shm_lane_t *lane, knit__side_t side);
+
+/*
+ * Claim a slot, encode `v` into it and publish it. 0 on success; KNIT_E_FULL when all 32 slots
+ * are in use; an encode error otherwise (then nothing is published and no region is held).
+ */
+int knit__ep_send(knit__endpoint_t *ep, uint32_t w0, uint32_t id, uint32_t stamp_ms,
+                  knit_value_t *v);
+
+/*
+ * Take the frames published so far, in the queue's order, handing each to `cb`; acknowledge
+ * every `ack_every` frames (0 = once at the end) and always at the end. Stops after `max`
+ * frames (0 = no limit). Returns the number of frames taken, or the first negative value `cb`
+ * returned (the frames taken so far are still acknowledged). `cb` owns msg->value.
+ */
+int knit__ep_drain(knit__endpoint_t *ep, int (*cb)(void *ctx, knit__msg_t *msg), void *ctx,
+                   unsigned ack_every, unsigned max);
+
+#endif
