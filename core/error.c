@@ -33,6 +33,24 @@ const char *knit_strerror(int code)
         return "no free slot";
     case KNIT_E_AGAIN:
         return "nothing available yet";
+    case KNIT_E_TASK:
+        return "task rejected";
+    case KNIT_E_TIMEOUT:
+        return "task timeout";
+    case KNIT_E_ABORTED:
+        return "call aborted";
+    case KNIT_E_ABORT_EXHAUSTED:
+        return "abort signal capacity exhausted";
+    case KNIT_E_SHUTDOWN:
+        return "pool is shut down";
+    case KNIT_E_HARD_TIMEOUT:
+        return "task hard timeout; pool force-shutdown";
+    case KNIT_E_WORKER_DIED:
+        return "worker died";
+    case KNIT_E_WORKER_STARTUP:
+        return "worker startup failed";
+    case KNIT_E_NO_TASK:
+        return "no such task";
     default:
         return "unknown knit error";
     }

@@ -19,4 +19,10 @@ struct knit_shared_buf {
 void knit__moved_destroy(knit_moved_buf_t *m);
 void knit__error_destroy(knit_error_value_t *e);
 
+/*
+ * Make *dst an owned copy of *src (deep copy; a shared buffer gains a reference). A MOVED value
+ * is moved instead: *dst takes it and *src becomes UNDEFINED.
+ */
+int knit__value_keep(knit_value_t *src, knit_value_t *dst);
+
 #endif

@@ -26,10 +26,19 @@ enum knit_error {
     KNIT_E_CORRUPT = -9,           /* a frame or header failed validation while decoding */
     KNIT_E_FULL = -10,             /* all 32 slots of a lock are in use */
     KNIT_E_AGAIN = -11,            /* nothing to do right now (no frame, no result yet) */
+    KNIT_E_TASK = -12,             /* the task rejected; the future's value is its error */
+    KNIT_E_TIMEOUT = -13,          /* the task's timeout expired (reject flavour) */
+    KNIT_E_ABORTED = -14,          /* the caller cancelled the call */
+    KNIT_E_ABORT_EXHAUSTED = -15,  /* every abort signal id is in use */
+    KNIT_E_SHUTDOWN = -16,         /* the pool is shut down (or shut down under the call) */
+    KNIT_E_HARD_TIMEOUT = -17,     /* the worker hard timeout expired; the pool was shut down */
+    KNIT_E_WORKER_DIED = -18,      /* the worker running the call died */
+    KNIT_E_WORKER_STARTUP = -19,   /* the worker failed to start */
+    KNIT_E_NO_TASK = -20,          /* no task with that name or index */
 };
 
 /* Smallest (most negative) code defined by this version. */
-#define KNIT_E_LAST KNIT_E_AGAIN
+#define KNIT_E_LAST KNIT_E_NO_TASK
 
 /* Fixed text for an error code; never NULL ("unknown knit error" for unknown codes). */
 const char *knit_strerror(int code);

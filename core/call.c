@@ -1,0 +1,202 @@
+/* knit core - calls and futures (include/knit/knit.h). */
+#include <stdlib.h>
+
+#include "core/clock.h"
+#include "core/error_internal.h"
+#include "core/pool_internal.h"
+
+static int new_future(knit_pool_t *p, int task, knit_future_t **out)
+{
+    if (!p || !out)
+        return knit__err(KNIT_E_INVAL, "knit_call: pool and out must not be NULL");
+    if (task < 0 || (uint32_t)task >= p->ntasks)
+        return knit__err(KNIT_E_NO_TASK, "task index %d is not in [0, %u)", task, p->ntasks);
+    knit_future_t *f = calloc(1, sizeof *f);
+    if (!f)
+        return knit__err(KNIT_E_NOMEM, "a call");
+    f->pool = p;
+    f->refs = 2; /* the caller's and the pool's (dropped once settled and delivered) */
+    f->task = task;
+    f->status = KNIT_E_AGAIN;
+    f->state = KNIT__CS_NEW;
+    f->lane = UINT32_MAX;
+    f->abort_id = -1;
+    f->submit_ns = knit__now_ns();
+    f->arg = knit_v_undefined();
+    f->value = knit_v_undefined();
+    p->pending++;
+    *out = f;
+    return 0;
+}
+
+int knit_call(knit_pool_t *p, int task, knit_value_t *arg, knit_future_t **out)
+{
+    knit_future_t *f;
+    int rc = new_future(p, task, &f);
+    if (rc < 0)
+        return rc;
+    f->arg = arg ? *arg : knit_v_undefined(); /* borrowed until published or kept */
+    knit__route_and_send(p, f);
+    if (arg && arg->kind == KNIT_KIND_MOVED && f->arg.kind != KNIT_KIND_MOVED)
+        *arg = knit_v_undefined(); /* the moved buffer now travels with the call */
+    if (!f->has_arg && f->state != KNIT__CS_SETTLED)
+        f->arg = knit_v_undefined();
+    *out = f;
+    return 0;
+}
+
+int knit_call_name(knit_pool_t *p, const char *task, knit_value_t *arg, knit_future_t **out)
+{
+    int t = p ? knit_task_index(p, task) : KNIT_E_INVAL;
+    return t < 0 ? t : knit_call(p, t, arg, out);
+}
+
+int knit_call_after(knit_pool_t *p, int task, knit_future_t *input, knit_future_t **out)
+{
+    if (!input || input->pool != p)
+        return knit__err(KNIT_E_INVAL, "knit_call_after: the input future is not from this pool");
+    knit_future_t *f;
+    int rc = new_future(p, task, &f);
+    if (rc < 0)
+        return rc;
+    f->state = KNIT__CS_WAIT_INPUT;
+    f->input = input;
+    input->refs++; /* held until the dependent is dispatched */
+    f->next_dep = input->deps;
+    input->deps = f;
+    if (input->state == KNIT__CS_SETTLED && input->cb == NULL) {
+        /* already settled and delivered: queue it so the dependents run on the next pass */
+        input->refs++;
+        knit__fifo_push(&p->settled_q, input);
+    }
+    *out = f;
+    return 0;
+}
+
+int knit_call_batch(knit_pool_t *p, int task, knit_value_t *args, size_t n, knit_future_t **outs)
+{
+    if (n && (!args || !outs))
+        return knit__err(KNIT_E_INVAL, "knit_call_batch: args and outs must not be NULL");
+    for (size_t i = 0; i < n; i++) {
+        int rc = knit_call(p, task, &args[i], &outs[i]);
+        if (rc < 0) {
+            for (size_t k = i; k < n; k++)
+                outs[k] = NULL;
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int knit_future_wait(knit_future_t *f, int64_t timeout_ns)
+{
+    if (!f)
+        return knit__err(KNIT_E_INVAL, "knit_future_wait: future is NULL");
+    knit_pool_t *p = f->pool;
+    uint64_t start = knit__now_ns();
+    while (f->state != KNIT__CS_SETTLED) {
+        int64_t left = -1;
+        if (timeout_ns >= 0) {
+            uint64_t spent = knit__now_ns() - start;
+            if (spent >= (uint64_t)timeout_ns && timeout_ns != 0)
+                return KNIT_E_AGAIN;
+            left = timeout_ns - (int64_t)spent;
+        }
+        int rc = knit_pool_progress(p, left);
+        if (rc < 0)
+            return rc;
+        if (timeout_ns == 0)
+            break;
+    }
+    return f->state == KNIT__CS_SETTLED ? f->status : KNIT_E_AGAIN;
+}
+
+bool knit_future_poll(knit_future_t *f)
+{
+    if (f->state != KNIT__CS_SETTLED)
+        knit_pool_progress(f->pool, 0);
+    return f->state == KNIT__CS_SETTLED;
+}
+
+int knit_future_status(const knit_future_t *f)
+{
+    return f->state == KNIT__CS_SETTLED ? f->status : KNIT_E_AGAIN;
+}
+
+const knit_value_t *knit_future_value(const knit_future_t *f)
+{
+    return f->state == KNIT__CS_SETTLED ? &f->value : NULL;
+}
+
+int knit_future_take(knit_future_t *f, knit_value_t *out)
+{
+    if (f->state != KNIT__CS_SETTLED)
+        return KNIT_E_AGAIN;
+    *out = f->value;
+    f->value = knit_v_undefined();
+    return 0;
+}
+
+void knit_future_on_settle(knit_future_t *f, void (*cb)(knit_future_t *, void *), void *ctx)
+{
+    if (f->state == KNIT__CS_SETTLED && !f->cb) {
+        bool queued = false;
+        for (knit_future_t *q = f->pool->settled_q.head; q; q = q->next)
+            queued |= q == f;
+        if (!queued) {
+            cb(f, ctx); /* settled and delivered already: run it now */
+            return;
+        }
+    }
+    f->cb = cb;
+    f->cb_ctx = ctx;
+}
+
+int knit_future_abort(knit_future_t *f)
+{
+    knit_pool_t *p = f->pool;
+    if (!p->tasks[f->task].def.abort_aware)
+        return knit__err(KNIT_E_INVAL, "task '%s' is not abort-aware", p->tasks[f->task].name);
+    if (f->state == KNIT__CS_SETTLED)
+        return 0;
+    f->abort_requested = true;
+    if (f->abort_id >= 0 && f->lane != UINT32_MAX)
+        knit__abort_signal(&p->lanes[f->lane].aborts, (uint32_t)f->abort_id);
+    return 0;
+}
+
+int knit_future_cancel(knit_future_t *f)
+{
+    knit_pool_t *p = f->pool;
+    if (f->state == KNIT__CS_SETTLED || f->state == KNIT__CS_RUNNING)
+        return 0;
+    knit_value_t none = knit_v_undefined();
+    knit__settle_early(p, f, KNIT_E_ABORTED, &none);
+    return 0;
+}
+
+int knit_future_task(const knit_future_t *f)
+{
+    return f->task;
+}
+
+void knit_future_retain(knit_future_t *f)
+{
+    f->refs++;
+}
+
+void knit__future_unref(knit_future_t *f)
+{
+    if (--f->refs == 0) {
+        knit_value_free(&f->value);
+        if (f->has_arg)
+            knit_value_free(&f->arg);
+        free(f);
+    }
+}
+
+void knit_future_release(knit_future_t *f)
+{
+    if (f)
+        knit__future_unref(f);
+}

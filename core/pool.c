@@ -1,0 +1,891 @@
+/*
+ * knit core - pool lifecycle and the host's dispatcher: routing and publishing calls, draining
+ * results, back-pressure, timers, the inline lane, settlement and shutdown.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/error_internal.h"
+#include "core/futex.h"
+#include "core/pool_internal.h"
+
+/* --- small helpers ------------------------------------------------------------------------- */
+
+void knit__fifo_push(knit__fifo_t *q, knit_future_t *f)
+{
+    f->next = NULL;
+    if (q->tail)
+        q->tail->next = f;
+    else
+        q->head = f;
+    q->tail = f;
+    q->len++;
+}
+
+knit_future_t *knit__fifo_pop(knit__fifo_t *q)
+{
+    knit_future_t *f = q->head;
+    if (f) {
+        q->head = f->next;
+        if (!q->head)
+            q->tail = NULL;
+        f->next = NULL;
+        q->len--;
+    }
+    return f;
+}
+
+bool knit__fifo_remove(knit__fifo_t *q, knit_future_t *f)
+{
+    knit_future_t *prev = NULL;
+    for (knit_future_t *c = q->head; c; prev = c, c = c->next) {
+        if (c != f)
+            continue;
+        if (prev)
+            prev->next = c->next;
+        else
+            q->head = c->next;
+        if (q->tail == c)
+            q->tail = prev;
+        c->next = NULL;
+        q->len--;
+        return true;
+    }
+    return false;
+}
+
+void knit__doorbell_ring(knit__doorbell_t *d)
+{
+    /* seq_cst fence: orders our publication of results (release store of H) before the read of
+     * `parked`; pairs with the host's fence between setting `parked` and re-checking. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&d->parked.word, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&d->seq.word, 1, memory_order_relaxed);
+        knit__futex_wake(&d->seq.word, 1);
+    }
+}
+
+void knit__lane_wake(knit__lane_t *lane)
+{
+    knit__ctrl_t *c = lane->ep.ctrl;
+    /* seq_cst fence: orders the release store of H that published the call before the read of
+     * rxStatus; pairs with the worker's fence between rxStatus = 0 and its re-check of H. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&c->sig.rx_status.word, memory_order_relaxed) == 0) {
+        atomic_fetch_add_explicit(&c->sig.op.word, 1, memory_order_relaxed);
+        knit__futex_wake(&c->sig.op.word, 1);
+    }
+}
+
+static int discard_frame(void *ctx, knit__msg_t *m)
+{
+    (void)ctx;
+    knit_value_free(&m->value);
+    return 0;
+}
+
+/* --- registry ------------------------------------------------------------------------------ */
+
+static int reg_alloc(knit_pool_t *p, knit_future_t *f, uint32_t *id)
+{
+    if (p->nfree == 0) {
+        uint32_t cap = p->reg_cap ? p->reg_cap * 2 : 64;
+        knit__slot_ref_t *reg = realloc(p->reg, cap * sizeof *reg);
+        if (!reg)
+            return knit__err(KNIT_E_NOMEM, "call registry of %u entries", cap);
+        uint32_t *ids = realloc(p->free_ids, cap * sizeof *ids);
+        if (!ids) {
+            p->reg = reg;
+            return knit__err(KNIT_E_NOMEM, "call registry of %u entries", cap);
+        }
+        memset(reg + p->reg_cap, 0, (cap - p->reg_cap) * sizeof *reg);
+        for (uint32_t i = cap; i > p->reg_cap; i--)
+            ids[p->nfree++] = i - 1;
+        p->reg = reg;
+        p->free_ids = ids;
+        p->reg_cap = cap;
+    }
+    *id = p->free_ids[--p->nfree];
+    p->reg[*id] = (knit__slot_ref_t) {.call = f, .lane = f->lane, .abort_id = f->abort_id};
+    return 0;
+}
+
+static void reg_free(knit_pool_t *p, uint32_t id)
+{
+    p->reg[id] = (knit__slot_ref_t) {0};
+    p->free_ids[p->nfree++] = id;
+}
+
+/* --- settlement ---------------------------------------------------------------------------- */
+
+static void release_abort_id(knit_pool_t *p, uint32_t lane, int32_t abort_id)
+{
+    if (abort_id >= 0)
+        knit__abort_release(&p->lanes[lane].aborts, (uint32_t)abort_id);
+}
+
+/* A string value (owned) holding the current detailed error message. */
+static knit_value_t errmsg_value(void)
+{
+    knit_value_t s = knit_v_str(knit_errmsg()), v = knit_v_undefined();
+    knit__value_keep(&s, &v);
+    return v;
+}
+
+/* Detach a call from wherever it waits before it settles early. */
+static void detach(knit_pool_t *p, knit_future_t *f)
+{
+    knit__lane_t *lane = f->lane != UINT32_MAX ? &p->lanes[f->lane] : NULL;
+    switch (f->state) {
+    case KNIT__CS_WAIT_INPUT:
+        if (f->input) {
+            knit_future_t **pp = &f->input->deps;
+            while (*pp && *pp != f)
+                pp = &(*pp)->next_dep;
+            if (*pp)
+                *pp = f->next_dep;
+            knit__future_unref(f->input);
+            f->input = NULL;
+        }
+        break;
+    case KNIT__CS_BACKLOG:
+        knit__fifo_remove(&lane->backlog, f);
+        release_abort_id(p, f->lane, f->abort_id);
+        break;
+    case KNIT__CS_INLINE:
+        knit__fifo_remove(&p->inline_q, f);
+        break;
+    case KNIT__CS_INFLIGHT: {
+        /* The worker still has it: keep the id as a zombie until the response arrives, and
+         * ask an abort-aware task to stop. */
+        knit__slot_ref_t *r = &p->reg[f->id];
+        r->call = NULL;
+        r->zombie = true;
+        if (f->abort_id >= 0)
+            knit__abort_signal(&lane->aborts, (uint32_t)f->abort_id);
+        lane->published--;
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+void knit__settle(knit_pool_t *p, knit_future_t *f, int status, knit_value_t *value)
+{
+    if (f->state == KNIT__CS_SETTLED) {
+        if (value)
+            knit_value_free(value);
+        return;
+    }
+    knit__timer_remove(p, f);
+    f->status = status;
+    f->value = value ? *value : knit_v_undefined();
+    if (value)
+        *value = knit_v_undefined();
+    if (f->has_arg) {
+        knit_value_free(&f->arg);
+        f->has_arg = false;
+    }
+    if (f->lane != UINT32_MAX)
+        p->lanes[f->lane].inflight--;
+    if (f->task >= 0 && f->lane != UINT32_MAX)
+        p->tasks[f->task].inflight--;
+    f->state = KNIT__CS_SETTLED;
+    p->pending--;
+    knit__fifo_push(&p->settled_q, f); /* callbacks and dependents run after this pass */
+}
+
+/* Settle a call that has not reached (or has left) the normal result path. */
+void knit__settle_early(knit_pool_t *p, knit_future_t *f, int status, knit_value_t *value)
+{
+    detach(p, f);
+    knit__settle(p, f, status, value);
+}
+
+/* Dependents of a settled call: dispatch them with its value, or pass its rejection on. */
+static void run_dependents(knit_pool_t *p, knit_future_t *f)
+{
+    knit_future_t *d = f->deps;
+    f->deps = NULL;
+    while (d) {
+        knit_future_t *next = d->next_dep;
+        d->next_dep = NULL;
+        d->input = NULL;
+        knit_value_t copy = knit_v_undefined();
+        int rc = knit__value_keep((knit_value_t *)&f->value, &copy);
+        if (rc < 0) {
+            knit_value_t m = errmsg_value();
+            knit__settle(p, d, rc, &m);
+        } else if (f->status != 0) {
+            knit__settle(p, d, f->status, &copy);
+        } else {
+            d->arg = copy;
+            d->has_arg = true;
+            knit__route_and_send(p, d);
+        }
+        knit__future_unref(f); /* the reference the dependent held on its input */
+        d = next;
+    }
+}
+
+static int run_settled(knit_pool_t *p)
+{
+    int n = 0;
+    for (knit_future_t *f; (f = knit__fifo_pop(&p->settled_q));) {
+        if (f->deps)
+            run_dependents(p, f);
+        if (f->cb) {
+            void (*cb)(knit_future_t *, void *) = f->cb;
+            f->cb = NULL;
+            cb(f, f->cb_ctx);
+        }
+        n++;
+        knit__future_unref(f); /* the pool's reference */
+    }
+    return n;
+}
+
+/* --- publishing ---------------------------------------------------------------------------- */
+
+/* Keep an owned copy of the argument for a call that cannot be encoded right now. */
+static int keep_arg(knit_pool_t *p, knit_future_t *f)
+{
+    if (f->has_arg)
+        return 0;
+    int rc = knit__value_keep(&f->arg, &f->arg);
+    if (rc < 0) {
+        knit_value_t m = errmsg_value();
+        knit__settle_early(p, f, rc, &m);
+        return rc;
+    }
+    f->has_arg = true;
+    return 0;
+}
+
+/* Publish one call on its lane: 0, KNIT_E_FULL (still ours), or settled with an error. */
+static int publish(knit_pool_t *p, knit__lane_t *lane, knit_future_t *f)
+{
+    const knit__task_t *t = &p->tasks[f->task];
+    uint32_t id = 0;
+    int rc = reg_alloc(p, f, &id);
+    if (rc < 0)
+        return rc;
+    uint32_t w0 = (uint32_t)f->task | (f->abort_id >= 0 ? ((uint32_t)f->abort_id + 1) << 16 : 0);
+    uint32_t stamp = t->def.timeout_ms ? knit__stamp_ms(f->submit_ns) : 0;
+    rc = knit__ep_send(&lane->ep, w0, id, stamp, &f->arg);
+    if (rc < 0) {
+        reg_free(p, id);
+        return rc;
+    }
+    f->id = id;
+    f->state = KNIT__CS_INFLIGHT;
+    lane->published++;
+    if (f->has_arg) {
+        knit_value_free(&f->arg);
+        f->has_arg = false;
+    }
+    return 0;
+}
+
+/* Publish as much of a lane's backlog as fits, in order. */
+static int flush_backlog(knit_pool_t *p, knit__lane_t *lane)
+{
+    int n = 0;
+    for (knit_future_t *f; (f = lane->backlog.head);) {
+        int rc = publish(p, lane, f);
+        if (rc == KNIT_E_FULL)
+            break;
+        if (rc < 0) {
+            knit_value_t m = errmsg_value();
+            knit__settle_early(p, f, rc, &m); /* leaves the backlog, returns its abort id */
+        } else {
+            knit__fifo_pop(&lane->backlog);
+        }
+        n++;
+    }
+    if (n)
+        knit__lane_wake(lane);
+    return n;
+}
+
+static int arm_timers(knit_pool_t *p, knit_future_t *f)
+{
+    const knit__task_t *t = &p->tasks[f->task];
+    uint64_t soft = t->def.timeout_ms ? f->submit_ns + t->def.timeout_ms * 1000000ull : 0;
+    uint64_t hard = p->opts.worker.hard_timeout_ms
+        ? f->submit_ns + p->opts.worker.hard_timeout_ms * 1000000ull
+        : 0;
+    f->deadline_ns = soft && hard ? (soft < hard ? soft : hard) : soft | hard;
+    return f->deadline_ns ? knit__timer_add(p, f) : 0;
+}
+
+int knit__route_and_send(knit_pool_t *p, knit_future_t *f)
+{
+    if (p->closed) {
+        knit_value_t none = knit_v_undefined();
+        knit__settle(p, f, KNIT_E_SHUTDOWN, &none);
+        return 0;
+    }
+    knit__task_t *t = &p->tasks[f->task];
+    uint32_t li = knit__balance(p, t);
+    knit__lane_t *lane = &p->lanes[li];
+    f->lane = li;
+    lane->inflight++;
+    t->inflight++;
+    if (t->def.abort_aware && !lane->is_inline) {
+        int id = knit__abort_alloc(&lane->aborts);
+        if (id < 0) {
+            knit_value_t m = errmsg_value();
+            knit__settle(p, f, id, &m);
+            return 0;
+        }
+        f->abort_id = id;
+    }
+    if (arm_timers(p, f) < 0) {
+        knit_value_t m = errmsg_value();
+        knit__settle_early(p, f, KNIT_E_NOMEM, &m);
+        return 0;
+    }
+    if (lane->is_inline) {
+        if (keep_arg(p, f) == 0) {
+            f->state = KNIT__CS_INLINE;
+            knit__fifo_push(&p->inline_q, f);
+        }
+        return 0;
+    }
+    if (lane->backlog.len == 0) {
+        int rc = publish(p, lane, f);
+        if (rc == 0) {
+            knit__lane_wake(lane);
+            return 0;
+        }
+        if (rc != KNIT_E_FULL) {
+            knit_value_t m = errmsg_value();
+            release_abort_id(p, li, f->abort_id);
+            f->abort_id = -1;
+            knit__settle(p, f, rc, &m);
+            return 0;
+        }
+    }
+    /* Back-pressure: wait behind earlier calls; a newer call never overtakes them. */
+    if (keep_arg(p, f) == 0) {
+        f->state = KNIT__CS_BACKLOG;
+        knit__fifo_push(&lane->backlog, f);
+    }
+    return 0;
+}
+
+/* --- draining results ---------------------------------------------------------------------- */
+
+static int status_of(uint32_t w0)
+{
+    if (w0 == KNIT__FLAG_RESOLVE)
+        return 0;
+    if (w0 == KNIT__FLAG_REJECT)
+        return KNIT_E_TASK;
+    int s = -(int)w0;
+    return s < 0 && s >= KNIT_E_LAST ? s : KNIT_E_TASK;
+}
+
+typedef struct drain_ctx {
+    knit_pool_t *p;
+    knit__lane_t *lane;
+} drain_ctx_t;
+
+static int on_result(void *ctx, knit__msg_t *m)
+{
+    drain_ctx_t *d = ctx;
+    knit_pool_t *p = d->p;
+    if (m->id >= p->reg_cap || (!p->reg[m->id].call && !p->reg[m->id].zombie)) {
+        knit_value_free(&m->value); /* a response for no call: ignore it */
+        return 0;
+    }
+    knit__slot_ref_t r = p->reg[m->id];
+    release_abort_id(p, r.lane, r.abort_id);
+    reg_free(p, m->id);
+    if (r.zombie) {
+        knit_value_free(&m->value); /* settled early (timeout, cancel): discard late result */
+        return 0;
+    }
+    knit_future_t *f = r.call;
+    f->abort_id = -1;
+    d->lane->published--;
+    knit__settle(p, f, m->status < 0 ? m->status : status_of(m->w0), &m->value);
+    return 0;
+}
+
+static int drain_lane(knit_pool_t *p, knit__lane_t *lane)
+{
+    drain_ctx_t d = {p, lane};
+    int n = knit__ep_drain(&lane->ep, on_result, &d, KNIT__RESULT_ACKS, 0);
+    if (n > 0 && !(lane->backlog.len && flush_backlog(p, lane)))
+        knit__lane_wake(lane); /* a worker parked on a full return lock can go on */
+    else if (lane->backlog.len)
+        flush_backlog(p, lane);
+    return n;
+}
+
+static void fire_timers(knit_pool_t *p, uint64_t now)
+{
+    for (knit_future_t *f; (f = knit__timer_due(p, now));) {
+        const knit__task_t *t = &p->tasks[f->task];
+        uint64_t soft = t->def.timeout_ms ? f->submit_ns + t->def.timeout_ms * 1000000ull : 0;
+        if (soft && soft <= now) {
+            knit_value_t v, copy = knit_v_undefined();
+            int status = knit__timeout_outcome(&t->def, &v);
+            knit__value_keep(&v, &copy);
+            knit__settle_early(p, f, status, &copy);
+        } else {
+            knit_value_t none = knit_v_undefined();
+            knit__settle_early(p, f, KNIT_E_HARD_TIMEOUT, &none);
+            p->shutting_down = true; /* force-shutdown: close once this pass is over */
+            p->force_close = true;
+        }
+    }
+}
+
+static int run_inline(knit_pool_t *p)
+{
+    uint32_t batch = p->opts.inliner.batch_size ? p->opts.inliner.batch_size : 1;
+    int n = 0;
+    for (uint32_t i = 0; i < batch; i++) {
+        knit_future_t *f = knit__fifo_pop(&p->inline_q);
+        if (!f)
+            break;
+        f->state = KNIT__CS_RUNNING;
+        knit_value_t result = knit_v_undefined(), kept = knit_v_undefined();
+        int status = knit__run_inline(p, f, &result, f->abort_requested);
+        if (knit__value_keep(&result, &kept) < 0) {
+            status = KNIT_E_NOMEM;
+            kept = errmsg_value();
+        }
+        knit_value_free(&result);
+        knit__settle(p, f, status, &kept);
+        n++;
+    }
+    return n;
+}
+
+/* True when some worker lane has results waiting. */
+static bool results_waiting(knit_pool_t *p)
+{
+    for (uint32_t i = 0; i < p->nworkers; i++)
+        if (p->lanes[i].published && knit__qcons_pending(&p->lanes[i].ep.rx))
+            return true;
+    return false;
+}
+
+/* One dispatcher pass. Returns the number of frames and calls handled. */
+static int pass(knit_pool_t *p)
+{
+    int work = 0;
+    for (uint32_t i = 0; i < p->nworkers; i++) {
+        knit__lane_t *lane = &p->lanes[i];
+        if (p->dispatcher == KNIT_DISPATCHER_SERIAL_CHANNEL && !lane->inflight)
+            continue; /* serial channel: sweep only the active lanes */
+        work += drain_lane(p, lane);
+    }
+    if (p->heap_len)
+        fire_timers(p, knit__now_ns());
+    if (p->inline_q.len)
+        work += run_inline(p);
+    work += run_settled(p);
+    return work;
+}
+
+static void close_pool(knit_pool_t *p, bool join);
+
+int knit_pool_progress(knit_pool_t *p, int64_t timeout_ns)
+{
+    if (!p)
+        return knit__err(KNIT_E_INVAL, "knit_pool_progress: pool is NULL");
+    uint64_t start = knit__now_ns();
+    int settled = 0;
+    for (;;) {
+        int work = pass(p);
+        settled += work;
+        if (p->force_close) {
+            close_pool(p, false);
+            settled += run_settled(p);
+            return settled;
+        }
+        if (work || timeout_ns == 0 || (p->pending == 0 && p->settled_q.len == 0))
+            return settled;
+        uint64_t now = knit__now_ns();
+        int64_t left = timeout_ns < 0 ? INT64_MAX : (int64_t)(start + (uint64_t)timeout_ns - now);
+        if (left <= 0)
+            return settled;
+        /* Spin while the workers are likely to answer soon. */
+        if (p->spin_ns > 0 || p->opts.wait.spin_only) {
+            uint64_t end = now + (uint64_t)(p->spin_ns > 0 ? p->spin_ns : 0);
+            bool got = false;
+            for (unsigned i = 1;; i++) {
+                if (results_waiting(p)) {
+                    got = true;
+                    break;
+                }
+                knit__cpu_relax();
+                if ((i & 63u) == 0) {
+                    uint64_t t = knit__now_ns();
+                    if ((!p->opts.wait.spin_only && t >= end)
+                        || (timeout_ns >= 0 && t - start >= (uint64_t)timeout_ns)
+                        || (knit__timer_next(p) && t >= knit__timer_next(p)))
+                        break;
+                }
+            }
+            if (got || p->opts.wait.spin_only)
+                continue;
+        }
+        /* Park until a worker rings the doorbell, the next timer, or the caller's deadline. */
+        now = knit__now_ns();
+        uint64_t wake_at = timeout_ns < 0 ? UINT64_MAX : start + (uint64_t)timeout_ns;
+        uint64_t tn = knit__timer_next(p);
+        if (tn && tn < wake_at)
+            wake_at = tn;
+        if (p->inline_q.len || (tn && tn <= now))
+            continue;
+        /* relaxed: the futex compares the value; a later increment makes the wait return. */
+        uint32_t token = atomic_load_explicit(&p->bell->seq.word, memory_order_relaxed);
+        atomic_store_explicit(&p->bell->parked.word, 1, memory_order_relaxed);
+        /* seq_cst fence: orders `parked` before the re-check of the return locks; pairs with
+         * the fence in knit__doorbell_ring. */
+        atomic_thread_fence(memory_order_seq_cst);
+        if (!results_waiting(p))
+            knit__futex_wait(
+                &p->bell->seq.word, token, wake_at == UINT64_MAX ? -1 : (int64_t)(wake_at - now));
+        atomic_store_explicit(&p->bell->parked.word, 0, memory_order_relaxed);
+    }
+}
+
+/* --- creation ------------------------------------------------------------------------------ */
+
+static int cmp_task(const void *a, const void *b)
+{
+    return strcmp(((const knit__task_t *)a)->name, ((const knit__task_t *)b)->name);
+}
+
+static int copy_tasks(knit_pool_t *p, const knit_task_def_t *defs, size_t n)
+{
+    if (n == 0 || n > KNIT__MAX_TASKS)
+        return knit__err(KNIT_E_RANGE, "a pool needs 1 to %u tasks; got %zu", KNIT__MAX_TASKS, n);
+    p->tasks = calloc(n, sizeof *p->tasks);
+    if (!p->tasks)
+        return knit__err(KNIT_E_NOMEM, "%zu task definitions", n);
+    p->ntasks = (uint32_t)n;
+    for (size_t i = 0; i < n; i++) {
+        if (!defs[i].name || !defs[i].name[0] || !defs[i].fn)
+            return knit__err(KNIT_E_INVAL, "task %zu has no name or no function", i);
+        if (defs[i].timeout_value.kind == KNIT_KIND_MOVED)
+            return knit__err(
+                KNIT_E_INVAL, "task '%s': a timeout value cannot be a moved buffer", defs[i].name);
+        p->tasks[i].def = defs[i];
+        p->tasks[i].name = strdup(defs[i].name);
+        if (!p->tasks[i].name)
+            return knit__err(KNIT_E_NOMEM, "task names");
+        p->tasks[i].def.name = p->tasks[i].name;
+        p->any_abort_aware |= defs[i].abort_aware;
+    }
+    qsort(p->tasks, n, sizeof *p->tasks, cmp_task);
+    for (size_t i = 1; i < n; i++)
+        if (!strcmp(p->tasks[i - 1].name, p->tasks[i].name))
+            return knit__err(KNIT_E_INVAL, "task name '%s' is used twice", p->tasks[i].name);
+    return 0;
+}
+
+/* Topology (knitting-internals 4.1): dispatcher and stealing from options and environment. */
+static int choose_topology(knit_pool_t *p)
+{
+    const knit_pool_opts_t *o = &p->opts;
+    knit_dispatcher_t env_disp = KNIT_DISPATCHER_DEFAULT;
+    const char *e = getenv("KNIT_DISPATCHER");
+    if (e && *e && knit_dispatcher_parse(e, &env_disp) < 0)
+        return knit__err(
+            KNIT_E_INVAL, "KNIT_DISPATCHER='%s' is not per-thread or serial-channel", e);
+    p->dispatcher = o->dispatcher != KNIT_DISPATCHER_DEFAULT ? o->dispatcher : env_disp;
+    if (p->dispatcher == KNIT_DISPATCHER_DEFAULT)
+        p->dispatcher
+            = o->threads <= 1 ? KNIT_DISPATCHER_PER_THREAD : KNIT_DISPATCHER_SERIAL_CHANNEL;
+    if (o->steal == KNIT_STEAL_ON)
+        return knit__err(KNIT_E_UNSUPPORTED, "work stealing is not available in this build");
+    p->stealing = false;
+    return 0;
+}
+
+static int make_bell(knit_pool_t *p)
+{
+    /* One shared page (memfd-backed so process workers can map it too). */
+    void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return knit__err(KNIT_E_SYS, "mmap of the host doorbell: %s", strerror(errno));
+    p->bell_map = m;
+    p->bell = m;
+    return 0;
+}
+
+static int make_lanes(knit_pool_t *p)
+{
+    bool inl = p->opts.inliner.enabled;
+    p->nlanes = p->nworkers + (inl ? 1 : 0);
+    p->lanes = calloc(p->nlanes, sizeof *p->lanes);
+    p->order = calloc(p->nlanes, sizeof *p->order);
+    if (!p->lanes || !p->order)
+        return knit__err(KNIT_E_NOMEM, "%u lanes", p->nlanes);
+    p->inline_lane = inl ? p->nworkers : UINT32_MAX;
+    uint32_t k = 0;
+    if (inl && p->opts.inliner.position == KNIT_INLINE_FIRST)
+        p->order[k++] = p->inline_lane;
+    for (uint32_t i = 0; i < p->nworkers; i++)
+        p->order[k++] = i;
+    if (inl && p->opts.inliner.position != KNIT_INLINE_FIRST)
+        p->order[k++] = p->inline_lane;
+    p->norder = k;
+    for (uint32_t i = 0; i < p->nlanes; i++) {
+        knit__lane_t *lane = &p->lanes[i];
+        lane->index = i;
+        lane->mem.fd = -1;
+        lane->is_inline = i == p->inline_lane;
+        if (lane->is_inline)
+            continue;
+        int rc = knit__shm_lane_create(&lane->mem, &p->lane_cfg);
+        if (rc < 0)
+            return rc;
+        knit__endpoint_init(&lane->ep, &lane->mem, KNIT__SIDE_HOST);
+        if (p->lane_cfg.abort_capacity) {
+            _Atomic uint32_t *bits
+                = (_Atomic uint32_t *)(lane->mem.map + lane->mem.layout.abort_off);
+            rc = knit__abort_init(&lane->aborts, p->lane_cfg.abort_capacity, bits);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+int knit_pool_create(
+    const knit_pool_opts_t *opts, const knit_task_def_t *tasks, size_t ntasks, knit_pool_t **out)
+{
+    if (!out || !tasks)
+        return knit__err(KNIT_E_INVAL, "knit_pool_create: tasks and out must not be NULL");
+    *out = NULL;
+    knit_pool_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return knit__err(KNIT_E_NOMEM, "pool");
+    if (opts)
+        p->opts = *opts;
+    knit_pool_opts_t *o = &p->opts;
+    int rc = 0;
+    if (o->runtime != KNIT_RUNTIME_THREAD)
+        rc = knit__err(KNIT_E_UNSUPPORTED, "the process runtime is not available in this build");
+    else if (o->transport != KNIT_TRANSPORT_KNIT)
+        rc = knit__err(KNIT_E_UNSUPPORTED, "only the knit transport is available in this build");
+    else if (o->threads > 1024)
+        rc = knit__err(KNIT_E_RANGE, "threads must be at most 1024; got %u", o->threads);
+    if (rc == 0)
+        rc = copy_tasks(p, tasks, ntasks);
+    if (rc == 0) {
+        p->nworkers = o->threads ? o->threads : 1;
+        if (o->threads == 0)
+            o->threads = 1;
+        rc = choose_topology(p);
+    }
+    if (rc == 0) {
+        p->lane_cfg.payload_initial_bytes = o->payload.initial_bytes;
+        p->lane_cfg.payload_max_bytes = o->payload.max_byte_length;
+        p->lane_cfg.max_payload_bytes = o->payload.max_payload_bytes;
+        p->lane_cfg.abort_capacity = p->any_abort_aware
+            ? (o->abort_capacity ? o->abort_capacity : KNIT__DEFAULT_ABORTS)
+            : 0;
+        rc = knit__lane_cfg_resolve(&p->lane_cfg);
+    }
+    if (rc == 0) {
+        uint32_t lanes = p->nworkers + (o->inliner.enabled ? 1 : 0);
+        p->spin_ns = o->wait.spin_ns < 0 ? 0
+            : o->wait.spin_ns > 0        ? o->wait.spin_ns
+                                         : (int64_t)KNIT__DEFAULT_SPIN_NS * lanes;
+        if (getrandom(&p->rng, sizeof p->rng, 0) != (ssize_t)sizeof p->rng)
+            p->rng = (uint64_t)knit__now_ns();
+        p->rng |= 1;
+        rc = make_bell(p);
+    }
+    if (rc == 0)
+        rc = make_lanes(p);
+    for (uint32_t i = 0; rc == 0 && i < p->nworkers; i++)
+        rc = knit__worker_start(p, &p->lanes[i]);
+    if (rc < 0) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", knit_errmsg());
+        p->closed = true;
+        knit_pool_destroy(p);
+        knit__err(rc, "%s", strchr(msg, ':') ? strchr(msg, ':') + 2 : msg);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+/* --- shutdown ------------------------------------------------------------------------------ */
+
+static void reject_all(knit_pool_t *p)
+{
+    knit_value_t none;
+    for (uint32_t id = 0; id < p->reg_cap; id++) {
+        if (p->reg[id].call) {
+            none = knit_v_undefined();
+            knit__settle_early(p, p->reg[id].call, KNIT_E_SHUTDOWN, &none);
+        }
+    }
+    for (uint32_t i = 0; i < p->nlanes; i++)
+        while (p->lanes[i].backlog.head) {
+            none = knit_v_undefined();
+            knit__settle_early(p, p->lanes[i].backlog.head, KNIT_E_SHUTDOWN, &none);
+        }
+    while (p->inline_q.head) {
+        none = knit_v_undefined();
+        knit__settle_early(p, p->inline_q.head, KNIT_E_SHUTDOWN, &none);
+    }
+}
+
+static void join_workers(knit_pool_t *p)
+{
+    for (uint32_t i = 0; i < p->nworkers; i++)
+        knit__worker_stop(&p->lanes[i]);
+    for (uint32_t i = 0; i < p->nworkers; i++)
+        knit__worker_join(&p->lanes[i]);
+}
+
+static void close_pool(knit_pool_t *p, bool join)
+{
+    p->force_close = false;
+    if (!p->closed) {
+        p->closed = true;
+        reject_all(p);
+        for (uint32_t i = 0; i < p->nworkers; i++)
+            knit__worker_stop(&p->lanes[i]);
+    }
+    if (join)
+        join_workers(p);
+}
+
+int knit_pool_shutdown(knit_pool_t *p, knit_shutdown_mode_t mode, uint32_t delay_ms)
+{
+    if (!p)
+        return knit__err(KNIT_E_INVAL, "knit_pool_shutdown: pool is NULL");
+    if (p->closed || p->shutting_down) {
+        if (p->closed && !p->joined) {
+            join_workers(p);
+            p->joined = true;
+        }
+        return 0;
+    }
+    p->shutting_down = true;
+    uint64_t end = knit__now_ns() + (uint64_t)delay_ms * 1000000ull;
+    for (uint64_t now; !p->closed && (now = knit__now_ns()) < end;)
+        knit_pool_progress(p, (int64_t)(end - now));
+    if (mode == KNIT_SHUTDOWN_DRAIN || p->opts.worker.resolve_after_finishing_all)
+        while (!p->closed && p->pending)
+            knit_pool_progress(p, -1);
+    close_pool(p, true);
+    p->joined = true;
+    run_settled(p);
+    return 0;
+}
+
+void knit_pool_destroy(knit_pool_t *p)
+{
+    if (!p)
+        return;
+    close_pool(p, true);
+    run_settled(p);
+    for (uint32_t i = 0; p->lanes && i < p->nlanes; i++) {
+        knit__lane_t *lane = &p->lanes[i];
+        if (!lane->is_inline && lane->mem.map) {
+            /* results nobody will read: release what they hold */
+            knit__ep_drain(&lane->ep, discard_frame, NULL, 0, 0);
+            knit__shm_lane_close(&lane->mem);
+        }
+        knit__abort_fini(&lane->aborts);
+    }
+    for (uint32_t i = 0; p->tasks && i < p->ntasks; i++)
+        free(p->tasks[i].name);
+    free(p->tasks);
+    free(p->lanes);
+    free(p->order);
+    free(p->reg);
+    free(p->free_ids);
+    free(p->heap);
+    if (p->bell_map)
+        munmap(p->bell_map, 4096);
+    free(p);
+}
+
+/* --- introspection ------------------------------------------------------------------------- */
+
+int knit_task_index(const knit_pool_t *p, const char *name)
+{
+    if (!p || !name)
+        return knit__err(KNIT_E_INVAL, "knit_task_index: pool and name must not be NULL");
+    uint32_t lo = 0, hi = p->ntasks;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        int c = strcmp(p->tasks[mid].name, name);
+        if (c == 0)
+            return (int)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return knit__err(KNIT_E_NO_TASK, "no task named '%s'", name);
+}
+
+uint32_t knit_pool_lanes(const knit_pool_t *p)
+{
+    return p->nlanes;
+}
+
+bool knit_pool_stealing(const knit_pool_t *p)
+{
+    return p->stealing;
+}
+
+knit_dispatcher_t knit_pool_dispatcher(const knit_pool_t *p)
+{
+    return p->dispatcher;
+}
+
+size_t knit_pool_pending(const knit_pool_t *p)
+{
+    return p->pending;
+}
+
+const char *knit_dispatcher_name(knit_dispatcher_t d)
+{
+    switch (d) {
+    case KNIT_DISPATCHER_PER_THREAD:
+        return "per-thread";
+    case KNIT_DISPATCHER_SERIAL_CHANNEL:
+        return "serial-channel";
+    default:
+        return "default";
+    }
+}
+
+int knit_dispatcher_parse(const char *name, knit_dispatcher_t *out)
+{
+    if (name && !strcmp(name, "per-thread"))
+        *out = KNIT_DISPATCHER_PER_THREAD;
+    else if (name && !strcmp(name, "serial-channel"))
+        *out = KNIT_DISPATCHER_SERIAL_CHANNEL;
+    else
+        return knit__err(KNIT_E_INVAL, "unknown dispatcher '%s' (per-thread, serial-channel)",
+            name ? name : "(null)");
+    return 0;
+}

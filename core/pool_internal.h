@@ -1,0 +1,209 @@
+/*
+ * knit core - the pool's internal state, shared by pool.c (lifecycle, progress, settlement),
+ * call.c (calls and futures), balancer.c, abort.c, timer.c and the worker loop.
+ */
+#ifndef KNIT_CORE_POOL_INTERNAL_H
+#define KNIT_CORE_POOL_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/value_internal.h"
+#include "knit/knit.h"
+#include "transports/knit/shm_lane.h"
+
+#define KNIT__MAX_TASKS       65536u
+#define KNIT__DEFAULT_ABORTS  258u
+#define KNIT__RESULT_ACKS     8u    /* the host acknowledges return slots every 8 frames */
+#define KNIT__RUN_PER_TURN    5u    /* tasks a worker starts per loop turn (knitting's value) */
+#define KNIT__WRITE_MAX       64u   /* backlogged results a worker retries per turn */
+#define KNIT__DEFAULT_SPIN_NS 50000 /* spin budget before parking, per lane (knitting: 50 us) */
+
+/* Call states. */
+enum knit__call_state {
+    KNIT__CS_NEW = 0,    /* created, not routed yet */
+    KNIT__CS_WAIT_INPUT, /* knit_call_after: waiting for the input future */
+    KNIT__CS_BACKLOG,    /* waiting for a free slot on its lane */
+    KNIT__CS_INLINE,     /* queued on the inline lane */
+    KNIT__CS_INFLIGHT,   /* published to a worker */
+    KNIT__CS_RUNNING,    /* running on the inline lane right now */
+    KNIT__CS_SETTLED,
+};
+
+/* A call and its future are the same object. */
+struct knit_future {
+    knit_pool_t *pool;
+    uint32_t refs; /* the caller's reference + the pool's while unsettled */
+    int32_t task;
+    int status;           /* KNIT_E_AGAIN while pending */
+    uint8_t state;        /* enum knit__call_state */
+    bool has_arg;         /* `arg` holds an owned copy to encode later */
+    bool abort_requested; /* knit_future_abort was called */
+    uint32_t lane;        /* lane index (UINT32_MAX before routing) */
+    uint32_t id;          /* registry id while in flight */
+    int32_t abort_id;     /* -1 = none */
+    uint64_t submit_ns;   /* when knit_call ran (timeouts count from here) */
+    uint64_t deadline_ns; /* earliest of the soft and hard deadlines; 0 = none */
+    uint32_t heap_pos;    /* index in the timer heap + 1; 0 = not in it */
+    knit_value_t arg;
+    knit_value_t value;
+    void (*cb)(knit_future_t *, void *);
+    void *cb_ctx;
+    knit_future_t *input; /* knit_call_after: the future we wait for */
+    knit_future_t *deps;  /* calls waiting for this one (linked by next_dep) */
+    knit_future_t *next_dep;
+    knit_future_t *next; /* backlog / inline queue / free list link */
+};
+
+/* FIFO of futures linked through ->next. */
+typedef struct knit__fifo {
+    knit_future_t *head, *tail;
+    size_t len;
+} knit__fifo_t;
+
+void knit__fifo_push(knit__fifo_t *q, knit_future_t *f);
+knit_future_t *knit__fifo_pop(knit__fifo_t *q);
+bool knit__fifo_remove(knit__fifo_t *q, knit_future_t *f);
+
+/* Abort ids of one lane: a private in-use bitmap; the shared bitmap lives in lane memory. */
+typedef struct knit__abort_ids {
+    uint32_t capacity;
+    uint32_t words;
+    uint32_t cursor;
+    uint32_t used;
+    uint32_t *in_use;         /* private */
+    _Atomic uint32_t *shared; /* lane memory: bit set = aborted */
+} knit__abort_ids_t;
+
+int knit__abort_init(knit__abort_ids_t *a, uint32_t capacity, _Atomic uint32_t *shared);
+void knit__abort_fini(knit__abort_ids_t *a);
+int knit__abort_alloc(knit__abort_ids_t *a); /* id or KNIT_E_ABORT_EXHAUSTED */
+void knit__abort_release(knit__abort_ids_t *a, uint32_t id);
+void knit__abort_signal(knit__abort_ids_t *a, uint32_t id);
+static inline bool knit__abort_is_set(_Atomic uint32_t *shared, uint32_t id)
+{
+    /* acquire: a task that sees its bit also sees what the host wrote before setting it. */
+    return (atomic_load_explicit(&shared[id >> 5], memory_order_acquire) >> (id & 31u)) & 1u;
+}
+
+/* The host's doorbell: workers ring it after publishing results while the host is parked. */
+typedef struct knit__doorbell {
+    knit__line_t seq;    /* futex word the host sleeps on; workers increment it */
+    knit__line_t parked; /* host: 1 while it is (about to be) asleep */
+} knit__doorbell_t;
+
+void knit__doorbell_ring(knit__doorbell_t *d);
+
+/* One worker of the thread runtime (state private to the worker thread after start). */
+typedef struct knit__worker knit__worker_t;
+
+typedef struct knit__lane {
+    uint32_t index;
+    bool is_inline;
+    knit__shm_lane_t mem;
+    knit__endpoint_t ep; /* host side */
+    knit__worker_t *worker;
+    uint32_t inflight; /* routed here and not settled (backlog + published + inline queue) */
+    uint32_t published;
+    knit__fifo_t backlog;
+    knit__abort_ids_t aborts;
+} knit__lane_t;
+
+typedef struct knit__task {
+    knit_task_def_t def;
+    char *name;         /* owned copy */
+    uint32_t inflight;  /* calls of this task not settled (inliner gate) */
+    uint32_t rr_cursor; /* balancer state, per task */
+} knit__task_t;
+
+/* Registry entry for an id: the call in flight, or a zombie awaiting a late response. */
+typedef struct knit__slot_ref {
+    knit_future_t *call; /* NULL when free or zombie */
+    bool zombie;         /* settled early (timeout, cancel); the response is still to come */
+    uint32_t lane;
+    int32_t abort_id;
+} knit__slot_ref_t;
+
+struct knit_pool {
+    knit_pool_opts_t opts;
+    knit__task_t *tasks;
+    uint32_t ntasks;
+    bool any_abort_aware;
+
+    knit__lane_t *lanes; /* worker lanes, then the inline lane if any */
+    uint32_t nworkers;
+    uint32_t nlanes;      /* nworkers + (inline ? 1 : 0) */
+    uint32_t inline_lane; /* index in lanes, or UINT32_MAX */
+    uint32_t *order;      /* balancer order of lanes (inline first or last) */
+    uint32_t norder;
+    knit_dispatcher_t dispatcher;
+    bool stealing;
+    uint64_t rng;
+
+    knit__lane_cfg_t lane_cfg;
+    knit__doorbell_t *bell; /* in shared memory so process workers can ring it */
+    void *bell_map;
+
+    /* call registry */
+    knit__slot_ref_t *reg;
+    uint32_t reg_cap;
+    uint32_t *free_ids;
+    uint32_t nfree;
+
+    /* timers: binary min-heap of futures by deadline_ns */
+    knit_future_t **heap;
+    uint32_t heap_len, heap_cap;
+
+    knit__fifo_t inline_q;
+    knit__fifo_t settled_q; /* settled, callbacks still to run */
+    size_t pending;         /* calls not settled */
+    bool closed;
+    bool shutting_down;
+    bool force_close; /* a hard timeout fired: close at the end of this pass */
+    bool joined;      /* worker threads joined */
+    int64_t spin_ns;
+};
+
+/* pool.c */
+void knit__settle(knit_pool_t *p, knit_future_t *f, int status, knit_value_t *value);
+/* Settle a call wherever it waits (input, backlog, inline queue, in flight as a zombie). */
+void knit__settle_early(knit_pool_t *p, knit_future_t *f, int status, knit_value_t *value);
+int knit__route_and_send(knit_pool_t *p, knit_future_t *f);
+void knit__lane_wake(knit__lane_t *lane);
+void knit__future_unref(knit_future_t *f);
+
+/* balancer.c */
+uint32_t knit__balance(knit_pool_t *p, knit__task_t *t);
+
+/* timer.c */
+int knit__timer_add(knit_pool_t *p, knit_future_t *f);
+void knit__timer_remove(knit_pool_t *p, knit_future_t *f);
+knit_future_t *knit__timer_due(knit_pool_t *p, uint64_t now);
+uint64_t knit__timer_next(const knit_pool_t *p); /* 0 = none */
+
+/* worker.c: the worker loop, and the thread runtime that runs it */
+int knit__worker_start(knit_pool_t *p, knit__lane_t *lane);
+void knit__worker_stop(knit__lane_t *lane); /* ask to stop and wake */
+void knit__worker_join(knit__lane_t *lane); /* wait for the thread, free its state */
+/* Run an inline-lane call on the host thread; returns the settlement status. */
+int knit__run_inline(knit_pool_t *p, knit_future_t *f, knit_value_t *result, bool aborted);
+
+/* The timeout outcome of a task as a status and value (borrowed from the definition). */
+static inline int knit__timeout_outcome(const knit_task_def_t *d, knit_value_t *v)
+{
+    switch (d->on_timeout) {
+    case KNIT_TIMEOUT_RESOLVE:
+        *v = d->timeout_value;
+        return 0;
+    case KNIT_TIMEOUT_ERROR:
+        *v = d->timeout_value;
+        return KNIT_E_TASK;
+    default:
+        *v = knit_v_undefined();
+        return KNIT_E_TIMEOUT;
+    }
+}
+
+#endif

@@ -1,0 +1,176 @@
+/*
+ * knit-micro: payload-arena region allocator benchmarks (arena/...).
+ *
+ * arena/alloc_free/<bytes>: knit__arena_alloc() then knit__arena_free() of one region on the
+ * request arena of a real lane. With nothing else live, every allocation takes the "all
+ * regions free: reset to offset 0" path.
+ *
+ * arena/fifo<K>/<sizes>: K regions stay live; each iteration frees the oldest and allocates a
+ * new one (a lane with K calls in flight). With one size the allocator reuses the freed
+ * region in place (exact fit); with mixed sizes it has to compact its table and search for a
+ * gap. fifo31 keeps all but one of the 32 region indices busy.
+ *
+ * The allocator never touches payload bytes, so region size only matters for placement.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/arena.h"
+#include "gbench/gbench.h"
+#include "knit/error.h"
+#include "transports/knit/shm_lane.h"
+
+#define FIFO_MAX 31u /* one index is always left for the allocation of the next iteration */
+
+/* A live-region pattern: `depth` regions in flight, sizes taken in turn from `sizes`. */
+typedef struct pattern {
+    unsigned depth;
+    const uint32_t *sizes; /* zero-terminated */
+} pattern_t;
+
+/* The regions a FIFO pattern holds, oldest at `head`. */
+typedef struct fifo {
+    uint32_t index[FIFO_MAX];
+    unsigned head;
+    unsigned next_size; /* position in pattern->sizes */
+} fifo_t;
+
+static void fail(knit_gbench_state_t *st, const char *what, int rc)
+{
+    knit_gbench_skip_with_errorf(st, "%s: %s (%s)", what, knit_strerror(rc), knit_errmsg());
+}
+
+/* The host endpoint's request arena of a fresh lane. */
+static int arena_open(knit__shm_lane_t *lane, knit__endpoint_t *ep)
+{
+    knit__lane_cfg_t cfg = {0};
+    int rc = knit__shm_lane_create(lane, &cfg);
+    if (rc == 0)
+        knit__endpoint_init(ep, lane, KNIT__SIDE_HOST);
+    return rc;
+}
+
+static int bm_alloc_free(const knit_gbench_def_t *def, knit_gbench_state_t *st)
+{
+    uint64_t bytes = (uint64_t)def->arg;
+    knit__shm_lane_t lane;
+    knit__endpoint_t ep;
+    int rc = arena_open(&lane, &ep);
+    if (rc < 0) {
+        fail(st, "creating a lane", rc);
+        return rc;
+    }
+    knit__arena_t *a = &ep.tx_arena;
+    while (knit_gbench_keep_running(st, 1)) {
+        uint32_t index, start;
+        rc = knit__arena_alloc(a, bytes, &index, &start);
+        if (rc < 0) {
+            fail(st, "knit__arena_alloc", rc);
+            break;
+        }
+        knit__arena_free(a->free_bits, index);
+    }
+    if (rc == 0)
+        knit_gbench_set_items_processed(st, (int64_t)knit_gbench_iterations(st));
+    knit__shm_lane_close(&lane);
+    return rc;
+}
+
+/* Allocate the next region of the pattern into slot `at` of the FIFO. */
+static int fifo_alloc(knit__arena_t *a, const pattern_t *p, fifo_t *q, unsigned at)
+{
+    uint32_t bytes = p->sizes[q->next_size];
+    if (p->sizes[++q->next_size] == 0)
+        q->next_size = 0;
+    uint32_t start;
+    return knit__arena_alloc(a, bytes, &q->index[at], &start);
+}
+
+/* Fill the FIFO to its depth (untimed). */
+static int fifo_fill(knit__arena_t *a, const pattern_t *p, fifo_t *q)
+{
+    memset(q, 0, sizeof *q);
+    for (unsigned i = 0; i < p->depth; i++) {
+        int rc = fifo_alloc(a, p, q, i);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Free the oldest region, allocate a new one in its place. */
+static inline int fifo_step(knit__arena_t *a, const pattern_t *p, fifo_t *q)
+{
+    knit__arena_free(a->free_bits, q->index[q->head]);
+    int rc = fifo_alloc(a, p, q, q->head);
+    if (++q->head == p->depth)
+        q->head = 0;
+    return rc;
+}
+
+static int bm_fifo(const knit_gbench_def_t *def, knit_gbench_state_t *st)
+{
+    const pattern_t *p = def->user_data;
+    knit__shm_lane_t lane;
+    knit__endpoint_t ep;
+    int rc = arena_open(&lane, &ep);
+    if (rc < 0) {
+        fail(st, "creating a lane", rc);
+        return rc;
+    }
+    knit__arena_t *a = &ep.tx_arena;
+    fifo_t q;
+    rc = fifo_fill(a, p, &q);
+    if (rc < 0)
+        fail(st, "filling the arena", rc);
+    while (rc == 0 && knit_gbench_keep_running(st, 1)) {
+        rc = fifo_step(a, p, &q);
+        if (rc < 0)
+            fail(st, "knit__arena_alloc with regions live", rc);
+    }
+    if (rc == 0) {
+        knit_gbench_set_items_processed(st, (int64_t)knit_gbench_iterations(st));
+        knit_gbench_set_counter(st, "live_regions", (double)knit__arena_live(a), false);
+        knit_gbench_set_counter(st, "arena_capacity", (double)a->capacity, false);
+    }
+    knit__shm_lane_close(&lane);
+    return rc;
+}
+
+static const uint32_t sizes_4k[] = {4096, 0};
+static const uint32_t sizes_64[] = {64, 0};
+/* Seven sizes against eight live regions: the freed region rarely fits exactly. */
+static const uint32_t sizes_mixed[] = {64, 4096, 512, 65536, 192, 16384, 1024, 0};
+
+static const pattern_t fifo8_4k = {8, sizes_4k};
+static const pattern_t fifo8_mixed = {8, sizes_mixed};
+static const pattern_t fifo31_64 = {31, sizes_64};
+
+int knit_micro_register_arena(void)
+{
+    static const int64_t sizes[] = {64, 4096, 1048576};
+    char name[64];
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        snprintf(name, sizeof name, "arena/alloc_free/%lld", (long long)sizes[i]);
+        knit_gbench_def_t def = {.name = name, .run = bm_alloc_free, .arg = sizes[i]};
+        int rc = knit_gbench_register(&def);
+        if (rc < 0)
+            return rc;
+    }
+    static const struct {
+        const char *name;
+        const pattern_t *pattern;
+    } fifos[] = {
+        {"arena/fifo8/4096", &fifo8_4k},
+        {"arena/fifo8/mixed", &fifo8_mixed},
+        {"arena/fifo31/64", &fifo31_64},
+    };
+    for (size_t i = 0; i < sizeof fifos / sizeof fifos[0]; i++) {
+        knit_gbench_def_t def
+            = {.name = fifos[i].name, .run = bm_fifo, .user_data = (void *)fifos[i].pattern};
+        int rc = knit_gbench_register(&def);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}

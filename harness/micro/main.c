@@ -1,0 +1,37 @@
+/*
+ * knit-micro - Google Benchmark micro-benchmarks of knit's codec, slots and arenas.
+ *
+ * Each source file of this folder registers one group of benchmarks; this file registers
+ * them all and hands the command line to Google Benchmark (./run.sh micro, harness/README.md).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "gbench/gbench.h"
+
+/* Defined by the group files (codec.c, slot.c, arena.c); 0 or a negative errno value. */
+int knit_micro_register_codec(void);
+int knit_micro_register_slot(void);
+int knit_micro_register_arena(void);
+
+static const struct group {
+    const char *name;
+    int (*register_fn)(void);
+} groups[] = {
+    {"codec", knit_micro_register_codec},
+    {"slot", knit_micro_register_slot},
+    {"arena", knit_micro_register_arena},
+};
+
+int main(int argc, char **argv)
+{
+    for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
+        int rc = groups[i].register_fn();
+        if (rc < 0) {
+            fprintf(stderr, "knit-micro: registering the %s benchmarks failed: %s\n",
+                groups[i].name, strerror(-rc));
+            return 2;
+        }
+    }
+    return knit_gbench_main(argc, argv);
+}

@@ -1,0 +1,261 @@
+/*
+ * knit - a worker pool whose calls travel through lock-free slots in shared memory.
+ *
+ * Define tasks (a name and a C function taking one value and producing one value), create a
+ * pool of workers, call a task and get a future, wait for it. docs/API.md has a quick start.
+ *
+ * Threading model: a pool is driven by the thread that created it (the host thread), as
+ * knitting's pool is driven by its event loop. knit_call, the future functions and
+ * knit_pool_progress must be called from that thread; settlement, completion callbacks, timeouts
+ * and the inline lane all run on it while it is inside a knit function that waits or polls.
+ * Task functions run on the worker threads (or on the host thread for the inline lane).
+ */
+#ifndef KNIT_KNIT_H
+#define KNIT_KNIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "knit/error.h"
+#include "knit/value.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct knit_pool knit_pool_t;
+typedef struct knit_future knit_future_t;
+typedef struct knit_task_ctx knit_task_ctx_t;
+
+/* --- tasks ------------------------------------------------------------------------------------ */
+
+/*
+ * A task: fills *result and returns 0 to resolve, or returns KNIT_TASK_REJECT to reject with
+ * *result as the rejection value (the caller sees KNIT_E_TASK). *arg is owned by the worker loop
+ * and freed after the task returns; a task may move it into *result (`*result = *arg;
+ * *arg = knit_v_undefined();`). If *result has KNIT_VF_OWNED set, the worker frees it after
+ * sending; otherwise its memory must stay valid until the task returns to the loop (static data
+ * or the argument's own memory).
+ */
+typedef int (*knit_task_fn)(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result);
+
+#define KNIT_TASK_REJECT 1
+
+/* What happens when a task's timeout expires. */
+typedef enum knit_timeout_action {
+    KNIT_TIMEOUT_REJECT = 0,  /* reject with KNIT_E_TIMEOUT ("Task timeout") */
+    KNIT_TIMEOUT_RESOLVE = 1, /* resolve with timeout_value (UNDEFINED if not set: "maybe") */
+    KNIT_TIMEOUT_ERROR = 2,   /* reject with KNIT_E_TASK and timeout_value as the error */
+} knit_timeout_action_t;
+
+typedef struct knit_task_def {
+    const char *name; /* unique; tasks are indexed in name order, as in knitting */
+    knit_task_fn fn;
+    uint32_t timeout_ms; /* 0 = no timeout; counted from the call, queue wait included */
+    knit_timeout_action_t on_timeout;
+    knit_value_t timeout_value; /* borrowed; must outlive the pool */
+    bool abort_aware;           /* the task polls knit_task_aborted() */
+    void *user_data;            /* returned by knit_task_user_data() */
+} knit_task_def_t;
+
+/* Inside a task. */
+bool knit_task_aborted(const knit_task_ctx_t *ctx); /* the caller asked the call to stop */
+void *knit_task_user_data(const knit_task_ctx_t *ctx);
+uint32_t knit_task_worker(const knit_task_ctx_t *ctx); /* worker index; UINT32_MAX inline */
+
+/* --- pool options ---------------------------------------------------------------------------- */
+
+typedef enum knit_runtime { KNIT_RUNTIME_THREAD = 0, KNIT_RUNTIME_PROCESS = 1 } knit_runtime_t;
+
+typedef enum knit_transport {
+    KNIT_TRANSPORT_KNIT = 0,
+    KNIT_TRANSPORT_PIPE,
+    KNIT_TRANSPORT_UNIX,
+    KNIT_TRANSPORT_SEQPACKET,
+    KNIT_TRANSPORT_TCP,
+} knit_transport_t;
+
+typedef enum knit_balancer {
+    KNIT_BALANCER_DEFAULT = 0, /* roundRobin, and lets the pool pick stealing */
+    KNIT_BALANCER_ROUND_ROBIN,
+    KNIT_BALANCER_FIRST_IDLE,
+    KNIT_BALANCER_RANDOM_LANE,
+    KNIT_BALANCER_FIRST_IDLE_OR_RANDOM,
+} knit_balancer_t;
+
+typedef enum knit_dispatcher {
+    KNIT_DISPATCHER_DEFAULT = 0, /* KNIT_DISPATCHER env, else per-thread for 1 worker */
+    KNIT_DISPATCHER_PER_THREAD,
+    KNIT_DISPATCHER_SERIAL_CHANNEL,
+} knit_dispatcher_t;
+
+typedef enum knit_steal {
+    KNIT_STEAL_DEFAULT = 0, /* KNIT_STEAL env, else on for 2-31 thread workers with defaults */
+    KNIT_STEAL_ON,
+    KNIT_STEAL_OFF,
+} knit_steal_t;
+
+typedef enum knit_inline_position {
+    KNIT_INLINE_LAST = 0,
+    KNIT_INLINE_FIRST = 1
+} knit_inline_position_t;
+
+typedef struct knit_inliner_opts {
+    bool enabled;                    /* add a lane that runs tasks on the host thread */
+    knit_inline_position_t position; /* where it sits among the lanes (default last) */
+    uint32_t batch_size;             /* calls run per progress step (0 = 1) */
+    uint32_t dispatch_threshold;     /* in-flight calls of a task before the inline lane is
+                                        eligible (0 or 1 = always eligible) */
+} knit_inliner_opts_t;
+
+typedef struct knit_payload_opts {
+    uint64_t initial_bytes;     /* 0 = 4 MiB */
+    uint64_t max_byte_length;   /* arena size per direction per lane; 0 = 64 MiB */
+    uint64_t max_payload_bytes; /* per value; 0 = max_byte_length >> 3 */
+} knit_payload_opts_t;
+
+typedef struct knit_wait_opts {
+    int64_t spin_ns; /* busy-wait budget before parking; 0 = default, < 0 = never spin */
+    bool spin_only;  /* never park (benchmarks: label spin-only figures) */
+} knit_wait_opts_t;
+
+typedef struct knit_worker_opts {
+    uint32_t hard_timeout_ms;         /* 0 = none; expiry rejects the call and shuts the pool */
+    bool resolve_after_finishing_all; /* graceful shutdown waits for every submitted call */
+} knit_worker_opts_t;
+
+typedef struct knit_pool_opts {
+    uint32_t threads; /* worker count (0 = 1) */
+    knit_runtime_t runtime;
+    knit_transport_t transport;
+    knit_balancer_t balancer;
+    knit_dispatcher_t dispatcher;
+    knit_steal_t steal;
+    uint32_t steal_region_lanes; /* power of two; 0 = the largest that leaves a spare region */
+    knit_inliner_opts_t inliner;
+    knit_payload_opts_t payload;
+    uint32_t abort_capacity; /* abort ids per lane; 0 = 258 */
+    knit_worker_opts_t worker;
+    knit_wait_opts_t wait;
+} knit_pool_opts_t;
+
+/* Names as used on the command line and in results. */
+const char *knit_balancer_name(knit_balancer_t b);
+int knit_balancer_parse(const char *name, knit_balancer_t *out); /* accepts "robinRound" */
+const char *knit_dispatcher_name(knit_dispatcher_t d);
+int knit_dispatcher_parse(const char *name, knit_dispatcher_t *out);
+
+/* --- pool ------------------------------------------------------------------------------------ */
+
+/*
+ * Create a pool running `tasks` (copied; names must be unique, at most 65 536). The workers
+ * are started before this returns. Errors: KNIT_E_INVAL / KNIT_E_RANGE for bad options (see
+ * knit_errmsg()), KNIT_E_SYS when a thread or mapping cannot be created.
+ */
+int knit_pool_create(
+    const knit_pool_opts_t *opts, const knit_task_def_t *tasks, size_t ntasks, knit_pool_t **out);
+
+/* Index of a task by name, or KNIT_E_NO_TASK. */
+int knit_task_index(const knit_pool_t *pool, const char *name);
+
+/* Lanes: workers (+1 with the inline lane). Which topology was chosen. */
+uint32_t knit_pool_lanes(const knit_pool_t *pool);
+bool knit_pool_stealing(const knit_pool_t *pool);
+knit_dispatcher_t knit_pool_dispatcher(const knit_pool_t *pool);
+
+typedef enum knit_shutdown_mode {
+    KNIT_SHUTDOWN_IMMEDIATE = 0, /* in-flight calls reject with KNIT_E_SHUTDOWN */
+    KNIT_SHUTDOWN_DRAIN = 1,     /* wait until every submitted call has settled, then close */
+} knit_shutdown_mode_t;
+
+/*
+ * Close the pool: after `delay_ms` (during which calls are still accepted and served), or,
+ * with KNIT_SHUTDOWN_DRAIN (also chosen by worker.resolve_after_finishing_all), once every
+ * submitted call has settled. New calls then settle at once with KNIT_E_SHUTDOWN. Workers are
+ * stopped and joined. A second call returns 0 and does nothing.
+ */
+int knit_pool_shutdown(knit_pool_t *pool, knit_shutdown_mode_t mode, uint32_t delay_ms);
+
+/* Shut down immediately if still open, then free everything. Futures the caller still holds
+ * stay valid (settled) until released. */
+void knit_pool_destroy(knit_pool_t *pool);
+
+/*
+ * Drive the pool once: drain results, fire timeouts, flush the backlog, run inline calls, and
+ * if nothing happened wait up to timeout_ns (-1 = until something happens) for an event.
+ * Returns the number of calls settled, or a negative error.
+ */
+int knit_pool_progress(knit_pool_t *pool, int64_t timeout_ns);
+
+/* Calls submitted and not yet settled. */
+size_t knit_pool_pending(const knit_pool_t *pool);
+
+/* --- calls and futures ----------------------------------------------------------------------- */
+
+/*
+ * Call task `task` (an index from knit_task_index) with `arg`. On 0, *out is a new future (one
+ * reference, released with knit_future_release). A call that fails before reaching a worker
+ * (the value cannot be encoded, the pool is shut down, no abort id is free) still gets a future,
+ * already settled with that error. Returns a negative code without a future only for invalid
+ * arguments or when memory runs out. `arg` is only borrowed, except that a MOVED value is
+ * consumed; its memory must stay valid until the call has been published (see
+ * knit_future_published) - in practice until the future settles.
+ */
+int knit_call(knit_pool_t *pool, int task, knit_value_t *arg, knit_future_t **out);
+
+/* Same, by name. */
+int knit_call_name(knit_pool_t *pool, const char *task, knit_value_t *arg, knit_future_t **out);
+
+/*
+ * A call whose argument is another call's result: dispatched when `input` settles, with its
+ * value; if `input` rejects, this call rejects with the same status and value.
+ */
+int knit_call_after(knit_pool_t *pool, int task, knit_future_t *input, knit_future_t **out);
+
+/* n calls of one task; outs[i] receives each future. Stops at the first hard error. */
+int knit_call_batch(
+    knit_pool_t *pool, int task, knit_value_t *args, size_t n, knit_future_t **outs);
+
+/*
+ * Wait until the future settles or timeout_ns passes (-1 = no limit, 0 = poll once). Returns
+ * the settlement status: 0 resolved, a negative KNIT_E_... code rejected; KNIT_E_AGAIN if the
+ * time ran out first.
+ */
+int knit_future_wait(knit_future_t *f, int64_t timeout_ns);
+
+/* One non-blocking progress step; true once settled. */
+bool knit_future_poll(knit_future_t *f);
+
+/* KNIT_E_AGAIN while pending, else the settlement status. */
+int knit_future_status(const knit_future_t *f);
+
+/* The resolved value or the rejection value (an error, the task's rejection value, or
+ * UNDEFINED); owned by the future. NULL while pending. */
+const knit_value_t *knit_future_value(const knit_future_t *f);
+
+/* Move the value out (the caller then owns it). KNIT_E_AGAIN while pending. */
+int knit_future_take(knit_future_t *f, knit_value_t *out);
+
+/* Run cb(f, ctx) once on the host thread when f settles (at once if it already has). */
+void knit_future_on_settle(knit_future_t *f, void (*cb)(knit_future_t *f, void *ctx), void *ctx);
+
+/* Ask an abort-aware call to stop: the worker sees knit_task_aborted() == true; the call still
+ * settles with what the task returns. KNIT_E_INVAL for calls of tasks that are not abort-aware. */
+int knit_future_abort(knit_future_t *f);
+
+/* Reject the call now with KNIT_E_ABORTED (the worker is signalled if the task is abort-aware;
+ * its late result is discarded). No effect on a settled future. */
+int knit_future_cancel(knit_future_t *f);
+
+/* The task index of the call. */
+int knit_future_task(const knit_future_t *f);
+
+void knit_future_retain(knit_future_t *f);
+void knit_future_release(knit_future_t *f);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KNIT_KNIT_H */
