@@ -6,7 +6,7 @@
 #include "core/error_internal.h"
 
 #define START_OF(e) ((e) & ~(uint32_t)31u)
-#define INDEX_OF(e) ((e) & 31u)
+#define INDEX_OF(e) ((e)&31u)
 
 static inline uint64_t align64(uint64_t n)
 {
@@ -14,7 +14,7 @@ static inline uint64_t align64(uint64_t n)
 }
 
 void knit__arena_init(knit__arena_t *a, uint8_t *base, uint64_t max_bytes, uint64_t initial,
-                      _Atomic uint32_t *alloc_bits, _Atomic uint32_t *free_bits)
+    _Atomic uint32_t *alloc_bits, _Atomic uint32_t *free_bits)
 {
     memset(a, 0, sizeof *a);
     a->base = base;
@@ -148,10 +148,10 @@ int knit__arena_alloc(knit__arena_t *a, uint64_t bytes, uint32_t *index, uint32_
         at = place(a, size);
     if (at + size > UINT32_MAX || ensure_capacity(a, at + size) < 0)
         return knit__err(KNIT_E_ARENA_FULL,
-                         "dynamic payload buffer capacity exceeded: need %llu bytes at offset "
-                         "%llu, arena holds %llu",
-                         (unsigned long long)size, (unsigned long long)at,
-                         (unsigned long long)knit__arena_usable(a));
+            "dynamic payload buffer capacity exceeded: need %llu bytes at offset "
+            "%llu, arena holds %llu",
+            (unsigned long long)size, (unsigned long long)at,
+            (unsigned long long)knit__arena_usable(a));
     insert_sorted(a, (uint32_t)at | ni);
     mark_allocated(a, ni, size);
     *index = ni;

@@ -25,9 +25,9 @@
 #define KNIT__ARENA_GROW_PAD 4096u /* padding added per growth step (knitting's value) */
 
 typedef struct knit__arena {
-    uint8_t *base;      /* arena byte 0; region start S is at base + 64 + S */
-    uint64_t max_bytes; /* mapped length (payloadMaxByteLength); fixed for life */
-    uint64_t capacity;  /* writer: logical length in use so far, initial..max_bytes */
+    uint8_t *base;                /* arena byte 0; region start S is at base + 64 + S */
+    uint64_t max_bytes;           /* mapped length (payloadMaxByteLength); fixed for life */
+    uint64_t capacity;            /* writer: logical length in use so far, initial..max_bytes */
     _Atomic uint32_t *alloc_bits; /* shared mirror of the writer's toggles (informational) */
     _Atomic uint32_t *free_bits;  /* shared; toggled by freers with atomic XOR */
     /* writer-private allocator state */
@@ -43,7 +43,7 @@ typedef struct knit__arena {
  * writer uses the allocator state. The shared words are not reset (the creator zeroes the
  * whole mapping). */
 void knit__arena_init(knit__arena_t *a, uint8_t *base, uint64_t max_bytes, uint64_t initial,
-                      _Atomic uint32_t *alloc_bits, _Atomic uint32_t *free_bits);
+    _Atomic uint32_t *alloc_bits, _Atomic uint32_t *free_bits);
 
 /* Usable bytes after the reserved header, for the mapping (readers) */
 static inline uint64_t knit__arena_usable(const knit__arena_t *a)

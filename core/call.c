@@ -36,11 +36,13 @@ int knit_call(knit_pool_t *p, int task, knit_value_t *arg, knit_future_t **out)
     if (rc < 0)
         return rc;
     f->arg = arg ? *arg : knit_v_undefined(); /* borrowed until published or kept */
+    if (arg && arg->kind == KNIT_KIND_MOVED) {
+        f->has_arg = true; /* the call owns the moved buffer from now on */
+        *arg = knit_v_undefined();
+    }
     knit__route_and_send(p, f);
-    if (arg && arg->kind == KNIT_KIND_MOVED && f->arg.kind != KNIT_KIND_MOVED)
-        *arg = knit_v_undefined(); /* the moved buffer now travels with the call */
-    if (!f->has_arg && f->state != KNIT__CS_SETTLED)
-        f->arg = knit_v_undefined();
+    if (!f->has_arg)
+        f->arg = knit_v_undefined(); /* never keep a pointer to the caller's memory */
     *out = f;
     return 0;
 }
@@ -64,7 +66,7 @@ int knit_call_after(knit_pool_t *p, int task, knit_future_t *input, knit_future_
     input->refs++; /* held until the dependent is dispatched */
     f->next_dep = input->deps;
     input->deps = f;
-    if (input->state == KNIT__CS_SETTLED && input->cb == NULL) {
+    if (input->state == KNIT__CS_SETTLED && input->delivered) {
         /* already settled and delivered: queue it so the dependents run on the next pass */
         input->refs++;
         knit__fifo_push(&p->settled_q, input);
@@ -139,14 +141,9 @@ int knit_future_take(knit_future_t *f, knit_value_t *out)
 
 void knit_future_on_settle(knit_future_t *f, void (*cb)(knit_future_t *, void *), void *ctx)
 {
-    if (f->state == KNIT__CS_SETTLED && !f->cb) {
-        bool queued = false;
-        for (knit_future_t *q = f->pool->settled_q.head; q; q = q->next)
-            queued |= q == f;
-        if (!queued) {
-            cb(f, ctx); /* settled and delivered already: run it now */
-            return;
-        }
+    if (f->state == KNIT__CS_SETTLED && f->delivered) {
+        cb(f, ctx); /* settled and delivered already: run it now */
+        return;
     }
     f->cb = cb;
     f->cb_ctx = ctx;

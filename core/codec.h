@@ -51,15 +51,15 @@ enum knit__tag {
     KNIT__T_STATIC_ARRAYBUFFER = 37,
     KNIT__T_NODEBUFFER = 38,
     KNIT__T_STATIC_NODEBUFFER = 39,
-    KNIT__T_ENV_STATIC_JSON = 40,  /* JSON header static, body in a region */
-    KNIT__T_ENV_DYN_JSON = 41,     /* header then body, both in one region */
+    KNIT__T_ENV_STATIC_JSON = 40, /* JSON header static, body in a region */
+    KNIT__T_ENV_DYN_JSON = 41,    /* header then body, both in one region */
     KNIT__T_ENV_STATIC_STRING = 42,
     KNIT__T_ENV_DYN_STRING = 43,
-    KNIT__T_EXTERNAL = 44,         /* JSON [codecId, metadata] in a region */
+    KNIT__T_EXTERNAL = 44, /* JSON [codecId, metadata] in a region */
     KNIT__T_STATIC_EXTERNAL = 45,
-    KNIT__T_PSB = 46,              /* 8 words in the static area */
-    KNIT__T_MOVED = 47,            /* knitting's BufferReference */
-    KNIT__T_SHARED = 48,           /* knitting's SharedArrayBuffer by reference */
+    KNIT__T_PSB = 46,                 /* 8 words in the static area */
+    KNIT__T_MOVED = 47,               /* knitting's BufferReference */
+    KNIT__T_SHARED = 48,              /* knitting's SharedArrayBuffer by reference */
     KNIT__T_ENV_STATIC_JSON_EXT = 49, /* envelopes whose body is an external payload */
     KNIT__T_ENV_DYN_JSON_EXT = 50,
     KNIT__T_ENV_STATIC_STRING_EXT = 51,
@@ -95,7 +95,7 @@ typedef struct knit__codec_cfg {
  * reference, which the decoder adopts.
  */
 int knit__encode(knit_value_t *v, uint32_t *hdr, uint8_t *stat, knit__arena_t *arena,
-                 const knit__codec_cfg_t *cfg);
+    const knit__codec_cfg_t *cfg);
 
 /*
  * Decode a frame into `out` (owned). `hdr` should be a private copy of the header words.
@@ -103,7 +103,7 @@ int knit__encode(knit_value_t *v, uint32_t *hdr, uint8_t *stat, knit__arena_t *a
  * region is freed after the copy. On KNIT_E_CORRUPT nothing is freed and `out` is UNDEFINED.
  */
 int knit__decode(const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *arena,
-                 const knit__codec_cfg_t *cfg, knit_value_t *out);
+    const knit__codec_cfg_t *cfg, knit_value_t *out);
 
 /* True when the tag's payload lives in an arena region (header word 6 holds its index). */
 bool knit__tag_is_dynamic(uint32_t tag);

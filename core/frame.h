@@ -38,14 +38,14 @@ enum {
 
 static inline void knit__hdr_set_region(uint32_t *hdr, uint32_t region)
 {
-    hdr[KNIT__W_META] = (hdr[KNIT__W_META] & ~KNIT__META_REGION_MASK) |
-                        (region & KNIT__META_REGION_MASK);
+    hdr[KNIT__W_META]
+        = (hdr[KNIT__W_META] & ~KNIT__META_REGION_MASK) | (region & KNIT__META_REGION_MASK);
 }
 
 static inline void knit__hdr_set_stamp(uint32_t *hdr, uint32_t ms)
 {
-    hdr[KNIT__W_META] = (hdr[KNIT__W_META] & KNIT__META_REGION_MASK) |
-                        ((ms & KNIT__META_STAMP_MASK) << 5);
+    hdr[KNIT__W_META]
+        = (hdr[KNIT__W_META] & KNIT__META_REGION_MASK) | ((ms & KNIT__META_STAMP_MASK) << 5);
 }
 
 static inline uint32_t knit__hdr_stamp(const uint32_t *hdr)

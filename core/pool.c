@@ -72,16 +72,41 @@ void knit__doorbell_ring(knit__doorbell_t *d)
     }
 }
 
-void knit__lane_wake(knit__lane_t *lane)
+/* Wake a parked worker if the lane's one is parked (after the caller's publication). */
+static bool wake_if_parked(knit__lane_t *lane)
 {
     knit__ctrl_t *c = lane->ep.ctrl;
-    /* seq_cst fence: orders the release store of H that published the call before the read of
-     * rxStatus; pairs with the worker's fence between rxStatus = 0 and its re-check of H. */
-    atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&c->sig.rx_status.word, memory_order_relaxed) == 0) {
         atomic_fetch_add_explicit(&c->sig.op.word, 1, memory_order_relaxed);
         knit__futex_wake(&c->sig.op.word, 1);
+        return true;
     }
+    return false;
+}
+
+/* Stealing: any worker may take the work, so wake the first parked one, scanning round-robin
+ * (knitting's wakeOne, minus waking a worker that is already awake). */
+static void steal_wake(knit_pool_t *p)
+{
+    /* seq_cst fence: orders the publication (release store of H) before the reads of the
+     * workers' rxStatus; pairs with each worker's fence before its re-check. */
+    atomic_thread_fence(memory_order_seq_cst);
+    for (uint32_t k = 0; k < p->nworkers; k++) {
+        uint32_t i = (p->wake_cursor + k) % p->nworkers;
+        if (wake_if_parked(&p->lanes[i])) {
+            p->wake_cursor = (i + 1) % p->nworkers;
+            return;
+        }
+    }
+}
+
+void knit__lane_wake(knit__lane_t *lane)
+{
+    /* seq_cst fence: orders the release store of H that published the call (or of W that freed
+     * return slots) before the read of rxStatus; pairs with the worker's fence between
+     * rxStatus = 0 and its re-check. */
+    atomic_thread_fence(memory_order_seq_cst);
+    wake_if_parked(lane);
 }
 
 static int discard_frame(void *ctx, knit__msg_t *m)
@@ -89,6 +114,24 @@ static int discard_frame(void *ctx, knit__msg_t *m)
     (void)ctx;
     knit_value_free(&m->value);
     return 0;
+}
+
+/* Release what calls left in a stealing pool's shared lock hold (workers are gone). */
+static void discard_submitted(knit__lane_t *lane)
+{
+    knit__endpoint_t view;
+    knit__endpoint_init(&view, &lane->mem, KNIT__SIDE_WORKER);
+    knit__steal_cons_t sc;
+    knit__ctrl_t *c = knit__shm_ctrl(&lane->mem);
+    knit__steal_cons_init(&sc, &c->req.q_host.word, c->req_slab, 0, lane->steal.consumers, 1);
+    uint32_t left = knit__steal_pending(&sc);
+    while (left) {
+        unsigned i = (unsigned)__builtin_ctz(left);
+        left &= left - 1;
+        knit__msg_t m;
+        knit__slot_take(&view.rx_slab[i], &view.rx_arena, &view.codec, &m);
+        knit_value_free(&m.value);
+    }
 }
 
 /* --- registry ------------------------------------------------------------------------------ */
@@ -171,6 +214,7 @@ static void detach(knit_pool_t *p, knit_future_t *f)
         if (f->abort_id >= 0)
             knit__abort_signal(&lane->aborts, (uint32_t)f->abort_id);
         lane->published--;
+        lane->zombies++;
         break;
     }
     default:
@@ -240,6 +284,7 @@ static int run_settled(knit_pool_t *p)
 {
     int n = 0;
     for (knit_future_t *f; (f = knit__fifo_pop(&p->settled_q));) {
+        f->delivered = true;
         if (f->deps)
             run_dependents(p, f);
         if (f->cb) {
@@ -260,7 +305,8 @@ static int keep_arg(knit_pool_t *p, knit_future_t *f)
 {
     if (f->has_arg)
         return 0;
-    int rc = knit__value_keep(&f->arg, &f->arg);
+    knit_value_t borrowed = f->arg;
+    int rc = knit__value_keep(&borrowed, &f->arg);
     if (rc < 0) {
         knit_value_t m = errmsg_value();
         knit__settle_early(p, f, rc, &m);
@@ -280,7 +326,16 @@ static int publish(knit_pool_t *p, knit__lane_t *lane, knit_future_t *f)
         return rc;
     uint32_t w0 = (uint32_t)f->task | (f->abort_id >= 0 ? ((uint32_t)f->abort_id + 1) << 16 : 0);
     uint32_t stamp = t->def.timeout_ms ? knit__stamp_ms(f->submit_ns) : 0;
-    rc = knit__ep_send(&lane->ep, w0, id, stamp, &f->arg);
+    if (lane->is_submit) {
+        int slot = knit__steal_prod_claim(&lane->steal);
+        rc = slot < 0 ? slot
+                      : knit__slot_fill(&lane->ep.tx_slab[slot], &lane->ep.tx_arena,
+                          &lane->ep.codec, w0, id, stamp, &f->arg);
+        if (rc == 0)
+            knit__steal_prod_publish(&lane->steal, (unsigned)slot);
+    } else {
+        rc = knit__ep_send(&lane->ep, w0, id, stamp, &f->arg);
+    }
     if (rc < 0) {
         reg_free(p, id);
         return rc;
@@ -294,6 +349,8 @@ static int publish(knit_pool_t *p, knit__lane_t *lane, knit_future_t *f)
     }
     return 0;
 }
+
+static void wake_lane(knit_pool_t *p, knit__lane_t *lane);
 
 /* Publish as much of a lane's backlog as fits, in order. */
 static int flush_backlog(knit_pool_t *p, knit__lane_t *lane)
@@ -312,8 +369,16 @@ static int flush_backlog(knit_pool_t *p, knit__lane_t *lane)
         n++;
     }
     if (n)
-        knit__lane_wake(lane);
+        wake_lane(p, lane);
     return n;
+}
+
+static void wake_lane(knit_pool_t *p, knit__lane_t *lane)
+{
+    if (lane->is_submit)
+        steal_wake(p);
+    else
+        knit__lane_wake(lane);
 }
 
 static int arm_timers(knit_pool_t *p, knit_future_t *f)
@@ -335,7 +400,7 @@ int knit__route_and_send(knit_pool_t *p, knit_future_t *f)
         return 0;
     }
     knit__task_t *t = &p->tasks[f->task];
-    uint32_t li = knit__balance(p, t);
+    uint32_t li = p->stealing ? p->submit : knit__balance(p, t);
     knit__lane_t *lane = &p->lanes[li];
     f->lane = li;
     lane->inflight++;
@@ -364,7 +429,7 @@ int knit__route_and_send(knit_pool_t *p, knit_future_t *f)
     if (lane->backlog.len == 0) {
         int rc = publish(p, lane, f);
         if (rc == 0) {
-            knit__lane_wake(lane);
+            wake_lane(p, lane);
             return 0;
         }
         if (rc != KNIT_E_FULL) {
@@ -412,12 +477,13 @@ static int on_result(void *ctx, knit__msg_t *m)
     release_abort_id(p, r.lane, r.abort_id);
     reg_free(p, m->id);
     if (r.zombie) {
+        p->lanes[r.lane].zombies--;
         knit_value_free(&m->value); /* settled early (timeout, cancel): discard late result */
         return 0;
     }
     knit_future_t *f = r.call;
     f->abort_id = -1;
-    d->lane->published--;
+    p->lanes[r.lane].published--;
     knit__settle(p, f, m->status < 0 ? m->status : status_of(m->w0), &m->value);
     return 0;
 }
@@ -474,11 +540,19 @@ static int run_inline(knit_pool_t *p)
     return n;
 }
 
+/* Responses are due on this worker lane (stealing: on every worker lane while the shared
+ * lock has calls out). */
+static bool expects_results(const knit_pool_t *p, const knit__lane_t *lane)
+{
+    const knit__lane_t *owner = p->stealing ? &p->lanes[p->submit] : lane;
+    return owner->published || owner->zombies;
+}
+
 /* True when some worker lane has results waiting. */
 static bool results_waiting(knit_pool_t *p)
 {
     for (uint32_t i = 0; i < p->nworkers; i++)
-        if (p->lanes[i].published && knit__qcons_pending(&p->lanes[i].ep.rx))
+        if (expects_results(p, &p->lanes[i]) && knit__qcons_pending(&p->lanes[i].ep.rx))
             return true;
     return false;
 }
@@ -489,10 +563,13 @@ static int pass(knit_pool_t *p)
     int work = 0;
     for (uint32_t i = 0; i < p->nworkers; i++) {
         knit__lane_t *lane = &p->lanes[i];
-        if (p->dispatcher == KNIT_DISPATCHER_SERIAL_CHANNEL && !lane->inflight)
+        if (p->dispatcher == KNIT_DISPATCHER_SERIAL_CHANNEL && !lane->inflight
+            && !expects_results(p, lane))
             continue; /* serial channel: sweep only the active lanes */
         work += drain_lane(p, lane);
     }
+    if (p->stealing && p->lanes[p->submit].backlog.len)
+        work += flush_backlog(p, &p->lanes[p->submit]);
     if (p->heap_len)
         fire_timers(p, knit__now_ns());
     if (p->inline_q.len)
@@ -613,9 +690,30 @@ static int choose_topology(knit_pool_t *p)
     if (p->dispatcher == KNIT_DISPATCHER_DEFAULT)
         p->dispatcher
             = o->threads <= 1 ? KNIT_DISPATCHER_PER_THREAD : KNIT_DISPATCHER_SERIAL_CHANNEL;
-    if (o->steal == KNIT_STEAL_ON)
-        return knit__err(KNIT_E_UNSUPPORTED, "work stealing is not available in this build");
-    p->stealing = false;
+    /* Stealing: requested by option or KNIT_STEAL, else the default for 2-31 thread workers
+     * when no balancer, dispatcher (option or environment) or inliner was chosen. */
+    knit_steal_t steal = o->steal;
+    const char *se = getenv("KNIT_STEAL");
+    if (steal == KNIT_STEAL_DEFAULT && se && *se) {
+        if (!strcmp(se, "1") || !strcmp(se, "true"))
+            steal = KNIT_STEAL_ON;
+        else if (!strcmp(se, "0") || !strcmp(se, "false"))
+            steal = KNIT_STEAL_OFF;
+        else
+            return knit__err(KNIT_E_INVAL, "KNIT_STEAL='%s' is not 1, true, 0 or false", se);
+    }
+    if (steal == KNIT_STEAL_DEFAULT)
+        steal = o->balancer == KNIT_BALANCER_DEFAULT && o->dispatcher == KNIT_DISPATCHER_DEFAULT
+                && env_disp == KNIT_DISPATCHER_DEFAULT && o->threads <= 31
+            ? KNIT_STEAL_ON
+            : KNIT_STEAL_OFF;
+    p->stealing = steal == KNIT_STEAL_ON && o->threads > 1 && !o->inliner.enabled
+        && o->runtime == KNIT_RUNTIME_THREAD;
+    if (steal == KNIT_STEAL_ON && o->threads > KNIT__STEAL_MAX_CONSUMERS
+        && o->steal == KNIT_STEAL_ON)
+        return knit__err(KNIT_E_RANGE, "%u stealing workers need more than 32 lanes", o->threads);
+    if (p->stealing)
+        return knit__steal_region_lanes(o->threads, o->steal_region_lanes, &p->steal_lanes);
     return 0;
 }
 
@@ -634,7 +732,8 @@ static int make_lanes(knit_pool_t *p)
 {
     bool inl = p->opts.inliner.enabled;
     p->nlanes = p->nworkers + (inl ? 1 : 0);
-    p->lanes = calloc(p->nlanes, sizeof *p->lanes);
+    p->submit = p->stealing ? p->nlanes : UINT32_MAX;
+    p->lanes = calloc(p->nlanes + (p->stealing ? 1 : 0), sizeof *p->lanes);
     p->order = calloc(p->nlanes, sizeof *p->order);
     if (!p->lanes || !p->order)
         return knit__err(KNIT_E_NOMEM, "%u lanes", p->nlanes);
@@ -647,18 +746,23 @@ static int make_lanes(knit_pool_t *p)
     if (inl && p->opts.inliner.position != KNIT_INLINE_FIRST)
         p->order[k++] = p->inline_lane;
     p->norder = k;
-    for (uint32_t i = 0; i < p->nlanes; i++) {
+    for (uint32_t i = 0; i < p->nlanes + (p->stealing ? 1 : 0); i++) {
         knit__lane_t *lane = &p->lanes[i];
         lane->index = i;
         lane->mem.fd = -1;
         lane->is_inline = i == p->inline_lane;
+        lane->is_submit = i == p->submit;
         if (lane->is_inline)
             continue;
         int rc = knit__shm_lane_create(&lane->mem, &p->lane_cfg);
         if (rc < 0)
             return rc;
         knit__endpoint_init(&lane->ep, &lane->mem, KNIT__SIDE_HOST);
-        if (p->lane_cfg.abort_capacity) {
+        if (lane->is_submit) {
+            knit__ctrl_t *c = knit__shm_ctrl(&lane->mem);
+            knit__steal_prod_init(&lane->steal, &c->req.q_host.word, c->req_slab, p->nworkers);
+        }
+        if (p->lane_cfg.abort_capacity && (!p->stealing || lane->is_submit)) {
             _Atomic uint32_t *bits
                 = (_Atomic uint32_t *)(lane->mem.map + lane->mem.layout.abort_off);
             rc = knit__abort_init(&lane->aborts, p->lane_cfg.abort_capacity, bits);
@@ -742,7 +846,7 @@ static void reject_all(knit_pool_t *p)
             knit__settle_early(p, p->reg[id].call, KNIT_E_SHUTDOWN, &none);
         }
     }
-    for (uint32_t i = 0; i < p->nlanes; i++)
+    for (uint32_t i = 0; p->lanes && i < p->nlanes + (p->stealing ? 1 : 0); i++)
         while (p->lanes[i].backlog.head) {
             none = knit_v_undefined();
             knit__settle_early(p, p->lanes[i].backlog.head, KNIT_E_SHUTDOWN, &none);
@@ -755,9 +859,9 @@ static void reject_all(knit_pool_t *p)
 
 static void join_workers(knit_pool_t *p)
 {
-    for (uint32_t i = 0; i < p->nworkers; i++)
+    for (uint32_t i = 0; p->lanes && i < p->nworkers; i++)
         knit__worker_stop(&p->lanes[i]);
-    for (uint32_t i = 0; i < p->nworkers; i++)
+    for (uint32_t i = 0; p->lanes && i < p->nworkers; i++)
         knit__worker_join(&p->lanes[i]);
 }
 
@@ -767,7 +871,7 @@ static void close_pool(knit_pool_t *p, bool join)
     if (!p->closed) {
         p->closed = true;
         reject_all(p);
-        for (uint32_t i = 0; i < p->nworkers; i++)
+        for (uint32_t i = 0; p->lanes && i < p->nworkers; i++)
             knit__worker_stop(&p->lanes[i]);
     }
     if (join)
@@ -804,13 +908,14 @@ void knit_pool_destroy(knit_pool_t *p)
         return;
     close_pool(p, true);
     run_settled(p);
-    for (uint32_t i = 0; p->lanes && i < p->nlanes; i++) {
+    for (uint32_t i = 0; p->lanes && i < p->nlanes + (p->stealing ? 1 : 0); i++) {
         knit__lane_t *lane = &p->lanes[i];
-        if (!lane->is_inline && lane->mem.map) {
-            /* results nobody will read: release what they hold */
-            knit__ep_drain(&lane->ep, discard_frame, NULL, 0, 0);
+        if (lane->is_submit && lane->mem.map)
+            discard_submitted(lane);
+        else if (!lane->is_inline && lane->mem.map)
+            knit__ep_drain(&lane->ep, discard_frame, NULL, 0, 0); /* results nobody reads */
+        if (lane->mem.map)
             knit__shm_lane_close(&lane->mem);
-        }
         knit__abort_fini(&lane->aborts);
     }
     for (uint32_t i = 0; p->tasks && i < p->ntasks; i++)

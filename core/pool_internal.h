@@ -13,6 +13,7 @@
 #include "core/value_internal.h"
 #include "knit/knit.h"
 #include "transports/knit/shm_lane.h"
+#include "transports/knit/steal.h"
 
 #define KNIT__MAX_TASKS       65536u
 #define KNIT__DEFAULT_ABORTS  258u
@@ -41,6 +42,7 @@ struct knit_future {
     uint8_t state;        /* enum knit__call_state */
     bool has_arg;         /* `arg` holds an owned copy to encode later */
     bool abort_requested; /* knit_future_abort was called */
+    bool delivered;       /* settled and its callbacks/dependents have run */
     uint32_t lane;        /* lane index (UINT32_MAX before routing) */
     uint32_t id;          /* registry id while in flight */
     int32_t abort_id;     /* -1 = none */
@@ -102,11 +104,14 @@ typedef struct knit__worker knit__worker_t;
 typedef struct knit__lane {
     uint32_t index;
     bool is_inline;
+    bool is_submit;           /* the shared request lock of a stealing pool */
+    knit__steal_prod_t steal; /* is_submit: the host's side of it */
     knit__shm_lane_t mem;
     knit__endpoint_t ep; /* host side */
     knit__worker_t *worker;
     uint32_t inflight; /* routed here and not settled (backlog + published + inline queue) */
     uint32_t published;
+    uint32_t zombies; /* settled early while in flight; their responses are still due */
     knit__fifo_t backlog;
     knit__abort_ids_t aborts;
 } knit__lane_t;
@@ -132,7 +137,7 @@ struct knit_pool {
     uint32_t ntasks;
     bool any_abort_aware;
 
-    knit__lane_t *lanes; /* worker lanes, then the inline lane if any */
+    knit__lane_t *lanes; /* worker lanes, then the inline lane or the submit lane if any */
     uint32_t nworkers;
     uint32_t nlanes;      /* nworkers + (inline ? 1 : 0) */
     uint32_t inline_lane; /* index in lanes, or UINT32_MAX */
@@ -140,6 +145,9 @@ struct knit_pool {
     uint32_t norder;
     knit_dispatcher_t dispatcher;
     bool stealing;
+    uint32_t submit;      /* stealing: index of the submit lane in lanes */
+    uint32_t steal_lanes; /* stealing: lanes per region */
+    uint32_t wake_cursor; /* stealing: where the next parked-worker scan starts */
     uint64_t rng;
 
     knit__lane_cfg_t lane_cfg;

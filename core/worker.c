@@ -61,6 +61,10 @@ struct knit__worker {
     knit_pool_t *pool; /* read-only after start: tasks and options */
     knit__lane_t *lane;
     knit__endpoint_t ep;
+    bool stealing;
+    knit__steal_cons_t sc;   /* stealing: our side of the shared request lock */
+    knit__endpoint_t sub_ep; /* stealing: reader view of the shared lock's slots and arena */
+    _Atomic uint32_t *abort_bits;
     pthread_t thread;
     bool started;
     _Atomic uint32_t stop;
@@ -196,8 +200,8 @@ static void run_one(knit__worker_t *w, job_t *j)
             j->result.flags &= (uint16_t)~KNIT_VF_OWNED;
         } else {
             knit_task_ctx_t ctx = {.task = t, .worker = w, .worker_index = w->lane->index};
-            if (t->def.abort_aware && abort_meta && w->lane->aborts.shared) {
-                ctx.abort_bits = w->lane->aborts.shared;
+            if (t->def.abort_aware && abort_meta && w->abort_bits) {
+                ctx.abort_bits = w->abort_bits;
                 ctx.abort_id = abort_meta - 1;
             }
             int rc = t->def.fn(&ctx, &j->arg, &j->result);
@@ -213,7 +217,7 @@ static void run_one(knit__worker_t *w, job_t *j)
 /* Something to do: new requests, a stop request, or room for backlogged results. */
 static bool has_work(knit__worker_t *w)
 {
-    if (knit__qcons_pending(&w->ep.rx))
+    if (w->stealing ? knit__steal_pending(&w->sc) != 0 : knit__qcons_pending(&w->ep.rx) != 0)
         return true;
     /* relaxed: a hint; the loop re-reads it with acquire. */
     if (atomic_load_explicit(&w->stop, memory_order_relaxed))
@@ -255,6 +259,21 @@ static int discard_request(void *ctx, knit__msg_t *m)
     return 0;
 }
 
+/* Stealing: claim one region of the shared lock and queue what it holds. */
+static bool steal_some(knit__worker_t *w)
+{
+    uint32_t take = knit__steal_claim(&w->sc);
+    for (uint32_t left = take; left; left &= left - 1) {
+        knit__msg_t m;
+        knit__slot_take(
+            &w->sub_ep.rx_slab[__builtin_ctz(left)], &w->sub_ep.rx_arena, &w->sub_ep.codec, &m);
+        enqueue_request(w, &m);
+    }
+    if (take)
+        knit__steal_release(&w->sc, take);
+    return take != 0;
+}
+
 static void *worker_main(void *arg)
 {
     knit__worker_t *w = arg;
@@ -267,7 +286,8 @@ static void *worker_main(void *arg)
         w->sent = false;
         if (w->backlog.len)
             progressed |= flush_backlog(w);
-        if (knit__ep_drain(&w->ep, enqueue_request, w, 0, 0) > 0)
+        if (w->stealing ? (!w->runq.len && steal_some(w))
+                        : knit__ep_drain(&w->ep, enqueue_request, w, 0, 0) > 0)
             progressed = true;
         for (unsigned n = 0; n < KNIT__RUN_PER_TURN && w->runq.len; n++) {
             job_t j = *ring_front(&w->runq);
@@ -281,8 +301,10 @@ static void *worker_main(void *arg)
             idle_wait(w);
     }
     /* Stopped: release whatever the frames still in our request lock hold (shared buffer
-     * references, moved buffers); the host reads nothing more from this lane. */
-    knit__ep_drain(&w->ep, discard_request, NULL, 0, 0);
+     * references, moved buffers); the host reads nothing more from this lane. (A stealing
+     * pool's shared lock is cleared by the host once every worker is gone.) */
+    if (!w->stealing)
+        knit__ep_drain(&w->ep, discard_request, NULL, 0, 0);
     return NULL;
 }
 
@@ -296,6 +318,16 @@ int knit__worker_start(knit_pool_t *p, knit__lane_t *lane)
     w->spin_ns = p->spin_ns;
     w->spin_only = p->opts.wait.spin_only;
     knit__endpoint_init(&w->ep, &lane->mem, KNIT__SIDE_WORKER);
+    w->abort_bits = lane->aborts.shared;
+    if (p->stealing) {
+        knit__lane_t *sub = &p->lanes[p->submit];
+        knit__ctrl_t *c = knit__shm_ctrl(&sub->mem);
+        w->stealing = true;
+        knit__endpoint_init(&w->sub_ep, &sub->mem, KNIT__SIDE_WORKER);
+        knit__steal_cons_init(
+            &w->sc, &c->req.q_host.word, c->req_slab, lane->index, p->nworkers, p->steal_lanes);
+        w->abort_bits = sub->aborts.shared;
+    }
     int rc = pthread_create(&w->thread, NULL, worker_main, w);
     if (rc != 0) {
         free(w);

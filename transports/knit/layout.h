@@ -40,10 +40,13 @@ typedef struct knit__sector {
     knit__line_t alloc_free; /* toggled by whoever frees a region (atomic XOR) */
 } knit__sector_t;
 
-/* One slot: 512-byte static payload, then the 64-byte header line. */
+/* One slot: 512-byte static payload, then the 64-byte header line: the 8-word task header
+ * (plain words, ordered by the queue's H/W toggles) and 8 auxiliary words used atomically by
+ * the stealing protocol (KNIT__AUX_...). */
 typedef struct knit__slot {
     uint8_t stat[KNIT__STATIC_BYTES];
-    uint32_t hdr[KNIT__HDR_LINE_WORDS];
+    uint32_t hdr[KNIT__HDR_WORDS];
+    _Atomic uint32_t aux[KNIT__HDR_LINE_WORDS - KNIT__HDR_WORDS];
 } knit__slot_t;
 
 /* The fixed part of a lane ("control block"). */
@@ -68,6 +71,7 @@ _Static_assert(offsetof(knit__sector_t, alloc_host) == 128, "allocator hostBits 
 _Static_assert(offsetof(knit__sector_t, alloc_free) == 192, "allocator free word at +192");
 _Static_assert(sizeof(knit__slot_t) == 576, "slot stride is 576 bytes (9 lines)");
 _Static_assert(offsetof(knit__slot_t, hdr) == 512, "header line follows the static area");
+_Static_assert(offsetof(knit__slot_t, aux) == 512 + 32, "word 8 of the header line");
 _Static_assert(offsetof(knit__ctrl_t, sig) == 0, "signals at 0");
 _Static_assert(offsetof(knit__ctrl_t, req) == 192, "request sector at 192");
 _Static_assert(offsetof(knit__ctrl_t, ret) == 448, "return sector at 448");
@@ -76,12 +80,12 @@ _Static_assert(offsetof(knit__ctrl_t, ret_slab) == 19136, "return slab at 19136"
 _Static_assert(sizeof(knit__ctrl_t) == 37568, "control block is 37568 bytes");
 _Static_assert(offsetof(knit__ctrl_t, req_slab) % 64 == 0, "header lines are line-aligned");
 
-/* Header-line words beyond the task header (knitting-internals 1.4; stealing only). */
+/* Auxiliary words: header-line words 8-11 (knitting-internals 1.4; stealing only). */
 enum {
-    KNIT__HW_STEAL_ACK = 8,
-    KNIT__HW_STEAL_WANT = 9,
-    KNIT__HW_PAYLOAD_ACK = 10, /* reserved, unused (as in knitting) */
-    KNIT__HW_STEAL_LIVE = 11,  /* slot 0 only */
+    KNIT__AUX_STEAL_ACK = 0,   /* word 8 of slot c: consumer c's ACK */
+    KNIT__AUX_STEAL_WANT = 1,  /* word 9 of slot c: consumer c's WANT */
+    KNIT__AUX_PAYLOAD_ACK = 2, /* word 10: reserved, unused (as in knitting) */
+    KNIT__AUX_STEAL_LIVE = 3,  /* word 11, slot 0 only: live consumers (host) */
 };
 
 /* Bytes of the abort bitmap for `capacity` signals: 0 when no task is abort-aware, else one

@@ -27,8 +27,8 @@ typedef struct knit__qprod {
 } knit__qprod_t;
 
 typedef struct knit__qcons {
-    _Atomic uint32_t *h; /* the producer's */
-    _Atomic uint32_t *w; /* ours */
+    _Atomic uint32_t *h;  /* the producer's */
+    _Atomic uint32_t *w;  /* ours */
     uint32_t last_worker; /* the value we last stored in *w */
     uint32_t last_take;   /* index taken last; 32 = none yet */
 } knit__qcons_t;

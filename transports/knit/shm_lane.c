@@ -15,9 +15,8 @@ int knit__lane_cfg_resolve(knit__lane_cfg_t *c)
     if (c->payload_max_bytes == 0)
         c->payload_max_bytes = KNIT_PAYLOAD_DEFAULT_MAX_BYTES;
     if (c->payload_max_bytes < 8 || c->payload_max_bytes > KNIT_PAYLOAD_LIMIT_MAX_BYTES)
-        return knit__err(KNIT_E_RANGE,
-                         "payloadMaxByteLength must be >= 8 and <= %llu; got %llu",
-                         KNIT_PAYLOAD_LIMIT_MAX_BYTES, (unsigned long long)c->payload_max_bytes);
+        return knit__err(KNIT_E_RANGE, "payloadMaxByteLength must be >= 8 and <= %llu; got %llu",
+            KNIT_PAYLOAD_LIMIT_MAX_BYTES, (unsigned long long)c->payload_max_bytes);
     if (c->payload_initial_bytes == 0)
         c->payload_initial_bytes = KNIT_PAYLOAD_DEFAULT_INITIAL_BYTES;
     if (c->payload_initial_bytes > c->payload_max_bytes)
@@ -27,7 +26,7 @@ int knit__lane_cfg_resolve(knit__lane_cfg_t *c)
         c->max_payload_bytes = cap;
     if (c->max_payload_bytes > cap)
         return knit__err(KNIT_E_RANGE, "maxPayloadBytes must be > 0 and <= %llu; got %llu",
-                         (unsigned long long)cap, (unsigned long long)c->max_payload_bytes);
+            (unsigned long long)cap, (unsigned long long)c->max_payload_bytes);
     return 0;
 }
 
@@ -37,11 +36,11 @@ static int map_lane(knit__shm_lane_t *lane, int fd, const knit__lane_cfg_t *cfg)
     lane->layout = knit__layout_make(cfg->payload_max_bytes, cfg->abort_capacity);
     /* MAP_NORESERVE: the arenas are mapped at full size up front and committed page by page
      * as they are touched, so a large payloadMaxByteLength costs address space, not memory. */
-    void *p = mmap(NULL, lane->layout.total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-                   fd, 0);
+    void *p
+        = mmap(NULL, lane->layout.total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
     if (p == MAP_FAILED)
         return knit__err(KNIT_E_SYS, "mmap of a %llu-byte lane: %s",
-                         (unsigned long long)lane->layout.total, strerror(errno));
+            (unsigned long long)lane->layout.total, strerror(errno));
     lane->map = p;
     lane->fd = fd;
     return 0;
@@ -61,7 +60,7 @@ int knit__shm_lane_create(knit__shm_lane_t *lane, const knit__lane_cfg_t *cfg_in
     knit__layout_t l = knit__layout_make(cfg.payload_max_bytes, cfg.abort_capacity);
     if (ftruncate(fd, (off_t)l.total) < 0) {
         rc = knit__err(KNIT_E_SYS, "ftruncate of the lane memfd to %llu bytes: %s",
-                       (unsigned long long)l.total, strerror(errno));
+            (unsigned long long)l.total, strerror(errno));
         close(fd);
         return rc;
     }
@@ -85,9 +84,9 @@ int knit__shm_lane_attach(knit__shm_lane_t *lane, int fd, const knit__lane_cfg_t
     knit__layout_t l = knit__layout_make(cfg.payload_max_bytes, cfg.abort_capacity);
     if ((uint64_t)st.st_size < l.total)
         return knit__err(KNIT_E_INVAL,
-                         "lane fd %d holds %lld bytes but the layout needs %llu (payload or "
-                         "abort settings differ from the creator's)",
-                         fd, (long long)st.st_size, (unsigned long long)l.total);
+            "lane fd %d holds %lld bytes but the layout needs %llu (payload or "
+            "abort settings differ from the creator's)",
+            fd, (long long)st.st_size, (unsigned long long)l.total);
     return map_lane(lane, fd, &cfg);
 }
 
@@ -116,35 +115,53 @@ void knit__endpoint_init(knit__endpoint_t *ep, const knit__shm_lane_t *lane, kni
     knit__qprod_init(&ep->tx, &txs->q_host.word, &txs->q_worker.word);
     knit__qcons_init(&ep->rx, &rxs->q_host.word, &rxs->q_worker.word);
     knit__arena_init(&ep->tx_arena, tx_base, lane->layout.arena_bytes,
-                     lane->cfg.payload_initial_bytes, &txs->alloc_host.word,
-                     &txs->alloc_free.word);
+        lane->cfg.payload_initial_bytes, &txs->alloc_host.word, &txs->alloc_free.word);
     knit__arena_init(&ep->rx_arena, rx_base, lane->layout.arena_bytes, lane->layout.arena_bytes,
-                     &rxs->alloc_host.word, &rxs->alloc_free.word);
+        &rxs->alloc_host.word, &rxs->alloc_free.word);
     ep->codec.max_payload_bytes = lane->cfg.max_payload_bytes;
     ep->codec.process_boundary = lane->cfg.process_boundary;
 }
 
-int knit__ep_send(knit__endpoint_t *ep, uint32_t w0, uint32_t id, uint32_t stamp_ms,
-                  knit_value_t *v)
+int knit__slot_fill(knit__slot_t *s, knit__arena_t *arena, const knit__codec_cfg_t *codec,
+    uint32_t w0, uint32_t id, uint32_t stamp_ms, knit_value_t *v)
 {
-    int slot = knit__qprod_claim(&ep->tx);
-    if (slot < 0)
-        return slot;
-    knit__slot_t *s = &ep->tx_slab[slot];
     uint32_t hdr[KNIT__HDR_WORDS] = {0};
     hdr[KNIT__W_FN] = w0;
     hdr[KNIT__W_ID] = id;
     knit__hdr_set_stamp(hdr, stamp_ms);
-    int rc = knit__encode(v, hdr, s->stat, &ep->tx_arena, &ep->codec);
+    int rc = knit__encode(v, hdr, s->stat, arena, codec);
     if (rc < 0)
         return rc; /* nothing published; the slot stays free */
     memcpy(s->hdr, hdr, sizeof hdr);
+    return 0;
+}
+
+void knit__slot_take(const knit__slot_t *s, const knit__arena_t *arena,
+    const knit__codec_cfg_t *codec, knit__msg_t *m)
+{
+    uint32_t hdr[KNIT__HDR_WORDS];
+    memcpy(hdr, s->hdr, sizeof hdr); /* private copy: validate what we use */
+    m->w0 = hdr[KNIT__W_FN];
+    m->id = hdr[KNIT__W_ID];
+    m->stamp = knit__hdr_stamp(hdr);
+    m->status = knit__decode(hdr, s->stat, arena, codec, &m->value);
+}
+
+int knit__ep_send(
+    knit__endpoint_t *ep, uint32_t w0, uint32_t id, uint32_t stamp_ms, knit_value_t *v)
+{
+    int slot = knit__qprod_claim(&ep->tx);
+    if (slot < 0)
+        return slot;
+    int rc = knit__slot_fill(&ep->tx_slab[slot], &ep->tx_arena, &ep->codec, w0, id, stamp_ms, v);
+    if (rc < 0)
+        return rc;
     knit__qprod_publish(&ep->tx, (unsigned)slot);
     return 0;
 }
 
 int knit__ep_drain(knit__endpoint_t *ep, int (*cb)(void *ctx, knit__msg_t *msg), void *ctx,
-                   unsigned ack_every, unsigned max)
+    unsigned ack_every, unsigned max)
 {
     uint32_t pending = knit__qcons_pending(&ep->rx);
     uint32_t taken = 0;
@@ -153,14 +170,8 @@ int knit__ep_drain(knit__endpoint_t *ep, int (*cb)(void *ctx, knit__msg_t *msg),
     while (pending && (max == 0 || n < max)) {
         unsigned i = knit__qcons_next(&ep->rx, pending);
         pending &= ~(1u << i);
-        knit__slot_t *s = &ep->rx_slab[i];
-        uint32_t hdr[KNIT__HDR_WORDS];
-        memcpy(hdr, s->hdr, sizeof hdr); /* private copy: validate what we use */
         knit__msg_t m;
-        m.w0 = hdr[KNIT__W_FN];
-        m.id = hdr[KNIT__W_ID];
-        m.stamp = knit__hdr_stamp(hdr);
-        m.status = knit__decode(hdr, s->stat, &ep->rx_arena, &ep->codec, &m.value);
+        knit__slot_take(&ep->rx_slab[i], &ep->rx_arena, &ep->codec, &m);
         taken |= 1u << i;
         n++;
         rc = cb(ctx, &m);

@@ -75,12 +75,20 @@ typedef struct knit__endpoint {
 
 void knit__endpoint_init(knit__endpoint_t *ep, const knit__shm_lane_t *lane, knit__side_t side);
 
+/* Encode `v` into slot `s` (already claimed) and write its header; publishes nothing. */
+int knit__slot_fill(knit__slot_t *s, knit__arena_t *arena, const knit__codec_cfg_t *codec,
+    uint32_t w0, uint32_t id, uint32_t stamp_ms, knit_value_t *v);
+
+/* Decode slot `s` (published to us) into `m`, from a private copy of its header. */
+void knit__slot_take(const knit__slot_t *s, const knit__arena_t *arena,
+    const knit__codec_cfg_t *codec, knit__msg_t *m);
+
 /*
  * Claim a slot, encode `v` into it and publish it. 0 on success; KNIT_E_FULL when all 32 slots
  * are in use; an encode error otherwise (then nothing is published and no region is held).
  */
-int knit__ep_send(knit__endpoint_t *ep, uint32_t w0, uint32_t id, uint32_t stamp_ms,
-                  knit_value_t *v);
+int knit__ep_send(
+    knit__endpoint_t *ep, uint32_t w0, uint32_t id, uint32_t stamp_ms, knit_value_t *v);
 
 /*
  * Take the frames published so far, in the queue's order, handing each to `cb`; acknowledge
@@ -89,6 +97,6 @@ int knit__ep_send(knit__endpoint_t *ep, uint32_t w0, uint32_t id, uint32_t stamp
  * returned (the frames taken so far are still acknowledged). `cb` owns msg->value.
  */
 int knit__ep_drain(knit__endpoint_t *ep, int (*cb)(void *ctx, knit__msg_t *msg), void *ctx,
-                   unsigned ack_every, unsigned max);
+    unsigned ack_every, unsigned max);
 
 #endif
