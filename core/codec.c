@@ -15,15 +15,34 @@
 
 /* Typed arrays: dynamic tag per element type; the static tag is in typed_static. */
 static const uint8_t typed_dynamic[KNIT_ELEM_COUNT_] = {
-    KNIT__T_I8,  KNIT__T_U8C,  KNIT__T_I16,  KNIT__T_U16,      KNIT__T_I32,
-    KNIT__T_U32, KNIT__T_F32,  KNIT__T_F64A, KNIT__T_I64A,     KNIT__T_U64A,
-    KNIT__T_DATAVIEW, KNIT__T_ARRAYBUFFER, KNIT__T_NODEBUFFER,
+    KNIT__T_I8,
+    KNIT__T_U8C,
+    KNIT__T_I16,
+    KNIT__T_U16,
+    KNIT__T_I32,
+    KNIT__T_U32,
+    KNIT__T_F32,
+    KNIT__T_F64A,
+    KNIT__T_I64A,
+    KNIT__T_U64A,
+    KNIT__T_DATAVIEW,
+    KNIT__T_ARRAYBUFFER,
+    KNIT__T_NODEBUFFER,
 };
 static const uint8_t typed_static[KNIT_ELEM_COUNT_] = {
-    KNIT__T_STATIC_I8,  KNIT__T_STATIC_U8C,  KNIT__T_STATIC_I16,  KNIT__T_STATIC_U16,
-    KNIT__T_STATIC_I32, KNIT__T_STATIC_U32,  KNIT__T_STATIC_F32,  KNIT__T_STATIC_F64A,
-    KNIT__T_STATIC_I64A, KNIT__T_STATIC_U64A, KNIT__T_STATIC_DATAVIEW,
-    KNIT__T_STATIC_ARRAYBUFFER, KNIT__T_STATIC_NODEBUFFER,
+    KNIT__T_STATIC_I8,
+    KNIT__T_STATIC_U8C,
+    KNIT__T_STATIC_I16,
+    KNIT__T_STATIC_U16,
+    KNIT__T_STATIC_I32,
+    KNIT__T_STATIC_U32,
+    KNIT__T_STATIC_F32,
+    KNIT__T_STATIC_F64A,
+    KNIT__T_STATIC_I64A,
+    KNIT__T_STATIC_U64A,
+    KNIT__T_STATIC_DATAVIEW,
+    KNIT__T_STATIC_ARRAYBUFFER,
+    KNIT__T_STATIC_NODEBUFFER,
 };
 
 enum place { P_NONE = 0, P_INLINE, P_STATIC, P_DYNAMIC, P_SPECIAL };
@@ -40,7 +59,7 @@ static tag_info_t tag_table[KNIT__T_MAX_];
 
 static void tag_def(uint32_t tag, uint8_t place, uint8_t kind, uint8_t sub, const char *name)
 {
-    tag_table[tag] = (tag_info_t){place, kind, sub, name};
+    tag_table[tag] = (tag_info_t) {place, kind, sub, name};
 }
 
 __attribute__((constructor)) static void tag_table_init(void)
@@ -72,10 +91,10 @@ __attribute__((constructor)) static void tag_table_init(void)
     tag_def(KNIT__T_ENV_DYN_STRING, P_SPECIAL, KNIT_KIND_ENVELOPE, 1, "EnvelopeDynamicString");
     tag_def(KNIT__T_ENV_STATIC_JSON_EXT, P_SPECIAL, KNIT_KIND_ENVELOPE, 0, "EnvelopeStaticExt");
     tag_def(KNIT__T_ENV_DYN_JSON_EXT, P_SPECIAL, KNIT_KIND_ENVELOPE, 0, "EnvelopeDynamicExt");
-    tag_def(KNIT__T_ENV_STATIC_STRING_EXT, P_SPECIAL, KNIT_KIND_ENVELOPE, 1,
-            "EnvelopeStaticStringExt");
-    tag_def(KNIT__T_ENV_DYN_STRING_EXT, P_SPECIAL, KNIT_KIND_ENVELOPE, 1,
-            "EnvelopeDynamicStringExt");
+    tag_def(
+        KNIT__T_ENV_STATIC_STRING_EXT, P_SPECIAL, KNIT_KIND_ENVELOPE, 1, "EnvelopeStaticStringExt");
+    tag_def(
+        KNIT__T_ENV_DYN_STRING_EXT, P_SPECIAL, KNIT_KIND_ENVELOPE, 1, "EnvelopeDynamicStringExt");
     tag_def(KNIT__T_EXTERNAL, P_DYNAMIC, KNIT_KIND_PSB, 0, "ExternalPayload");
     tag_def(KNIT__T_STATIC_EXTERNAL, P_STATIC, KNIT_KIND_PSB, 0, "StaticExternalPayload");
     tag_def(KNIT__T_PSB, P_SPECIAL, KNIT_KIND_PSB, 0, "ProcessSharedBuffer");
@@ -115,8 +134,8 @@ static uint64_t cookie(void)
         r = (uint64_t)(uintptr_t)&process_cookie ^ ((uint64_t)getpid() << 32);
     r |= 1;
     uint64_t expected = 0;
-    atomic_compare_exchange_strong_explicit(&process_cookie, &expected, r, memory_order_relaxed,
-                                            memory_order_relaxed);
+    atomic_compare_exchange_strong_explicit(
+        &process_cookie, &expected, r, memory_order_relaxed, memory_order_relaxed);
     return atomic_load_explicit(&process_cookie, memory_order_relaxed);
 }
 
@@ -142,7 +161,7 @@ static int get_pointer_words(const uint8_t *stat, const char *what, void **p, ui
     uint64_t c = (uint64_t)w[0] | ((uint64_t)w[1] << 32);
     if (w[6] != (uint32_t)getpid() || c != cookie())
         return knit__err(KNIT_E_PROCESS_BOUNDARY,
-                         "%s frame was not produced by this process (origin pid %u)", what, w[6]);
+            "%s frame was not produced by this process (origin pid %u)", what, w[6]);
     *p = (void *)(uintptr_t)((uint64_t)w[2] | ((uint64_t)w[3] << 32));
     *len = (uint64_t)w[4] | ((uint64_t)w[5] << 32);
     return 0;
@@ -197,12 +216,11 @@ static int reserve(enc_t *e, uint64_t total, const char *label, uint32_t *index,
 {
     if (total > e->cfg->max_payload_bytes)
         return knit__err(KNIT_E_PAYLOAD_TOO_LARGE,
-                         "dynamic payload exceeds maxPayloadBytes: limit=%llu actual=%llu type=%s",
-                         (unsigned long long)e->cfg->max_payload_bytes,
-                         (unsigned long long)total, label);
+            "dynamic payload exceeds maxPayloadBytes: limit=%llu actual=%llu type=%s",
+            (unsigned long long)e->cfg->max_payload_bytes, (unsigned long long)total, label);
     if (!e->arena)
         return knit__err(KNIT_E_ARENA_FULL, "no payload arena for a %llu-byte %s",
-                         (unsigned long long)total, label);
+            (unsigned long long)total, label);
     return knit__arena_alloc(e->arena, total, index, start);
 }
 
@@ -222,8 +240,8 @@ static int put_dynamic(enc_t *e, uint32_t tag, const piece_t *pc, int n, const c
 }
 
 /* Static when it fits (and a static tag exists), else dynamic. */
-static int put_payload(enc_t *e, uint32_t stag, uint32_t dtag, const piece_t *pc, int n,
-                       const char *label)
+static int put_payload(
+    enc_t *e, uint32_t stag, uint32_t dtag, const piece_t *pc, int n, const char *label)
 {
     size_t total = pieces_len(pc, n);
     if (stag && total <= KNIT__STATIC_BYTES) {
@@ -248,10 +266,10 @@ static int enc_typed(enc_t *e, const knit_value_t *v)
         return knit__err(KNIT_E_UNSUPPORTED, "unknown typed-array element type %u", v->sub);
     if (v->len % es)
         return knit__err(KNIT_E_INVAL, "%s byte length %zu is not a multiple of %zu",
-                         knit_elem_name((knit_elem_t)v->sub), v->len, es);
+            knit_elem_name((knit_elem_t)v->sub), v->len, es);
     piece_t pc[1] = {{v->u.ptr, v->len}};
-    return put_payload(e, typed_static[v->sub], typed_dynamic[v->sub], pc, 1,
-                       knit_elem_name((knit_elem_t)v->sub));
+    return put_payload(
+        e, typed_static[v->sub], typed_dynamic[v->sub], pc, 1, knit_elem_name((knit_elem_t)v->sub));
 }
 
 static int enc_error(enc_t *e, const knit_value_t *v)
@@ -270,11 +288,12 @@ static int enc_error(enc_t *e, const knit_value_t *v)
 /* PSB: the numeric 8-word form when it can say everything, else the external JSON form. */
 static int enc_psb(enc_t *e, const knit_psb_desc_t *d)
 {
-    if (d->fd >= 0 && d->name[0] == '\0' && d->size <= UINT32_MAX && d->offset <= UINT32_MAX &&
-        d->length <= UINT32_MAX) {
-        uint32_t w[8] = {(uint32_t)d->fd,     (uint32_t)d->size, (uint32_t)d->size,
-                         (uint32_t)d->offset, (uint32_t)d->length,
-                         0u /* runtime: other */, 1u /* kind: shared */, 0xFFFFFFFFu};
+    /* An inconsistent range falls through to the JSON form, whose builder rejects it: the
+     * decoder refuses such words, so they must never be published. */
+    if (d->fd >= 0 && d->name[0] == '\0' && d->size <= UINT32_MAX && d->offset <= d->size
+        && d->length <= d->size - d->offset) {
+        uint32_t w[8] = {(uint32_t)d->fd, (uint32_t)d->size, (uint32_t)d->size, (uint32_t)d->offset,
+            (uint32_t)d->length, 0u /* runtime: other */, 1u /* kind: shared */, 0xFFFFFFFFu};
         memcpy(e->stat, w, sizeof w);
         set_words(e->hdr, KNIT__T_PSB, 0, 0, (uint32_t)sizeof w);
         return 0;
@@ -299,8 +318,8 @@ static int enc_envelope(enc_t *e, const knit_envelope_t *env)
     bool is_ext = false;
 
     if (env->header_kind > KNIT_ENV_STRING)
-        return knit__err(KNIT_E_INVAL, "envelope header kind %u is neither JSON nor string",
-                         env->header_kind);
+        return knit__err(
+            KNIT_E_INVAL, "envelope header kind %u is neither JSON nor string", env->header_kind);
     if (env->body.kind == KNIT_KIND_BYTES) {
         body = env->body.u.ptr;
         body_len = env->body.len;
@@ -312,16 +331,16 @@ static int enc_envelope(enc_t *e, const knit_envelope_t *env)
         is_ext = true;
     } else {
         return knit__err(KNIT_E_UNSUPPORTED,
-                         "envelope body must be bytes or a ProcessSharedBuffer, not %s",
-                         knit_kind_name((knit_kind_t)env->body.kind));
+            "envelope body must be bytes or a ProcessSharedBuffer, not %s",
+            knit_kind_name((knit_kind_t)env->body.kind));
     }
 
     static const uint8_t tags[2][2][2] = {
         /* [ext][string][dynamic header] */
         {{KNIT__T_ENV_STATIC_JSON, KNIT__T_ENV_DYN_JSON},
-         {KNIT__T_ENV_STATIC_STRING, KNIT__T_ENV_DYN_STRING}},
+            {KNIT__T_ENV_STATIC_STRING, KNIT__T_ENV_DYN_STRING}},
         {{KNIT__T_ENV_STATIC_JSON_EXT, KNIT__T_ENV_DYN_JSON_EXT},
-         {KNIT__T_ENV_STATIC_STRING_EXT, KNIT__T_ENV_DYN_STRING_EXT}},
+            {KNIT__T_ENV_STATIC_STRING_EXT, KNIT__T_ENV_DYN_STRING_EXT}},
     };
     bool dyn_header = env->header_len > KNIT__STATIC_BYTES;
     piece_t pc[2] = {{env->header, dyn_header ? env->header_len : 0}, {body, body_len}};
@@ -337,7 +356,7 @@ static int enc_envelope(enc_t *e, const knit_envelope_t *env)
 }
 
 int knit__encode(knit_value_t *v, uint32_t *hdr, uint8_t *stat, knit__arena_t *arena,
-                 const knit__codec_cfg_t *cfg)
+    const knit__codec_cfg_t *cfg)
 {
     enc_t e = {hdr, stat, arena, cfg};
     uint64_t bits;
@@ -391,8 +410,8 @@ int knit__encode(knit_value_t *v, uint32_t *hdr, uint8_t *stat, knit__arena_t *a
     case KNIT_KIND_SHARED:
         if (cfg->process_boundary)
             return knit__err(KNIT_E_PROCESS_BOUNDARY,
-                             "a shared buffer cannot cross a process-worker boundary; use a "
-                             "ProcessSharedBuffer instead");
+                "a shared buffer cannot cross a process-worker boundary; use a "
+                "ProcessSharedBuffer instead");
         put_pointer_words(stat, v->u.shared, v->u.shared->len);
         set_words(hdr, KNIT__T_SHARED, 0, 0, 32);
         knit_shared_buf_retain(v->u.shared); /* the reference the receiver adopts */
@@ -400,8 +419,8 @@ int knit__encode(knit_value_t *v, uint32_t *hdr, uint8_t *stat, knit__arena_t *a
     case KNIT_KIND_MOVED:
         if (cfg->process_boundary)
             return knit__err(KNIT_E_PROCESS_BOUNDARY,
-                             "a moved buffer cannot cross a process-worker boundary; use a "
-                             "ProcessSharedBuffer instead");
+                "a moved buffer cannot cross a process-worker boundary; use a "
+                "ProcessSharedBuffer instead");
         put_pointer_words(stat, v->u.moved, v->u.moved->len);
         set_words(hdr, KNIT__T_MOVED, 0, 0, 32);
         *v = knit_v_undefined(); /* ownership travels with the frame */
@@ -416,23 +435,21 @@ int knit__encode(knit_value_t *v, uint32_t *hdr, uint8_t *stat, knit__arena_t *a
 /* Validate and locate a payload. Static: at most 512 bytes at the static area. Dynamic: inside
  * the arena mapping. */
 static int locate(const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *a, bool dynamic,
-                  uint64_t len, const uint8_t **src)
+    uint64_t len, const uint8_t **src)
 {
     if (!dynamic) {
         if (len > KNIT__STATIC_BYTES)
             return knit__err(KNIT_E_CORRUPT, "static payload length %llu exceeds %u bytes (tag %s)",
-                             (unsigned long long)len, KNIT__STATIC_BYTES,
-                             knit__tag_name(hdr[KNIT__W_TAG]));
+                (unsigned long long)len, KNIT__STATIC_BYTES, knit__tag_name(hdr[KNIT__W_TAG]));
         *src = stat;
         return 0;
     }
     uint64_t start = hdr[KNIT__W_START];
     if (!a || start % 64 != 0 || start + len > knit__arena_usable(a))
         return knit__err(KNIT_E_CORRUPT,
-                         "region [%llu, +%llu) is outside the %llu-byte arena (tag %s)",
-                         (unsigned long long)start, (unsigned long long)len,
-                         (unsigned long long)(a ? knit__arena_usable(a) : 0),
-                         knit__tag_name(hdr[KNIT__W_TAG]));
+            "region [%llu, +%llu) is outside the %llu-byte arena (tag %s)",
+            (unsigned long long)start, (unsigned long long)len,
+            (unsigned long long)(a ? knit__arena_usable(a) : 0), knit__tag_name(hdr[KNIT__W_TAG]));
     *src = knit__arena_at(a, (uint32_t)start);
     return 0;
 }
@@ -455,7 +472,7 @@ static void free_region(const uint32_t *hdr, const knit__arena_t *a)
 }
 
 static int dec_buffer(const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *a,
-                      const tag_info_t *ti, knit_value_t *out)
+    const tag_info_t *ti, knit_value_t *out)
 {
     bool dyn = ti->place == P_DYNAMIC;
     uint64_t len = hdr[KNIT__W_LEN];
@@ -469,7 +486,7 @@ static int dec_buffer(const uint32_t *hdr, const uint8_t *stat, const knit__aren
     if (ti->kind == KNIT_KIND_TYPED) {
         if (len % knit_elem_size((knit_elem_t)ti->sub))
             return knit__err(KNIT_E_CORRUPT, "%s payload of %llu bytes is not whole elements",
-                             knit_elem_name((knit_elem_t)ti->sub), (unsigned long long)len);
+                knit_elem_name((knit_elem_t)ti->sub), (unsigned long long)len);
     }
     if (ti->kind == KNIT_KIND_BIGINT) {
         if (len < 1 || src[0] > 1)
@@ -477,6 +494,16 @@ static int dec_buffer(const uint32_t *hdr, const uint8_t *stat, const knit__aren
         v.sub = src[0];
         src++;
         len--;
+        /* One representation per number (knit_v_bigint): a peer's padded magnitude or a number
+         * in int64 range decodes as knit would have encoded it. */
+        knit_value_t n = knit_v_bigint(v.sub, src, (size_t)len);
+        if (n.kind == KNIT_KIND_INT64) {
+            if (dyn)
+                free_region(hdr, a);
+            *out = n;
+            return 0;
+        }
+        len = n.len;
     }
     void *p = NULL;
     rc = copy_out(src, len, &p);
@@ -491,8 +518,8 @@ static int dec_buffer(const uint32_t *hdr, const uint8_t *stat, const knit__aren
     return 0;
 }
 
-static int dec_error(const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *a,
-                     knit_value_t *out)
+static int dec_error(
+    const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *a, knit_value_t *out)
 {
     const uint8_t *src = NULL;
     int rc = locate(hdr, stat, a, true, hdr[KNIT__W_LEN], &src);
@@ -527,7 +554,7 @@ static int dec_psb_words(const uint8_t *stat, knit_value_t *out)
 }
 
 static int dec_external(const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *a,
-                        const tag_info_t *ti, knit_value_t *out)
+    const tag_info_t *ti, knit_value_t *out)
 {
     bool dyn = ti->place == P_DYNAMIC;
     const uint8_t *src = NULL;
@@ -545,19 +572,19 @@ static int dec_external(const uint32_t *hdr, const uint8_t *stat, const knit__ar
     return 0;
 }
 
-static int dec_envelope(const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *a,
-                        knit_value_t *out)
+static int dec_envelope(
+    const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *a, knit_value_t *out)
 {
     uint32_t tag = hdr[KNIT__W_TAG];
     bool ext = tag >= KNIT__T_ENV_STATIC_JSON_EXT;
     bool dyn_header = ((tag - (ext ? KNIT__T_ENV_STATIC_JSON_EXT : KNIT__T_ENV_STATIC_JSON)) & 1u);
-    bool str = tag == KNIT__T_ENV_STATIC_STRING || tag == KNIT__T_ENV_DYN_STRING ||
-               tag == KNIT__T_ENV_STATIC_STRING_EXT || tag == KNIT__T_ENV_DYN_STRING_EXT;
+    bool str = tag == KNIT__T_ENV_STATIC_STRING || tag == KNIT__T_ENV_DYN_STRING
+        || tag == KNIT__T_ENV_STATIC_STRING_EXT || tag == KNIT__T_ENV_DYN_STRING_EXT;
     uint64_t hlen = hdr[KNIT__W_LEN], blen = hdr[KNIT__W_END];
     const uint8_t *region, *hsrc = stat;
     if (!dyn_header && hlen > KNIT__STATIC_BYTES)
-        return knit__err(KNIT_E_CORRUPT, "static envelope header of %llu bytes",
-                         (unsigned long long)hlen);
+        return knit__err(
+            KNIT_E_CORRUPT, "static envelope header of %llu bytes", (unsigned long long)hlen);
     int rc = locate(hdr, stat, a, true, (dyn_header ? hlen : 0) + blen, &region);
     if (rc < 0)
         return rc;
@@ -601,16 +628,16 @@ static int dec_envelope(const uint32_t *hdr, const uint8_t *stat, const knit__ar
     return 0;
 }
 
-static int dec_pointer(const uint32_t *hdr, const uint8_t *stat, const knit__codec_cfg_t *cfg,
-                       knit_value_t *out)
+static int dec_pointer(
+    const uint32_t *hdr, const uint8_t *stat, const knit__codec_cfg_t *cfg, knit_value_t *out)
 {
     bool shared = hdr[KNIT__W_TAG] == KNIT__T_SHARED;
     const char *what = shared ? "shared buffer" : "moved buffer";
     if (cfg->process_boundary)
         return knit__err(KNIT_E_PROCESS_BOUNDARY,
-                         "a %s cannot cross a process-worker boundary; use a ProcessSharedBuffer "
-                         "instead",
-                         what);
+            "a %s cannot cross a process-worker boundary; use a ProcessSharedBuffer "
+            "instead",
+            what);
     void *p = NULL;
     uint64_t len = 0;
     int rc = get_pointer_words(stat, what, &p, &len);
@@ -634,7 +661,7 @@ static int dec_pointer(const uint32_t *hdr, const uint8_t *stat, const knit__cod
 }
 
 int knit__decode(const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *arena,
-                 const knit__codec_cfg_t *cfg, knit_value_t *out)
+    const knit__codec_cfg_t *cfg, knit_value_t *out)
 {
     uint32_t tag = hdr[KNIT__W_TAG];
     uint64_t bits = (uint64_t)hdr[KNIT__W_START] | ((uint64_t)hdr[KNIT__W_END] << 32);

@@ -59,9 +59,9 @@ static json_t *cause_json(const knit_value_t *c, const char **kind, int depth, i
         return error_json(c->u.err, depth + 1, rc);
     default:
         *rc = knit__err(KNIT_E_UNSUPPORTED,
-                        "an error cause of kind %s cannot be encoded (null, bool, f64, int64, "
-                        "string, json or error)",
-                        *kind);
+            "an error cause of kind %s cannot be encoded (null, bool, f64, int64, "
+            "string, json or error)",
+            *kind);
         return NULL;
     }
 }
@@ -69,8 +69,8 @@ static json_t *cause_json(const knit_value_t *c, const char **kind, int depth, i
 static json_t *error_json(const knit_error_value_t *e, int depth, int *rc)
 {
     if (depth > MAX_CAUSE_DEPTH) {
-        *rc = knit__err(KNIT_E_UNSUPPORTED, "error causes nest deeper than %d (a cycle?)",
-                        MAX_CAUSE_DEPTH);
+        *rc = knit__err(
+            KNIT_E_UNSUPPORTED, "error causes nest deeper than %d (a cycle?)", MAX_CAUSE_DEPTH);
         return NULL;
     }
     const char *name = e->name && e->name[0] ? e->name : "Error";
@@ -207,7 +207,9 @@ static int error_from(json_t *o, int depth, knit_error_value_t **out)
 int knit__error_from_json(const char *text, size_t len, knit_error_value_t **out)
 {
     json_error_t jerr;
-    json_t *o = json_loadb(text, len, 0, &jerr);
+    /* JSON_ALLOW_NUL: string and JSON causes are length-counted and may hold NUL bytes, which
+     * the encoder writes as \u0000. */
+    json_t *o = json_loadb(text, len, JSON_ALLOW_NUL, &jerr);
     if (!o)
         return knit__err(KNIT_E_CORRUPT, "error payload is not JSON: %s", jerr.text);
     int rc = json_is_object(o) ? error_from(o, 0, out) : corrupt("not an object");
@@ -224,20 +226,24 @@ int knit__psb_to_json(const knit_psb_desc_t *d, char **text, size_t *len)
     size_t nlen = strnlen(d->name, sizeof d->name);
     if (nlen == sizeof d->name)
         return knit__err(KNIT_E_INVAL, "ProcessSharedBuffer name is not NUL-terminated");
+    if (d->fd < -1 || (d->fd < 0 && nlen == 0))
+        return knit__err(KNIT_E_INVAL,
+            "ProcessSharedBuffer needs an fd (>= 0) or a name; got fd %d, name \"%s\"", (int)d->fd,
+            d->name);
     if (d->offset > d->size || d->length > d->size - d->offset)
         return knit__err(KNIT_E_INVAL,
-                         "ProcessSharedBuffer range [%llu, +%llu) exceeds its size %llu",
-                         (unsigned long long)d->offset, (unsigned long long)d->length,
-                         (unsigned long long)d->size);
+            "ProcessSharedBuffer range [%llu, +%llu) exceeds its size %llu",
+            (unsigned long long)d->offset, (unsigned long long)d->length,
+            (unsigned long long)d->size);
     if (d->size > (uint64_t)INT64_MAX)
         return knit__err(KNIT_E_INVAL, "ProcessSharedBuffer size %llu is too large",
-                         (unsigned long long)d->size);
+            (unsigned long long)d->size);
     json_t *name = json_stringn(d->name, nlen);
     if (!name)
         return knit__err(KNIT_E_INVAL, "ProcessSharedBuffer name is not valid UTF-8");
     json_t *meta = json_pack("{s:i, s:i, s:o, s:I, s:I, s:I}", "version", 1, "fd", (int)d->fd,
-                             "name", name, "size", (json_int_t)d->size, "byteOffset",
-                             (json_int_t)d->offset, "byteLength", (json_int_t)d->length);
+        "name", name, "size", (json_int_t)d->size, "byteOffset", (json_int_t)d->offset,
+        "byteLength", (json_int_t)d->length);
     json_t *arr = meta ? json_pack("[s, o]", KNIT__PSB_CODEC_ID, meta) : NULL;
     if (!arr)
         return knit__err(KNIT_E_NOMEM, "building a ProcessSharedBuffer payload");
@@ -254,15 +260,15 @@ int knit__psb_from_json(const char *text, size_t len, knit_psb_desc_t **out)
     json_int_t version = 0, fd = -1, size = 0, off = 0, blen = 0;
     int rc = 0;
     if (json_unpack(j, "[s, {s:I, s:I, s:s, s:I, s:I, s:I}]", &codec, "version", &version, "fd",
-                    &fd, "name", &name, "size", &size, "byteOffset", &off, "byteLength",
-                    &blen) != 0) {
+            &fd, "name", &name, "size", &size, "byteOffset", &off, "byteLength", &blen)
+        != 0) {
         rc = knit__err(KNIT_E_CORRUPT, "external payload is not [codecId, metadata]");
     } else if (strcmp(codec, KNIT__PSB_CODEC_ID) != 0) {
-        rc = knit__err(KNIT_E_UNSUPPORTED, "external payload codec \"%s\" is not known here",
-                       codec);
-    } else if (version != 1 || fd < -1 || fd > INT32_MAX || size < 0 || off < 0 || blen < 0 ||
-               off > size || blen > size - off || strlen(name) >= sizeof((*out)->name) ||
-               (fd < 0 && name[0] == '\0')) {
+        rc = knit__err(
+            KNIT_E_UNSUPPORTED, "external payload codec \"%s\" is not known here", codec);
+    } else if (version != 1 || fd < -1 || fd > INT32_MAX || size < 0 || off < 0 || blen < 0
+        || off > size || blen > size - off || strlen(name) >= sizeof((*out)->name)
+        || (fd < 0 && name[0] == '\0')) {
         rc = knit__err(KNIT_E_CORRUPT, "ProcessSharedBuffer metadata is inconsistent");
     } else {
         knit_psb_desc_t *d = calloc(1, sizeof *d);

@@ -8,17 +8,40 @@
 #include "core/value_internal.h"
 
 static const char *const kind_names[KNIT_KIND_COUNT_] = {
-    "null",  "undefined", "bool",  "f64",      "int64", "bigint", "string",   "json",
-    "bytes", "typed",     "date",  "error",    "envelope", "psb", "shared", "moved",
+    "null",
+    "undefined",
+    "bool",
+    "f64",
+    "int64",
+    "bigint",
+    "string",
+    "json",
+    "bytes",
+    "typed",
+    "date",
+    "error",
+    "envelope",
+    "psb",
+    "shared",
+    "moved",
 };
 
 static const struct {
     const char *name;
     uint8_t size;
 } elems[KNIT_ELEM_COUNT_] = {
-    {"Int8Array", 1},    {"Uint8ClampedArray", 1}, {"Int16Array", 2},   {"Uint16Array", 2},
-    {"Int32Array", 4},   {"Uint32Array", 4},       {"Float32Array", 4}, {"Float64Array", 8},
-    {"BigInt64Array", 8}, {"BigUint64Array", 8},   {"DataView", 1},     {"ArrayBuffer", 1},
+    {"Int8Array", 1},
+    {"Uint8ClampedArray", 1},
+    {"Int16Array", 2},
+    {"Uint16Array", 2},
+    {"Int32Array", 4},
+    {"Uint32Array", 4},
+    {"Float32Array", 4},
+    {"Float64Array", 8},
+    {"BigInt64Array", 8},
+    {"BigUint64Array", 8},
+    {"DataView", 1},
+    {"ArrayBuffer", 1},
     {"Buffer", 1},
 };
 
@@ -67,8 +90,8 @@ knit_value_t knit_v_bigint(bool negative, const uint8_t *mag, size_t len)
 
 /* --- moved and shared buffers --------------------------------------------------------------- */
 
-int knit_moved_new(void *data, size_t len, void (*release)(void *, void *), void *ctx,
-                   knit_moved_buf_t **out)
+int knit_moved_new(
+    void *data, size_t len, void (*release)(void *, void *), void *ctx, knit_moved_buf_t **out)
 {
     if (!out || (!data && len))
         return knit__err(KNIT_E_INVAL, "knit_moved_new: data is NULL with len=%zu", len);
@@ -98,9 +121,16 @@ int knit_shared_buf_new(size_t len, knit_shared_buf_t **out)
 {
     if (!out)
         return knit__err(KNIT_E_INVAL, "knit_shared_buf_new: out is NULL");
-    knit_shared_buf_t *b = calloc(1, sizeof *b + len);
+    /* The struct (its data member) is 64-byte aligned, which calloc does not guarantee;
+     * aligned_alloc wants a size that is a multiple of the alignment. */
+    const size_t align = _Alignof(knit_shared_buf_t);
+    size_t bytes = len > SIZE_MAX - sizeof(knit_shared_buf_t) - align
+        ? 0
+        : (sizeof(knit_shared_buf_t) + len + align - 1) / align * align;
+    knit_shared_buf_t *b = bytes ? aligned_alloc(align, bytes) : NULL;
     if (!b)
         return knit__err(KNIT_E_NOMEM, "knit_shared_buf_new: %zu bytes", len);
+    memset(b, 0, bytes);
     b->magic = KNIT__SHARED_MAGIC;
     atomic_init(&b->refs, 1);
     b->len = len;
@@ -247,21 +277,21 @@ bool knit_value_equal(const knit_value_t *a, const knit_value_t *b)
     }
     case KNIT_KIND_ENVELOPE: {
         const knit_envelope_t *x = a->u.env, *y = b->u.env;
-        return x->header_kind == y->header_kind && x->header_len == y->header_len &&
-               (x->header_len == 0 || memcmp(x->header, y->header, x->header_len) == 0) &&
-               knit_value_equal(&x->body, &y->body);
+        return x->header_kind == y->header_kind && x->header_len == y->header_len
+            && (x->header_len == 0 || memcmp(x->header, y->header, x->header_len) == 0)
+            && knit_value_equal(&x->body, &y->body);
     }
     case KNIT_KIND_PSB: {
         const knit_psb_desc_t *x = a->u.psb, *y = b->u.psb;
-        return x->fd == y->fd && strcmp(x->name, y->name) == 0 && x->size == y->size &&
-               x->offset == y->offset && x->length == y->length;
+        return x->fd == y->fd && strcmp(x->name, y->name) == 0 && x->size == y->size
+            && x->offset == y->offset && x->length == y->length;
     }
     case KNIT_KIND_SHARED:
         return a->u.shared == b->u.shared;
     case KNIT_KIND_MOVED:
-        return a->u.moved->len == b->u.moved->len &&
-               (a->u.moved->len == 0 ||
-                memcmp(a->u.moved->data, b->u.moved->data, a->u.moved->len) == 0);
+        return a->u.moved->len == b->u.moved->len
+            && (a->u.moved->len == 0
+                || memcmp(a->u.moved->data, b->u.moved->data, a->u.moved->len) == 0);
     default:
         return false;
     }
@@ -317,13 +347,17 @@ static int check_text(const char *what, const char *s, size_t len, bool json)
         json_t *j = json_loadb(s, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
         if (!j)
             return knit__err(KNIT_E_INVAL, "%s is not valid JSON at byte %d: %s", what,
-                             jerr.position, jerr.text);
+                jerr.position, jerr.text);
         json_decref(j);
     }
     return 0;
 }
 
-int knit_value_validate(const knit_value_t *v)
+/* Error causes nest at most this deep, as in the codec; a deeper (or cyclic) chain is refused
+ * instead of recursing without end. */
+#define MAX_CAUSE_DEPTH 32
+
+static int validate_at(const knit_value_t *v, int depth)
 {
     switch ((knit_kind_t)v->kind) {
     case KNIT_KIND_STRING:
@@ -335,29 +369,36 @@ int knit_value_validate(const knit_value_t *v)
             return knit__err(KNIT_E_INVAL, "unknown typed-array element type %u", v->sub);
         if (v->len % knit_elem_size((knit_elem_t)v->sub))
             return knit__err(KNIT_E_INVAL, "%s byte length %zu is not a multiple of %zu",
-                             knit_elem_name((knit_elem_t)v->sub), v->len,
-                             knit_elem_size((knit_elem_t)v->sub));
+                knit_elem_name((knit_elem_t)v->sub), v->len, knit_elem_size((knit_elem_t)v->sub));
         return 0;
     case KNIT_KIND_ERROR: {
         const knit_error_value_t *e = v->u.err;
-        int rc = check_text("error name", e->name ? e->name : "", strlen(e->name ? e->name : ""),
-                            false);
+        if (depth > MAX_CAUSE_DEPTH)
+            return knit__err(
+                KNIT_E_INVAL, "error causes nest deeper than %d (a cycle?)", MAX_CAUSE_DEPTH);
+        int rc = check_text(
+            "error name", e->name ? e->name : "", strlen(e->name ? e->name : ""), false);
         if (rc == 0)
             rc = check_text("error message", e->message ? e->message : "",
-                            strlen(e->message ? e->message : ""), false);
+                strlen(e->message ? e->message : ""), false);
         if (rc == 0 && e->cause)
-            rc = knit_value_validate(e->cause);
+            rc = validate_at(e->cause, depth + 1);
         return rc;
     }
     case KNIT_KIND_ENVELOPE: {
         const knit_envelope_t *env = v->u.env;
-        int rc = check_text("envelope header", env->header, env->header_len,
-                            env->header_kind == KNIT_ENV_JSON);
-        return rc ? rc : knit_value_validate(&env->body);
+        int rc = check_text(
+            "envelope header", env->header, env->header_len, env->header_kind == KNIT_ENV_JSON);
+        return rc ? rc : validate_at(&env->body, depth + 1);
     }
     default:
         return (unsigned)v->kind < KNIT_KIND_COUNT_
-                   ? 0
-                   : knit__err(KNIT_E_INVAL, "unknown value kind %u", v->kind);
+            ? 0
+            : knit__err(KNIT_E_INVAL, "unknown value kind %u", v->kind);
     }
+}
+
+int knit_value_validate(const knit_value_t *v)
+{
+    return validate_at(v, 0);
 }

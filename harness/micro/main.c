@@ -9,10 +9,11 @@
 
 #include "gbench/gbench.h"
 
-/* Defined by the group files (codec.c, slot.c, arena.c); 0 or a negative errno value. */
+/* Defined by the group files (codec.c, slot.c, arena.c, pool.c); 0 or a negative errno value. */
 int knit_micro_register_codec(void);
 int knit_micro_register_slot(void);
 int knit_micro_register_arena(void);
+int knit_micro_register_pool(void);
 
 static const struct group {
     const char *name;
@@ -21,6 +22,7 @@ static const struct group {
     {"codec", knit_micro_register_codec},
     {"slot", knit_micro_register_slot},
     {"arena", knit_micro_register_arena},
+    {"pool", knit_micro_register_pool},
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,144 @@
+/*
+ * knit-micro: pool benchmarks (pool/...), through the public API with one thread worker.
+ *
+ * pool/roundtrip/<wait>: one call in flight, an 8-byte bytes argument echoed by the task;
+ * each iteration is one call from knit_call to settlement. The counters p50_ns and p99_ns are
+ * percentiles of the per-call times (CLOCK_MONOTONIC, sorted after the run). <wait> is the
+ * wait strategy: `adaptive` (spin for the budget, then park), `park` (no spinning: every call
+ * wakes a sleeping worker) and `spin_only` (never park; needs a free core).
+ *
+ * pool/burst/1000: 1000 calls submitted before the first wait (32 slots, the rest in the
+ * backlog), then all awaited; items_per_second is calls per second.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gbench/gbench.h"
+#include "knit/knit.h"
+
+static int echo(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result)
+{
+    (void)ctx;
+    *result = *arg;
+    *arg = knit_v_undefined();
+    return 0;
+}
+
+static const knit_task_def_t tasks[] = {{.name = "echo", .fn = echo}};
+
+enum { WAIT_ADAPTIVE, WAIT_PARK, WAIT_SPIN };
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int make_pool(int wait, knit_pool_t **pool)
+{
+    knit_pool_opts_t o = {.threads = 1};
+    if (wait == WAIT_PARK)
+        o.wait.spin_ns = -1;
+    if (wait == WAIT_SPIN)
+        o.wait.spin_only = true;
+    return knit_pool_create(&o, tasks, 1, pool);
+}
+
+static int bm_roundtrip(const knit_gbench_def_t *def, knit_gbench_state_t *st)
+{
+    knit_pool_t *pool;
+    int rc = make_pool((int)def->arg, &pool);
+    if (rc < 0) {
+        knit_gbench_skip_with_errorf(st, "knit_pool_create: %s", knit_errmsg());
+        return rc;
+    }
+    enum { MAX_SAMPLES = 1 << 20 };
+    uint64_t *samples = malloc(MAX_SAMPLES * sizeof *samples);
+    size_t n = 0;
+    static const uint8_t payload[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    while (rc == 0 && knit_gbench_keep_running(st, 1)) {
+        knit_value_t v = knit_v_bytes(payload, sizeof payload);
+        knit_future_t *f;
+        uint64_t t0 = now_ns();
+        rc = knit_call(pool, 0, &v, &f);
+        if (rc == 0) {
+            rc = knit_future_wait(f, -1);
+            knit_future_release(f);
+        }
+        uint64_t t1 = now_ns();
+        if (samples && n < MAX_SAMPLES)
+            samples[n++] = t1 - t0;
+        if (rc < 0)
+            knit_gbench_skip_with_errorf(st, "call: %s (%s)", knit_strerror(rc), knit_errmsg());
+    }
+    if (samples && n) {
+        qsort(samples, n, sizeof *samples, cmp_u64);
+        knit_gbench_set_counter(st, "p50_ns", (double)samples[n / 2], false);
+        knit_gbench_set_counter(st, "p99_ns", (double)samples[(n * 99) / 100], false);
+    }
+    knit_gbench_set_items_processed(st, (int64_t)knit_gbench_iterations(st));
+    free(samples);
+    knit_pool_destroy(pool);
+    return rc < 0 ? rc : 0;
+}
+
+static int bm_burst(const knit_gbench_def_t *def, knit_gbench_state_t *st)
+{
+    knit_pool_t *pool;
+    int rc = make_pool(WAIT_ADAPTIVE, &pool);
+    if (rc < 0) {
+        knit_gbench_skip_with_errorf(st, "knit_pool_create: %s", knit_errmsg());
+        return rc;
+    }
+    size_t burst = (size_t)def->arg;
+    knit_future_t **fs = calloc(burst, sizeof *fs);
+    static const uint8_t payload[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    while (rc == 0 && knit_gbench_keep_running(st, 1)) {
+        for (size_t i = 0; rc == 0 && i < burst; i++) {
+            knit_value_t v = knit_v_bytes(payload, sizeof payload);
+            rc = knit_call(pool, 0, &v, &fs[i]);
+        }
+        for (size_t i = 0; rc == 0 && i < burst; i++) {
+            rc = knit_future_wait(fs[i], -1);
+            knit_future_release(fs[i]);
+        }
+        if (rc < 0)
+            knit_gbench_skip_with_errorf(st, "burst: %s (%s)", knit_strerror(rc), knit_errmsg());
+    }
+    knit_gbench_set_items_processed(st, (int64_t)(knit_gbench_iterations(st) * burst));
+    free(fs);
+    knit_pool_destroy(pool);
+    return rc < 0 ? rc : 0;
+}
+
+int knit_micro_register_pool(void)
+{
+    static const struct {
+        const char *name;
+        knit_gbench_run_fn run;
+        int64_t arg;
+    } benches[] = {
+        {"pool/roundtrip/adaptive", bm_roundtrip, WAIT_ADAPTIVE},
+        {"pool/roundtrip/park", bm_roundtrip, WAIT_PARK},
+        {"pool/roundtrip/spin_only", bm_roundtrip, WAIT_SPIN},
+        {"pool/burst/1000", bm_burst, 1000},
+    };
+    for (size_t i = 0; i < sizeof benches / sizeof benches[0]; i++) {
+        knit_gbench_def_t def = {.name = benches[i].name,
+                                 .flags = KNIT_GBENCH_REAL_TIME,
+                                 .run = benches[i].run,
+                                 .arg = benches[i].arg};
+        int rc = knit_gbench_register(&def);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
