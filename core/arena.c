@@ -111,7 +111,8 @@ int knit__arena_alloc(knit__arena_t *a, uint64_t bytes, uint32_t *index, uint32_
     uint64_t size = align64(bytes ? bytes : 1);
     uint64_t at = UINT64_MAX;
     if (size > UINT32_MAX)
-        return KNIT_E_ARENA_FULL;
+        return knit__err(KNIT_E_ARENA_FULL, "a %llu-byte region exceeds 32-bit arena offsets",
+            (unsigned long long)size);
 
     if (a->used_bits) {
         /* acquire: pairs with the freers' release XOR, so their reads of a region happen

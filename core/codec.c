@@ -2,6 +2,8 @@
 #include "core/codec.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -116,6 +118,13 @@ const char *knit__tag_name(uint32_t tag)
     return tag < KNIT__T_MAX_ && tag_table[tag].name ? tag_table[tag].name : "unknown";
 }
 
+static void forget_pid(void);
+
+static void register_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, forget_pid);
+}
+
 /* --- process-local pointer frames ------------------------------------------------------------ */
 
 /* A per-process secret written next to a pointer, so a frame forged or replayed from another
@@ -139,6 +148,27 @@ static uint64_t cookie(void)
     return atomic_load_explicit(&process_cookie, memory_order_relaxed);
 }
 
+/* getpid() is a system call: cache it, and refresh the cache in a forked child. */
+static _Atomic int32_t cached_pid;
+
+static void forget_pid(void)
+{
+    atomic_store_explicit(&cached_pid, 0, memory_order_relaxed);
+}
+
+static uint32_t my_pid(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    /* relaxed: the pid is a plain value, written by this process only. */
+    int32_t pid = atomic_load_explicit(&cached_pid, memory_order_relaxed);
+    if (pid == 0) {
+        pthread_once(&once, register_fork_handler);
+        pid = (int32_t)getpid();
+        atomic_store_explicit(&cached_pid, pid, memory_order_relaxed);
+    }
+    return (uint32_t)pid;
+}
+
 static void put_pointer_words(uint8_t *stat, const void *p, uint64_t len)
 {
     uint32_t w[8];
@@ -149,7 +179,7 @@ static void put_pointer_words(uint8_t *stat, const void *p, uint64_t len)
     w[3] = (uint32_t)(ptr >> 32);
     w[4] = (uint32_t)len;
     w[5] = (uint32_t)(len >> 32);
-    w[6] = (uint32_t)getpid();
+    w[6] = my_pid();
     w[7] = 0;
     memcpy(stat, w, sizeof w);
 }
@@ -159,7 +189,7 @@ static int get_pointer_words(const uint8_t *stat, const char *what, void **p, ui
     uint32_t w[8];
     memcpy(w, stat, sizeof w);
     uint64_t c = (uint64_t)w[0] | ((uint64_t)w[1] << 32);
-    if (w[6] != (uint32_t)getpid() || c != cookie())
+    if (w[6] != my_pid() || c != cookie())
         return knit__err(KNIT_E_PROCESS_BOUNDARY,
             "%s frame was not produced by this process (origin pid %u)", what, w[6]);
     *p = (void *)(uintptr_t)((uint64_t)w[2] | ((uint64_t)w[3] << 32));
@@ -660,7 +690,7 @@ static int dec_pointer(
     return 0;
 }
 
-int knit__decode(const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *arena,
+static int decode_frame(const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *arena,
     const knit__codec_cfg_t *cfg, knit_value_t *out)
 {
     uint32_t tag = hdr[KNIT__W_TAG];
@@ -707,4 +737,17 @@ int knit__decode(const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *
             return dec_envelope(hdr, stat, arena, out);
         return dec_buffer(hdr, stat, arena, ti, out);
     }
+}
+
+int knit__decode(const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *arena,
+    const knit__codec_cfg_t *cfg, knit_value_t *out)
+{
+    int rc = decode_frame(hdr, stat, arena, cfg, out);
+    /* A well-formed frame that could not be taken (out of memory, a codec this side does not
+     * know) still hands its region back, or 32 such frames would jam the writer's arena. A
+     * corrupt frame keeps it: its region index cannot be trusted either. */
+    if ((rc == KNIT_E_NOMEM || rc == KNIT_E_UNSUPPORTED) && arena
+        && knit__tag_is_dynamic(hdr[KNIT__W_TAG]))
+        free_region(hdr, arena);
+    return rc;
 }

@@ -236,6 +236,16 @@ static bool str_eq(const char *a, const char *b)
     return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
+static const char *error_name(const char *n)
+{
+    return n && n[0] ? n : "Error";
+}
+
+static const knit_value_t *real_cause(const knit_value_t *c)
+{
+    return c && c->kind != KNIT_KIND_UNDEFINED ? c : NULL;
+}
+
 static bool f64_eq(double a, double b)
 {
     if (isnan(a) || isnan(b))
@@ -269,11 +279,12 @@ bool knit_value_equal(const knit_value_t *a, const knit_value_t *b)
         return a->len == b->len && (a->len == 0 || memcmp(a->u.ptr, b->u.ptr, a->len) == 0);
     case KNIT_KIND_ERROR: {
         const knit_error_value_t *x = a->u.err, *y = b->u.err;
-        if (!str_eq(x->name, y->name) || !str_eq(x->message, y->message))
+        const knit_value_t *xc = real_cause(x->cause), *yc = real_cause(y->cause);
+        if (!str_eq(error_name(x->name), error_name(y->name)) || !str_eq(x->message, y->message))
             return false;
-        if (!x->cause || !y->cause)
-            return !x->cause && !y->cause;
-        return knit_value_equal(x->cause, y->cause);
+        if (!xc || !yc)
+            return !xc && !yc;
+        return knit_value_equal(xc, yc);
     }
     case KNIT_KIND_ENVELOPE: {
         const knit_envelope_t *x = a->u.env, *y = b->u.env;

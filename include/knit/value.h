@@ -79,9 +79,9 @@ typedef struct knit_error_value {
 /* A ProcessSharedBuffer descriptor: an fd (anonymous memfd) or a POSIX shm name, the size of
  * the whole object and the byte range the value refers to. */
 typedef struct knit_psb_desc {
-    int32_t fd;     /* -1 when the buffer is named */
-    char name[32];  /* "" when the buffer is anonymous; at most 31 bytes */
-    uint64_t size;  /* size of the shared object */
+    int32_t fd;    /* -1 when the buffer is named */
+    char name[32]; /* "" when the buffer is anonymous; at most 31 bytes */
+    uint64_t size; /* size of the shared object */
     uint64_t offset;
     uint64_t length;
 } knit_psb_desc_t;
@@ -249,8 +249,8 @@ static inline knit_value_t knit_v_moved(knit_moved_buf_t *m)
 /* --- moved and shared buffers --------------------------------------------------------------- */
 
 /* Allocate the holder of a moved buffer; release may be NULL (then `free(data)` is used). */
-int knit_moved_new(void *data, size_t len, void (*release)(void *, void *), void *ctx,
-                   knit_moved_buf_t **out);
+int knit_moved_new(
+    void *data, size_t len, void (*release)(void *, void *), void *ctx, knit_moved_buf_t **out);
 
 /* A reference-counted buffer shared by pointer between threads of one process. */
 int knit_shared_buf_new(size_t len, knit_shared_buf_t **out); /* zero-filled, refcount 1 */
@@ -271,7 +271,9 @@ const char *knit_elem_name(knit_elem_t elem);
  * only the reset happens). */
 void knit_value_free(knit_value_t *v);
 
-/* Deep equality (NaN equals NaN with the same bits; -0 differs from +0). */
+/* Deep equality. Every NaN equals every NaN (the wire carries NaN without its bits); -0 differs
+ * from +0. An error whose name is empty equals one named "Error", and an UNDEFINED cause equals
+ * no cause (that is how both travel). */
 bool knit_value_equal(const knit_value_t *a, const knit_value_t *b);
 
 /* 0 when the value's text is valid UTF-8 and its JSON parses; KNIT_E_INVAL otherwise, with
