@@ -29,6 +29,35 @@ static inline int knit__futex_wait(_Atomic uint32_t *word, uint32_t expected, in
     return -errno;
 }
 
+/*
+ * Sleep until one of `n` words (n <= 128) differs from its expected value or is woken, or the
+ * CLOCK_MONOTONIC time `deadline_ns` passes (0: no limit). Returns >= 0 when woken or a value
+ * already differed, -ETIMEDOUT, -EINTR, or -ENOSYS on kernels before 5.16.
+ */
+static inline int knit__futex_waitv(
+    _Atomic uint32_t *const *words, const uint32_t *expected, unsigned n, uint64_t deadline_ns)
+{
+    struct futex_waitv w[128];
+    if (n > 128)
+        n = 128;
+    for (unsigned i = 0; i < n; i++) {
+        w[i].val = expected[i];
+        w[i].uaddr = (uint64_t)(uintptr_t)words[i];
+        w[i].flags = FUTEX_32; /* shared: the words may live in memory mapped by other processes */
+        w[i].__reserved = 0;
+    }
+    struct timespec ts, *tp = NULL;
+    if (deadline_ns) {
+        ts.tv_sec = (time_t)(deadline_ns / 1000000000ull);
+        ts.tv_nsec = (long)(deadline_ns % 1000000000ull);
+        tp = &ts;
+    }
+    long r = syscall(SYS_futex_waitv, w, n, 0, tp, CLOCK_MONOTONIC);
+    if (r >= 0 || errno == EAGAIN)
+        return 0;
+    return -errno;
+}
+
 static inline void knit__futex_wake(_Atomic uint32_t *word, int n)
 {
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, n, NULL, NULL, 0);

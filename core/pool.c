@@ -61,14 +61,14 @@ bool knit__fifo_remove(knit__fifo_t *q, knit_future_t *f)
     return false;
 }
 
-void knit__doorbell_ring(knit__doorbell_t *d)
+void knit__doorbell_ring(const knit__doorbell_t *d)
 {
     /* seq_cst fence: orders our publication of results (release store of H) before the read of
      * `parked`; pairs with the host's fence between setting `parked` and re-checking. */
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&d->parked.word, memory_order_relaxed)) {
-        atomic_fetch_add_explicit(&d->seq.word, 1, memory_order_relaxed);
-        knit__futex_wake(&d->seq.word, 1);
+    if (atomic_load_explicit(d->parked, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(d->seq, 1, memory_order_relaxed);
+        knit__futex_wake(d->seq, 1);
     }
 }
 
@@ -580,6 +580,42 @@ static int pass(knit_pool_t *p)
 
 static void close_pool(knit_pool_t *p, bool join);
 
+/* Sleep until a worker rings a doorbell or `wake_at` (CLOCK_MONOTONIC ns; UINT64_MAX = none). */
+static void park_host(knit_pool_t *p, uint64_t wake_at)
+{
+    _Atomic uint32_t *words[128];
+    uint32_t tokens[128];
+    unsigned n = 0;
+    for (uint32_t i = 0; i < p->nworkers && n < 128; i++) {
+        knit__lane_t *lane = &p->lanes[i];
+        if (!expects_results(p, lane))
+            continue;
+        /* relaxed: the futex compares the value; a later increment makes the wait return. */
+        tokens[n] = atomic_load_explicit(lane->bell.seq, memory_order_relaxed);
+        words[n++] = lane->bell.seq;
+        atomic_store_explicit(lane->bell.parked, 1, memory_order_relaxed);
+    }
+    /* seq_cst fence: orders `parked` before the re-check of the return locks; pairs with the
+     * fence in knit__doorbell_ring. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (n && !results_waiting(p)) {
+        /* more than 128 lanes: the others are polled at least every millisecond */
+        uint64_t limit = p->nworkers > 128 ? knit__now_ns() + 1000000ull : UINT64_MAX;
+        uint64_t until = wake_at < limit ? wake_at : limit;
+        knit__futex_waitv(words, tokens, n, until == UINT64_MAX ? 0 : until);
+    } else if (!n && wake_at != UINT64_MAX) {
+        uint64_t now = knit__now_ns();
+        if (wake_at > now) {
+            /* nothing can answer: only a timer (or an inline call) is due */
+            struct timespec ts = {
+                (time_t)((wake_at - now) / 1000000000ull), (long)((wake_at - now) % 1000000000ull)};
+            nanosleep(&ts, NULL);
+        }
+    }
+    for (uint32_t i = 0; i < p->nworkers; i++)
+        atomic_store_explicit(p->lanes[i].bell.parked, 0, memory_order_relaxed);
+}
+
 int knit_pool_progress(knit_pool_t *p, int64_t timeout_ns)
 {
     if (!p)
@@ -629,16 +665,7 @@ int knit_pool_progress(knit_pool_t *p, int64_t timeout_ns)
             wake_at = tn;
         if (p->inline_q.len || (tn && tn <= now))
             continue;
-        /* relaxed: the futex compares the value; a later increment makes the wait return. */
-        uint32_t token = atomic_load_explicit(&p->bell->seq.word, memory_order_relaxed);
-        atomic_store_explicit(&p->bell->parked.word, 1, memory_order_relaxed);
-        /* seq_cst fence: orders `parked` before the re-check of the return locks; pairs with
-         * the fence in knit__doorbell_ring. */
-        atomic_thread_fence(memory_order_seq_cst);
-        if (!results_waiting(p))
-            knit__futex_wait(
-                &p->bell->seq.word, token, wake_at == UINT64_MAX ? -1 : (int64_t)(wake_at - now));
-        atomic_store_explicit(&p->bell->parked.word, 0, memory_order_relaxed);
+        park_host(p, wake_at);
     }
 }
 
@@ -717,17 +744,6 @@ static int choose_topology(knit_pool_t *p)
     return 0;
 }
 
-static int make_bell(knit_pool_t *p)
-{
-    /* One shared page (memfd-backed so process workers can map it too). */
-    void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED)
-        return knit__err(KNIT_E_SYS, "mmap of the host doorbell: %s", strerror(errno));
-    p->bell_map = m;
-    p->bell = m;
-    return 0;
-}
-
 static int make_lanes(knit_pool_t *p)
 {
     bool inl = p->opts.inliner.enabled;
@@ -758,6 +774,8 @@ static int make_lanes(knit_pool_t *p)
         if (rc < 0)
             return rc;
         knit__endpoint_init(&lane->ep, &lane->mem, KNIT__SIDE_HOST);
+        lane->bell.parked = knit__bell_parked(lane->mem.map, &lane->mem.layout);
+        lane->bell.seq = knit__bell_seq(lane->mem.map, &lane->mem.layout);
         if (lane->is_submit) {
             knit__ctrl_t *c = knit__shm_ctrl(&lane->mem);
             knit__steal_prod_init(&lane->steal, &c->req.q_host.word, c->req_slab, p->nworkers);
@@ -817,7 +835,6 @@ int knit_pool_create(
         if (getrandom(&p->rng, sizeof p->rng, 0) != (ssize_t)sizeof p->rng)
             p->rng = (uint64_t)knit__now_ns();
         p->rng |= 1;
-        rc = make_bell(p);
     }
     if (rc == 0)
         rc = make_lanes(p);
@@ -926,8 +943,6 @@ void knit_pool_destroy(knit_pool_t *p)
     free(p->reg);
     free(p->free_ids);
     free(p->heap);
-    if (p->bell_map)
-        munmap(p->bell_map, 4096);
     free(p);
 }
 

@@ -90,13 +90,14 @@ static inline bool knit__abort_is_set(_Atomic uint32_t *shared, uint32_t id)
     return (atomic_load_explicit(&shared[id >> 5], memory_order_acquire) >> (id & 31u)) & 1u;
 }
 
-/* The host's doorbell: workers ring it after publishing results while the host is parked. */
+/* A lane's host doorbell (see knit__bell_parked in transports/knit/layout.h). */
 typedef struct knit__doorbell {
-    knit__line_t seq;    /* futex word the host sleeps on; workers increment it */
-    knit__line_t parked; /* host: 1 while it is (about to be) asleep */
+    _Atomic uint32_t *parked; /* host: 1 while it is (about to be) asleep */
+    _Atomic uint32_t *seq;    /* worker increments it; the host sleeps on it */
 } knit__doorbell_t;
 
-void knit__doorbell_ring(knit__doorbell_t *d);
+/* Worker side, after publishing results: wake the host if it is parked. */
+void knit__doorbell_ring(const knit__doorbell_t *d);
 
 /* One worker of the thread runtime (state private to the worker thread after start). */
 typedef struct knit__worker knit__worker_t;
@@ -114,6 +115,7 @@ typedef struct knit__lane {
     uint32_t zombies; /* settled early while in flight; their responses are still due */
     knit__fifo_t backlog;
     knit__abort_ids_t aborts;
+    knit__doorbell_t bell;
 } knit__lane_t;
 
 typedef struct knit__task {
@@ -151,8 +153,6 @@ struct knit_pool {
     uint64_t rng;
 
     knit__lane_cfg_t lane_cfg;
-    knit__doorbell_t *bell; /* in shared memory so process workers can ring it */
-    void *bell_map;
 
     /* call registry */
     knit__slot_ref_t *reg;

@@ -296,7 +296,7 @@ static void *worker_main(void *arg)
             progressed = true;
         }
         if (w->sent)
-            knit__doorbell_ring(w->pool->bell);
+            knit__doorbell_ring(&w->lane->bell);
         if (!progressed && !w->runq.len)
             idle_wait(w);
     }

@@ -120,4 +120,20 @@ static inline knit__layout_t knit__layout_make(uint64_t payload_max_bytes, uint3
     return l;
 }
 
+/*
+ * The host's doorbell, a knit addition kept inside knitting's layout: the first word of each
+ * payload arena's reserved 64-byte header. Request arena: `parked`, written by the host (1 while
+ * it is about to sleep). Return arena: `seq`, incremented by the worker after it published
+ * results while the host was parked; the host sleeps on it (futex_waitv over all lanes).
+ */
+static inline _Atomic uint32_t *knit__bell_parked(uint8_t *map, const knit__layout_t *l)
+{
+    return (_Atomic uint32_t *)(map + l->req_arena_off);
+}
+
+static inline _Atomic uint32_t *knit__bell_seq(uint8_t *map, const knit__layout_t *l)
+{
+    return (_Atomic uint32_t *)(map + l->ret_arena_off);
+}
+
 #endif
