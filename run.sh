@@ -11,6 +11,7 @@ PACKAGES=(
     gcc g++ make cmake ninja-build pkg-config
     libcmocka-dev libbenchmark-dev libjansson-dev
     gnuplot-nox python3-matplotlib python3-scipy python3-numpy
+    bubblewrap util-linux
 )
 
 usage() {

@@ -49,6 +49,8 @@ static bool lane_idle(const knit__lane_t *l)
     return l->inflight == 0;
 }
 
+static uint32_t choose(knit_pool_t *p, knit__task_t *t, uint32_t n, const uint32_t *order);
+
 uint32_t knit__balance(knit_pool_t *p, knit__task_t *t)
 {
     uint32_t n = p->norder;
@@ -59,6 +61,18 @@ uint32_t knit__balance(knit_pool_t *p, knit__task_t *t)
         n = p->nworkers;
         order = p->order + (p->opts.inliner.position == KNIT_INLINE_FIRST ? 1 : 0);
     }
+    uint32_t lane = choose(p, t, n, order);
+    if (!p->lanes[lane].failed)
+        return lane;
+    /* a lane whose worker is gone for good: the next healthy one in order, if any */
+    for (uint32_t i = 0; i < n; i++)
+        if (!p->lanes[order[i]].failed)
+            return order[i];
+    return lane;
+}
+
+static uint32_t choose(knit_pool_t *p, knit__task_t *t, uint32_t n, const uint32_t *order)
+{
     if (n <= 1)
         return order[0];
     switch (p->opts.balancer) {

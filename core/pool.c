@@ -15,6 +15,8 @@
 #include "core/error_internal.h"
 #include "core/futex.h"
 #include "core/pool_internal.h"
+#include "runtimes/process/process.h"
+#include "runtimes/runtime.h"
 
 /* --- small helpers ------------------------------------------------------------------------- */
 
@@ -178,6 +180,13 @@ static void release_abort_id(knit_pool_t *p, uint32_t lane, int32_t abort_id)
 static knit_value_t errmsg_value(void)
 {
     knit_value_t s = knit_v_str(knit_errmsg()), v = knit_v_undefined();
+    knit__value_keep(&s, &v);
+    return v;
+}
+
+static knit_value_t string_value(const char *msg)
+{
+    knit_value_t s = knit_v_str(msg), v = knit_v_undefined();
     knit__value_keep(&s, &v);
     return v;
 }
@@ -405,6 +414,11 @@ int knit__route_and_send(knit_pool_t *p, knit_future_t *f)
     f->lane = li;
     lane->inflight++;
     t->inflight++;
+    if (lane->failed) {
+        knit_value_t m = string_value(lane->fail_msg);
+        knit__settle(p, f, lane->failed, &m);
+        return 0;
+    }
     if (t->def.abort_aware && !lane->is_inline) {
         int id = knit__abort_alloc(&lane->aborts);
         if (id < 0) {
@@ -484,7 +498,16 @@ static int on_result(void *ctx, knit__msg_t *m)
     knit_future_t *f = r.call;
     f->abort_id = -1;
     p->lanes[r.lane].published--;
-    knit__settle(p, f, m->status < 0 ? m->status : status_of(m->w0), &m->value);
+    int status = m->status < 0 ? m->status : status_of(m->w0);
+    if (status == KNIT_E_TIMEOUT) {
+        /* the worker found the budget spent before running the task: the task's outcome */
+        knit_value_t v, copy = knit_v_undefined();
+        knit_value_free(&m->value);
+        status = knit__timeout_outcome(&p->tasks[f->task].def, &v);
+        knit__value_keep(&v, &copy);
+        m->value = copy;
+    }
+    knit__settle(p, f, status, &m->value);
     return 0;
 }
 
@@ -528,7 +551,8 @@ static int run_inline(knit_pool_t *p)
             break;
         f->state = KNIT__CS_RUNNING;
         knit_value_t result = knit_v_undefined(), kept = knit_v_undefined();
-        int status = knit__run_inline(p, f, &result, f->abort_requested);
+        int status
+            = knit__run_task_inline(&p->tasks[f->task], &f->arg, &result, f->abort_requested);
         if (knit__value_keep(&result, &kept) < 0) {
             status = KNIT_E_NOMEM;
             kept = errmsg_value();
@@ -557,10 +581,134 @@ static bool results_waiting(knit_pool_t *p)
     return false;
 }
 
+static int lane_memory(knit_pool_t *p, knit__lane_t *lane);
+static void lane_memory_close(knit_pool_t *p, knit__lane_t *lane);
+
+/* Settle every call published on a lane whose worker is gone; the backlog too unless a new
+ * worker will take it. */
+static void fail_lane(knit_pool_t *p, knit__lane_t *lane, int status, bool keep_backlog)
+{
+    for (uint32_t id = 0; id < p->reg_cap; id++) {
+        knit__slot_ref_t r = p->reg[id];
+        if (r.lane != lane->index || (!r.call && !r.zombie))
+            continue;
+        release_abort_id(p, r.lane, r.abort_id);
+        reg_free(p, id);
+        if (r.zombie) {
+            lane->zombies--;
+            continue;
+        }
+        r.call->abort_id = -1;
+        lane->published--;
+        knit_value_t m = string_value(lane->fail_msg);
+        knit__settle(p, r.call, status, &m);
+    }
+    while (!keep_backlog && lane->backlog.head) {
+        knit_value_t m = string_value(lane->fail_msg);
+        knit__settle_early(p, lane->backlog.head, status, &m);
+    }
+}
+
+static void worker_failed(knit_pool_t *p, knit__lane_t *lane, int status)
+{
+    lane->failed = status;
+    if (p->stealing) {
+        knit__lane_t *sub = &p->lanes[p->submit];
+        knit__steal_prod_retire(&sub->steal, lane->index);
+        bool any = false;
+        for (uint32_t i = 0; i < p->nworkers; i++)
+            any |= !p->lanes[i].failed;
+        if (!any) { /* nobody is left to take the shared lock's calls */
+            snprintf(sub->fail_msg, sizeof sub->fail_msg, "%s", lane->fail_msg);
+            sub->failed = status;
+            fail_lane(p, sub, status, false);
+        }
+        return;
+    }
+    fail_lane(p, lane, status, false);
+}
+
+/* A process worker exited: fail its calls, then replace it (unless it never started). */
+static void worker_died(knit_pool_t *p, knit__lane_t *lane)
+{
+    bool started = lane->ready;
+    int status = started ? KNIT_E_WORKER_DIED : KNIT_E_WORKER_STARTUP;
+    knit__layout_t *l = &lane->mem.layout;
+    if (!started
+        && atomic_load_explicit(knit__lane_boot(lane->mem.map, l), memory_order_acquire)
+            == KNIT__BOOT_FAILED)
+        snprintf(lane->fail_msg, sizeof lane->fail_msg, "worker %u start-up failed: %.*s",
+            lane->index, (int)KNIT__BOOT_MSG_BYTES, knit__lane_boot_msg(lane->mem.map, l));
+    else if (lane->exit_signal)
+        snprintf(lane->fail_msg, sizeof lane->fail_msg, "worker %u (pid %d) was killed by %s",
+            lane->index, (int)lane->pid, strsignal(lane->exit_signal));
+    else
+        snprintf(lane->fail_msg, sizeof lane->fail_msg,
+            "worker %u (pid %d) exited with status %d%s", lane->index, (int)lane->pid,
+            lane->exit_code, started ? "" : " during start-up (see its stderr)");
+    knit__process_forget(p, lane);
+    bool respawn = started && !p->opts.worker.process.no_respawn && !p->closed;
+    fail_lane(p, lane, status, respawn);
+    if (!respawn) {
+        lane->failed = status;
+        return;
+    }
+    lane_memory_close(p, lane);
+    int rc = lane_memory(p, lane);
+    if (rc == 0)
+        rc = knit__process_start(p, lane);
+    if (rc < 0) {
+        snprintf(lane->fail_msg, sizeof lane->fail_msg, "replacing worker %u: %s", lane->index,
+            knit_errmsg());
+        lane->failed = KNIT_E_WORKER_STARTUP;
+        fail_lane(p, lane, KNIT_E_WORKER_STARTUP, false);
+        return;
+    }
+    p->respawns++;
+    if (lane->backlog.len)
+        flush_backlog(p, lane);
+}
+
+/* Start-up reports and deaths of the workers. */
+static void check_lanes(knit_pool_t *p)
+{
+    for (uint32_t i = 0; i < p->nworkers; i++) {
+        knit__lane_t *lane = &p->lanes[i];
+        if (lane->failed || !lane->mem.map)
+            continue;
+        if (!lane->ready) {
+            /* acquire: pairs with the worker's release store; its message is visible. */
+            uint32_t b = atomic_load_explicit(
+                knit__lane_boot(lane->mem.map, &lane->mem.layout), memory_order_acquire);
+            if (b == KNIT__BOOT_READY) {
+                lane->ready = true;
+            } else if (b == KNIT__BOOT_FAILED && p->opts.runtime == KNIT_RUNTIME_THREAD) {
+                snprintf(lane->fail_msg, sizeof lane->fail_msg, "worker %u start-up failed: %.*s",
+                    lane->index, (int)KNIT__BOOT_MSG_BYTES,
+                    knit__lane_boot_msg(lane->mem.map, &lane->mem.layout));
+                worker_failed(p, lane, KNIT_E_WORKER_STARTUP);
+                continue;
+            }
+        }
+        /* acquire: pairs with the monitor's release store; the exit status is visible. */
+        if (p->opts.runtime == KNIT_RUNTIME_PROCESS
+            && atomic_load_explicit(&lane->died, memory_order_acquire))
+            worker_died(p, lane);
+    }
+    if (p->opts.runtime == KNIT_RUNTIME_THREAD) {
+        bool settled = true; /* threads cannot die alone: once all reported, stop checking */
+        for (uint32_t i = 0; i < p->nworkers; i++)
+            settled &= p->lanes[i].ready || p->lanes[i].failed;
+        p->lanes_unsettled = !settled;
+    }
+}
+
 /* One dispatcher pass. Returns the number of frames and calls handled. */
 static int pass(knit_pool_t *p)
 {
     int work = 0;
+    if (p->lanes_unsettled)
+        check_lanes(p);
     for (uint32_t i = 0; i < p->nworkers; i++) {
         knit__lane_t *lane = &p->lanes[i];
         if (p->dispatcher == KNIT_DISPATCHER_SERIAL_CHANNEL && !lane->inflight
@@ -685,8 +833,11 @@ static int copy_tasks(knit_pool_t *p, const knit_task_def_t *defs, size_t n)
         return knit__err(KNIT_E_NOMEM, "%zu task definitions", n);
     p->ntasks = (uint32_t)n;
     for (size_t i = 0; i < n; i++) {
-        if (!defs[i].name || !defs[i].name[0] || !defs[i].fn)
-            return knit__err(KNIT_E_INVAL, "task %zu has no name or no function", i);
+        if (!defs[i].name || !defs[i].name[0] || (!defs[i].fn && !defs[i].import_path))
+            return knit__err(KNIT_E_INVAL,
+                "task %zu has no name, or neither a function nor an "
+                "import path",
+                i);
         if (defs[i].timeout_value.kind == KNIT_KIND_MOVED)
             return knit__err(
                 KNIT_E_INVAL, "task '%s': a timeout value cannot be a moved buffer", defs[i].name);
@@ -744,6 +895,41 @@ static int choose_topology(knit_pool_t *p)
     return 0;
 }
 
+/* Create a lane's memory (memfd, or a named object for named process workers) and the host's
+ * views of it. Also used to replace the memory of a worker that died. */
+static int lane_memory(knit_pool_t *p, knit__lane_t *lane)
+{
+    int rc;
+    bool named = p->opts.runtime == KNIT_RUNTIME_PROCESS
+        && p->opts.worker.process.shared_memory == KNIT_SHM_NAMED && !lane->is_submit;
+    lane->shm_name[0] = 0;
+    rc = named ? knit__process_named_memory(p, lane)
+               : knit__shm_lane_create(&lane->mem, &p->lane_cfg);
+    if (rc < 0)
+        return rc;
+    knit__endpoint_init(&lane->ep, &lane->mem, KNIT__SIDE_HOST);
+    lane->bell.parked = knit__bell_parked(lane->mem.map, &lane->mem.layout);
+    lane->bell.seq = knit__bell_seq(lane->mem.map, &lane->mem.layout);
+    lane->ready = false;
+    if (lane->is_submit) {
+        knit__ctrl_t *c = knit__shm_ctrl(&lane->mem);
+        knit__steal_prod_init(&lane->steal, &c->req.q_host.word, c->req_slab, p->nworkers);
+    }
+    if (lane->mem.layout.abort_bytes)
+        lane->aborts.shared = (_Atomic uint32_t *)(lane->mem.map + lane->mem.layout.abort_off);
+    return 0;
+}
+
+static void lane_memory_close(knit_pool_t *p, knit__lane_t *lane)
+{
+    if (!lane->mem.map)
+        return;
+    knit__shm_lane_close(&lane->mem);
+    if (lane->shm_name[0] && !p->opts.worker.process.keep_names)
+        shm_unlink(lane->shm_name);
+    lane->shm_name[0] = 0;
+}
+
 static int make_lanes(knit_pool_t *p)
 {
     bool inl = p->opts.inliner.enabled;
@@ -768,25 +954,14 @@ static int make_lanes(knit_pool_t *p)
         lane->mem.fd = -1;
         lane->is_inline = i == p->inline_lane;
         lane->is_submit = i == p->submit;
+        lane->pidfd = -1;
         if (lane->is_inline)
             continue;
-        int rc = knit__shm_lane_create(&lane->mem, &p->lane_cfg);
+        int rc = lane_memory(p, lane);
+        if (rc == 0 && p->lane_cfg.abort_capacity && (!p->stealing || lane->is_submit))
+            rc = knit__abort_init(&lane->aborts, p->lane_cfg.abort_capacity, lane->aborts.shared);
         if (rc < 0)
             return rc;
-        knit__endpoint_init(&lane->ep, &lane->mem, KNIT__SIDE_HOST);
-        lane->bell.parked = knit__bell_parked(lane->mem.map, &lane->mem.layout);
-        lane->bell.seq = knit__bell_seq(lane->mem.map, &lane->mem.layout);
-        if (lane->is_submit) {
-            knit__ctrl_t *c = knit__shm_ctrl(&lane->mem);
-            knit__steal_prod_init(&lane->steal, &c->req.q_host.word, c->req_slab, p->nworkers);
-        }
-        if (p->lane_cfg.abort_capacity && (!p->stealing || lane->is_submit)) {
-            _Atomic uint32_t *bits
-                = (_Atomic uint32_t *)(lane->mem.map + lane->mem.layout.abort_off);
-            rc = knit__abort_init(&lane->aborts, p->lane_cfg.abort_capacity, bits);
-            if (rc < 0)
-                return rc;
-        }
     }
     return 0;
 }
@@ -804,8 +979,17 @@ int knit_pool_create(
         p->opts = *opts;
     knit_pool_opts_t *o = &p->opts;
     int rc = 0;
-    if (o->runtime != KNIT_RUNTIME_THREAD)
-        rc = knit__err(KNIT_E_UNSUPPORTED, "the process runtime is not available in this build");
+    if (o->runtime != KNIT_RUNTIME_THREAD && o->runtime != KNIT_RUNTIME_PROCESS)
+        rc = knit__err(KNIT_E_INVAL, "unknown runtime %d", (int)o->runtime);
+    else if (o->runtime == KNIT_RUNTIME_PROCESS && o->steal == KNIT_STEAL_ON)
+        rc = knit__err(KNIT_E_UNSUPPORTED,
+            "work stealing does not support process workers; use thread workers or "
+            "disable stealing");
+    else if (o->runtime == KNIT_RUNTIME_PROCESS && o->worker.bootstrap
+        && !o->worker.bootstrap_import_path)
+        rc = knit__err(KNIT_E_INVAL,
+            "process workers cannot call a host function pointer as bootstrap: pass "
+            "it to knit_worker_process_main() or set bootstrap_import_path");
     else if (o->transport != KNIT_TRANSPORT_KNIT)
         rc = knit__err(KNIT_E_UNSUPPORTED, "only the knit transport is available in this build");
     else if (o->threads > 1024)
@@ -822,6 +1006,7 @@ int knit_pool_create(
         p->lane_cfg.payload_initial_bytes = o->payload.initial_bytes;
         p->lane_cfg.payload_max_bytes = o->payload.max_byte_length;
         p->lane_cfg.max_payload_bytes = o->payload.max_payload_bytes;
+        p->lane_cfg.process_boundary = o->runtime == KNIT_RUNTIME_PROCESS;
         p->lane_cfg.abort_capacity = p->any_abort_aware
             ? (o->abort_capacity ? o->abort_capacity : KNIT__DEFAULT_ABORTS)
             : 0;
@@ -836,10 +1021,16 @@ int knit_pool_create(
             p->rng = (uint64_t)knit__now_ns();
         p->rng |= 1;
     }
+    if (rc == 0 && o->runtime == KNIT_RUNTIME_PROCESS && !o->worker.process.program) {
+        p->self_exe = realpath("/proc/self/exe", NULL);
+        if (!p->self_exe)
+            rc = knit__err(KNIT_E_SYS, "cannot resolve this program's path: %s", strerror(errno));
+    }
     if (rc == 0)
         rc = make_lanes(p);
+    p->lanes_unsettled = true;
     for (uint32_t i = 0; rc == 0 && i < p->nworkers; i++)
-        rc = knit__worker_start(p, &p->lanes[i]);
+        rc = knit__runner_start(p, &p->lanes[i]);
     if (rc < 0) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", knit_errmsg());
@@ -877,9 +1068,9 @@ static void reject_all(knit_pool_t *p)
 static void join_workers(knit_pool_t *p)
 {
     for (uint32_t i = 0; p->lanes && i < p->nworkers; i++)
-        knit__worker_stop(&p->lanes[i]);
+        knit__runner_stop(&p->lanes[i]);
     for (uint32_t i = 0; p->lanes && i < p->nworkers; i++)
-        knit__worker_join(&p->lanes[i]);
+        knit__runner_join(p, &p->lanes[i]);
 }
 
 static void close_pool(knit_pool_t *p, bool join)
@@ -889,7 +1080,7 @@ static void close_pool(knit_pool_t *p, bool join)
         p->closed = true;
         reject_all(p);
         for (uint32_t i = 0; p->lanes && i < p->nworkers; i++)
-            knit__worker_stop(&p->lanes[i]);
+            knit__runner_stop(&p->lanes[i]);
     }
     if (join)
         join_workers(p);
@@ -931,10 +1122,11 @@ void knit_pool_destroy(knit_pool_t *p)
             discard_submitted(lane);
         else if (!lane->is_inline && lane->mem.map)
             knit__ep_drain(&lane->ep, discard_frame, NULL, 0, 0); /* results nobody reads */
-        if (lane->mem.map)
-            knit__shm_lane_close(&lane->mem);
+        lane_memory_close(p, lane);
         knit__abort_fini(&lane->aborts);
     }
+    knit__monitor_stop(p);
+    free(p->self_exe);
     for (uint32_t i = 0; p->tasks && i < p->ntasks; i++)
         free(p->tasks[i].name);
     free(p->tasks);
@@ -984,6 +1176,16 @@ knit_dispatcher_t knit_pool_dispatcher(const knit_pool_t *p)
 size_t knit_pool_pending(const knit_pool_t *p)
 {
     return p->pending;
+}
+
+int32_t knit_pool_worker_pid(const knit_pool_t *p, uint32_t worker)
+{
+    return worker < p->nworkers ? p->lanes[worker].pid : 0;
+}
+
+uint32_t knit_pool_respawns(const knit_pool_t *p)
+{
+    return p->respawns;
 }
 
 const char *knit_dispatcher_name(knit_dispatcher_t d)

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "core/value_internal.h"
+#include "core/worker.h"
 #include "knit/knit.h"
 #include "transports/knit/shm_lane.h"
 #include "transports/knit/steal.h"
@@ -84,23 +85,10 @@ void knit__abort_fini(knit__abort_ids_t *a);
 int knit__abort_alloc(knit__abort_ids_t *a); /* id or KNIT_E_ABORT_EXHAUSTED */
 void knit__abort_release(knit__abort_ids_t *a, uint32_t id);
 void knit__abort_signal(knit__abort_ids_t *a, uint32_t id);
-static inline bool knit__abort_is_set(_Atomic uint32_t *shared, uint32_t id)
-{
-    /* acquire: a task that sees its bit also sees what the host wrote before setting it. */
-    return (atomic_load_explicit(&shared[id >> 5], memory_order_acquire) >> (id & 31u)) & 1u;
-}
 
-/* A lane's host doorbell (see knit__bell_parked in transports/knit/layout.h). */
-typedef struct knit__doorbell {
-    _Atomic uint32_t *parked; /* host: 1 while it is (about to be) asleep */
-    _Atomic uint32_t *seq;    /* worker increments it; the host sleeps on it */
-} knit__doorbell_t;
-
-/* Worker side, after publishing results: wake the host if it is parked. */
-void knit__doorbell_ring(const knit__doorbell_t *d);
-
-/* One worker of the thread runtime (state private to the worker thread after start). */
-typedef struct knit__worker knit__worker_t;
+/* A running worker: a thread (runtimes/thread) or a child process (runtimes/process). */
+typedef struct knit__runner knit__runner_t;
+typedef struct knit__monitor knit__monitor_t;
 
 typedef struct knit__lane {
     uint32_t index;
@@ -108,22 +96,24 @@ typedef struct knit__lane {
     bool is_submit;           /* the shared request lock of a stealing pool */
     knit__steal_prod_t steal; /* is_submit: the host's side of it */
     knit__shm_lane_t mem;
-    knit__endpoint_t ep; /* host side */
-    knit__worker_t *worker;
-    uint32_t inflight; /* routed here and not settled (backlog + published + inline queue) */
+    knit__endpoint_t ep;    /* host side */
+    knit__runner_t *runner; /* the running worker (thread or process) */
+    int failed;             /* 0, or why the lane's worker is gone (KNIT_E_WORKER_...) */
+    char fail_msg[256];
+    _Atomic uint32_t died; /* process runtime: set by the monitor when the child exited */
+    int32_t pid;           /* process runtime: the child's pid */
+    int exit_code;         /* process runtime: exit status, -1 when killed by a signal */
+    int exit_signal;       /* process runtime: the signal that killed it, or 0 */
+    bool ready;            /* the worker reported a successful start-up */
+    int pidfd;             /* process runtime: pidfd of the child, or -1 */
+    char shm_name[40];     /* named shared memory: the object's name ("" when inherited) */
+    uint32_t inflight;     /* routed here and not settled (backlog + published + inline queue) */
     uint32_t published;
     uint32_t zombies; /* settled early while in flight; their responses are still due */
     knit__fifo_t backlog;
     knit__abort_ids_t aborts;
     knit__doorbell_t bell;
 } knit__lane_t;
-
-typedef struct knit__task {
-    knit_task_def_t def;
-    char *name;         /* owned copy */
-    uint32_t inflight;  /* calls of this task not settled (inliner gate) */
-    uint32_t rr_cursor; /* balancer state, per task */
-} knit__task_t;
 
 /* Registry entry for an id: the call in flight, or a zombie awaiting a late response. */
 typedef struct knit__slot_ref {
@@ -153,6 +143,10 @@ struct knit_pool {
     uint64_t rng;
 
     knit__lane_cfg_t lane_cfg;
+    knit__monitor_t *monitor; /* process runtime: watches the children */
+    char *self_exe;           /* process runtime: this program's path */
+    bool lanes_unsettled;     /* some worker may still report start-up or die: check lanes */
+    uint32_t respawns;        /* process workers replaced after dying */
 
     /* call registry */
     knit__slot_ref_t *reg;
@@ -190,13 +184,6 @@ int knit__timer_add(knit_pool_t *p, knit_future_t *f);
 void knit__timer_remove(knit_pool_t *p, knit_future_t *f);
 knit_future_t *knit__timer_due(knit_pool_t *p, uint64_t now);
 uint64_t knit__timer_next(const knit_pool_t *p); /* 0 = none */
-
-/* worker.c: the worker loop, and the thread runtime that runs it */
-int knit__worker_start(knit_pool_t *p, knit__lane_t *lane);
-void knit__worker_stop(knit__lane_t *lane); /* ask to stop and wake */
-void knit__worker_join(knit__lane_t *lane); /* wait for the thread, free its state */
-/* Run an inline-lane call on the host thread; returns the settlement status. */
-int knit__run_inline(knit_pool_t *p, knit_future_t *f, knit_value_t *result, bool aborted);
 
 /* The timeout outcome of a task as a status and value (borrowed from the definition). */
 static inline int knit__timeout_outcome(const knit_task_def_t *d, knit_value_t *v)

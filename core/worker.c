@@ -1,14 +1,19 @@
 /*
- * knit core - the worker loop, and the thread runtime that runs one loop per pthread.
+ * knit core - the worker loop, the same for thread and process workers.
  *
- * A turn: flush results that found the return lock full, drain new requests into the run
- * queue (one acknowledgement for the batch), run up to 5 tasks, sending each result as soon as
- * it exists. With nothing to do the worker spins for its budget, then parks on the lane's `op`
- * futex word. Parking cannot lose a wake-up: the worker stores rxStatus = 0, issues a full
- * fence, and re-checks the request queue before it sleeps; the host publishes, issues a full
- * fence, then reads rxStatus and bumps `op` when it reads 0 (knit__lane_wake). With both fences
- * at least one side sees the other's store. An idle worker sleeps without a timeout.
+ * A turn: flush results that found the return lock full, take new requests into the run queue
+ * (one acknowledgement for the batch; a stealing worker claims one region of the shared lock,
+ * and only when its run queue is empty), run up to 5 tasks, sending each result as soon as it
+ * exists, then ring the host's doorbell if results went out. With nothing to do the worker
+ * spins for its budget, then parks on the lane's `op` futex word. Parking cannot lose a wake-up:
+ * the worker stores rxStatus = 0, issues a full fence, and re-checks for work before it sleeps;
+ * the host publishes (or frees return slots, or sets the stop word), issues a full fence, then
+ * reads rxStatus and bumps `op` when it reads 0. An idle worker sleeps without a timeout.
+ *
+ * The loop knows nothing of the pool: it gets its task table, its lane memory and its wait
+ * settings in a knit__worker_cfg_t, so a process worker builds one from its boot payload.
  */
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +21,11 @@
 #include "core/clock.h"
 #include "core/error_internal.h"
 #include "core/futex.h"
-#include "core/pool_internal.h"
+#include "core/value_internal.h"
+#include "core/worker.h"
 
 struct knit_task_ctx {
     const knit__task_t *task;
-    knit__worker_t *worker;
     _Atomic uint32_t *abort_bits; /* NULL: not abort-aware */
     uint32_t abort_id;
     uint32_t worker_index;
@@ -58,22 +63,20 @@ typedef struct ring {
 } ring_t;
 
 struct knit__worker {
-    knit_pool_t *pool; /* read-only after start: tasks and options */
-    knit__lane_t *lane;
+    knit__worker_cfg_t cfg;
+    knit_task_fn *fns; /* resolved task functions (imports loaded here) */
+    void **handles;    /* dlopen handles to close */
+    uint32_t nhandles;
     knit__endpoint_t ep;
     bool stealing;
     knit__steal_cons_t sc;   /* stealing: our side of the shared request lock */
     knit__endpoint_t sub_ep; /* stealing: reader view of the shared lock's slots and arena */
     _Atomic uint32_t *abort_bits;
-    pthread_t thread;
-    bool started;
-    _Atomic uint32_t stop;
-    int64_t spin_ns;
-    bool spin_only;
+    _Atomic uint32_t *stop;
+    knit__doorbell_t bell;
     ring_t runq;
     ring_t backlog;
     bool sent; /* results published this turn: ring the host's doorbell */
-    int error; /* a fatal error of the loop (out of memory) */
 };
 
 static int ring_push(ring_t *r, const job_t *j)
@@ -174,37 +177,32 @@ static int enqueue_request(void *ctx, knit__msg_t *m)
         .status = m->status,
         .arg = m->value,
         .result = knit_v_undefined()};
-    int rc = ring_push(&w->runq, &j);
-    if (rc < 0) {
-        knit_value_free(&m->value);
-        w->error = rc;
-    }
+    if (ring_push(&w->runq, &j) < 0)
+        knit_value_free(&m->value); /* out of memory: the host's timers settle the call */
     return 0;
 }
 
 /* Run one request; the result goes out now or into the backlog. */
 static void run_one(knit__worker_t *w, job_t *j)
 {
-    knit_pool_t *p = w->pool;
     uint32_t fn = j->w0 & 0xFFFFu, abort_meta = j->w0 >> 16;
     if (j->status < 0) {
         /* the request could not be decoded: reject it with the decoder's status */
-    } else if (fn >= p->ntasks) {
+    } else if (fn >= w->cfg.ntasks || !w->fns[fn]) {
         j->status = KNIT_E_NO_TASK;
     } else {
-        const knit__task_t *t = &p->tasks[fn];
+        const knit__task_t *t = &w->cfg.tasks[fn];
         uint32_t tmo = t->def.timeout_ms;
         if (tmo && knit__stamp_elapsed(j->stamp, knit__stamp_ms(knit__now_ns())) >= tmo) {
-            /* the budget was spent waiting in queues: the timeout outcome, without running */
-            j->status = knit__timeout_outcome(&t->def, &j->result);
-            j->result.flags &= (uint16_t)~KNIT_VF_OWNED;
+            /* the budget was spent waiting in queues: the host applies the timeout outcome */
+            j->status = KNIT_E_TIMEOUT;
         } else {
-            knit_task_ctx_t ctx = {.task = t, .worker = w, .worker_index = w->lane->index};
+            knit_task_ctx_t ctx = {.task = t, .worker_index = w->cfg.index};
             if (t->def.abort_aware && abort_meta && w->abort_bits) {
                 ctx.abort_bits = w->abort_bits;
                 ctx.abort_id = abort_meta - 1;
             }
-            int rc = t->def.fn(&ctx, &j->arg, &j->result);
+            int rc = w->fns[fn](&ctx, &j->arg, &j->result);
             j->status = rc == 0 ? 0 : rc > 0 ? KNIT_E_TASK : rc;
         }
     }
@@ -214,13 +212,18 @@ static void run_one(knit__worker_t *w, job_t *j)
     }
 }
 
+static bool stopping(const knit__worker_t *w)
+{
+    /* acquire: pairs with the host's release store; what it did before is visible. */
+    return atomic_load_explicit(w->stop, memory_order_acquire) != 0;
+}
+
 /* Something to do: new requests, a stop request, or room for backlogged results. */
 static bool has_work(knit__worker_t *w)
 {
     if (w->stealing ? knit__steal_pending(&w->sc) != 0 : knit__qcons_pending(&w->ep.rx) != 0)
         return true;
-    /* relaxed: a hint; the loop re-reads it with acquire. */
-    if (atomic_load_explicit(&w->stop, memory_order_relaxed))
+    if (stopping(w))
         return true;
     return w->backlog.len && knit__qprod_claim(&w->ep.tx) >= 0;
 }
@@ -229,13 +232,13 @@ static bool has_work(knit__worker_t *w)
 static void idle_wait(knit__worker_t *w)
 {
     knit__ctrl_t *c = w->ep.ctrl;
-    if (w->spin_ns > 0 || w->spin_only) {
-        uint64_t end = knit__now_ns() + (uint64_t)(w->spin_ns > 0 ? w->spin_ns : 0);
+    if (w->cfg.spin_ns > 0 || w->cfg.spin_only) {
+        uint64_t end = knit__now_ns() + (uint64_t)(w->cfg.spin_ns > 0 ? w->cfg.spin_ns : 0);
         for (unsigned i = 1;; i++) {
             if (has_work(w))
                 return;
             knit__cpu_relax();
-            if (!w->spin_only && (i & 63u) == 0 && knit__now_ns() >= end)
+            if (!w->cfg.spin_only && (i & 63u) == 0 && knit__now_ns() >= end)
                 break;
         }
     }
@@ -243,20 +246,13 @@ static void idle_wait(knit__worker_t *w)
     uint32_t token = atomic_load_explicit(&c->sig.op.word, memory_order_relaxed);
     /* relaxed store + seq_cst fence: announces "about to sleep" before the re-check below;
      * pairs with the host's fence between publishing H (or acknowledging results, which frees
-     * return slots) and reading rxStatus. */
+     * return slots, or setting the stop word) and reading rxStatus. */
     atomic_store_explicit(&c->sig.rx_status.word, 0, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
     if (!has_work(w))
         knit__futex_wait(&c->sig.op.word, token, -1);
     /* relaxed: a hint for the host; losing it costs at most one extra futex_wake. */
     atomic_store_explicit(&c->sig.rx_status.word, 1, memory_order_relaxed);
-}
-
-static int discard_request(void *ctx, knit__msg_t *m)
-{
-    (void)ctx;
-    knit_value_free(&m->value);
-    return 0;
 }
 
 /* Stealing: claim one region of the shared lock and queue what it holds. */
@@ -274,14 +270,19 @@ static bool steal_some(knit__worker_t *w)
     return take != 0;
 }
 
-static void *worker_main(void *arg)
+static int discard_request(void *ctx, knit__msg_t *m)
 {
-    knit__worker_t *w = arg;
+    (void)ctx;
+    knit_value_free(&m->value);
+    return 0;
+}
+
+void knit__worker_run(knit__worker_t *w)
+{
     knit__ctrl_t *c = w->ep.ctrl;
     /* relaxed: a hint (see idle_wait). */
     atomic_store_explicit(&c->sig.rx_status.word, 1, memory_order_relaxed);
-    /* acquire: pairs with the host's release store in knit__worker_stop. */
-    while (!atomic_load_explicit(&w->stop, memory_order_acquire)) {
+    while (!stopping(w)) {
         bool progressed = false;
         w->sent = false;
         if (w->backlog.len)
@@ -296,7 +297,7 @@ static void *worker_main(void *arg)
             progressed = true;
         }
         if (w->sent)
-            knit__doorbell_ring(&w->lane->bell);
+            knit__doorbell_ring(&w->bell);
         if (!progressed && !w->runq.len)
             idle_wait(w);
     }
@@ -305,71 +306,142 @@ static void *worker_main(void *arg)
      * pool's shared lock is cleared by the host once every worker is gone.) */
     if (!w->stealing)
         knit__ep_drain(&w->ep, discard_request, NULL, 0, 0);
-    return NULL;
 }
 
-int knit__worker_start(knit_pool_t *p, knit__lane_t *lane)
+/* Resolve task functions: built-in ones, or imported from a shared object (dlopen here, in
+ * the worker, never on the host). */
+static int resolve_tasks(knit__worker_t *w)
+{
+    w->fns = calloc(w->cfg.ntasks ? w->cfg.ntasks : 1, sizeof *w->fns);
+    w->handles = calloc(w->cfg.ntasks ? w->cfg.ntasks : 1, sizeof *w->handles);
+    if (!w->fns || !w->handles)
+        return knit__err(KNIT_E_NOMEM, "task table of %u entries", w->cfg.ntasks);
+    for (uint32_t i = 0; i < w->cfg.ntasks; i++) {
+        const knit_task_def_t *d = &w->cfg.tasks[i].def;
+        if (!d->import_path) {
+            w->fns[i] = d->fn;
+            continue;
+        }
+        void *h = dlopen(d->import_path, RTLD_NOW | RTLD_LOCAL);
+        if (!h)
+            return knit__err(KNIT_E_WORKER_STARTUP, "task '%s': dlopen %s: %s", d->name,
+                d->import_path, dlerror());
+        w->handles[w->nhandles++] = h;
+        const char *sym = d->import_symbol ? d->import_symbol : d->name;
+        void *f = dlsym(h, sym);
+        if (!f)
+            return knit__err(KNIT_E_WORKER_STARTUP, "task '%s': no symbol '%s' in %s", d->name, sym,
+                d->import_path);
+        memcpy(&w->fns[i], &f, sizeof f);
+    }
+    return 0;
+}
+
+/* Run the bootstrap hook: a function, or one imported from a shared object. */
+static int run_bootstrap(const knit__worker_cfg_t *cfg, void ***handles, uint32_t *nhandles)
+{
+    knit_bootstrap_fn fn = cfg->bootstrap;
+    if (cfg->bootstrap_path) {
+        void *h = dlopen(cfg->bootstrap_path, RTLD_NOW | RTLD_LOCAL);
+        if (!h)
+            return knit__err(
+                KNIT_E_WORKER_STARTUP, "bootstrap: dlopen %s: %s", cfg->bootstrap_path, dlerror());
+        void **hs = realloc(*handles, (*nhandles + 1) * sizeof *hs);
+        if (!hs) {
+            dlclose(h);
+            return knit__err(KNIT_E_NOMEM, "bootstrap handle");
+        }
+        *handles = hs;
+        hs[(*nhandles)++] = h;
+        void *f = dlsym(h, cfg->bootstrap_symbol ? cfg->bootstrap_symbol : "knit_bootstrap");
+        if (!f)
+            return knit__err(KNIT_E_WORKER_STARTUP, "bootstrap: no symbol '%s' in %s",
+                cfg->bootstrap_symbol ? cfg->bootstrap_symbol : "knit_bootstrap",
+                cfg->bootstrap_path);
+        memcpy(&fn, &f, sizeof f);
+    }
+    if (!fn)
+        return 0;
+    int rc = fn(cfg->bootstrap_ctx, cfg->index);
+    return rc == 0 ? 0 : knit__err(KNIT_E_WORKER_STARTUP, "bootstrap hook returned %d", rc);
+}
+
+int knit__worker_new(const knit__worker_cfg_t *cfg, knit__worker_t **out)
 {
     knit__worker_t *w = calloc(1, sizeof *w);
     if (!w)
         return knit__err(KNIT_E_NOMEM, "worker state");
-    w->pool = p;
-    w->lane = lane;
-    w->spin_ns = p->spin_ns;
-    w->spin_only = p->opts.wait.spin_only;
-    knit__endpoint_init(&w->ep, &lane->mem, KNIT__SIDE_WORKER);
-    w->abort_bits = lane->aborts.shared;
-    if (p->stealing) {
-        knit__lane_t *sub = &p->lanes[p->submit];
-        knit__ctrl_t *c = knit__shm_ctrl(&sub->mem);
+    w->cfg = *cfg;
+    const knit__shm_lane_t *lane = cfg->lane;
+    knit__endpoint_init(&w->ep, lane, KNIT__SIDE_WORKER);
+    w->stop = knit__lane_stop(lane->map, &lane->layout);
+    w->bell.parked = knit__bell_parked(lane->map, &lane->layout);
+    w->bell.seq = knit__bell_seq(lane->map, &lane->layout);
+    const knit__shm_lane_t *aborts = cfg->submit ? cfg->submit : lane;
+    if (aborts->layout.abort_bytes)
+        w->abort_bits = (_Atomic uint32_t *)(aborts->map + aborts->layout.abort_off);
+    if (cfg->submit) {
+        knit__ctrl_t *c = knit__shm_ctrl(cfg->submit);
         w->stealing = true;
-        knit__endpoint_init(&w->sub_ep, &sub->mem, KNIT__SIDE_WORKER);
+        knit__endpoint_init(&w->sub_ep, cfg->submit, KNIT__SIDE_WORKER);
         knit__steal_cons_init(
-            &w->sc, &c->req.q_host.word, c->req_slab, lane->index, p->nworkers, p->steal_lanes);
-        w->abort_bits = sub->aborts.shared;
+            &w->sc, &c->req.q_host.word, c->req_slab, cfg->index, cfg->consumers, cfg->steal_lanes);
     }
-    int rc = pthread_create(&w->thread, NULL, worker_main, w);
-    if (rc != 0) {
-        free(w);
-        return knit__err(KNIT_E_SYS, "pthread_create for worker %u: %s", lane->index, strerror(rc));
+    int rc = run_bootstrap(cfg, &w->handles, &w->nhandles);
+    void **boot_handles = w->handles;
+    uint32_t nboot = w->nhandles;
+    w->handles = NULL;
+    w->nhandles = 0;
+    if (rc == 0)
+        rc = resolve_tasks(w);
+    if (boot_handles) {
+        /* keep the bootstrap's objects loaded for the worker's life */
+        void **hs = realloc(w->handles, (w->nhandles + nboot + 1) * sizeof *hs);
+        if (hs) {
+            memcpy(hs + w->nhandles, boot_handles, nboot * sizeof *hs);
+            w->handles = hs;
+            w->nhandles += nboot;
+        }
+        free(boot_handles);
     }
-    w->started = true;
-    lane->worker = w;
+    if (rc < 0) {
+        knit__worker_free(w);
+        return rc;
+    }
+    *out = w;
     return 0;
 }
 
-void knit__worker_stop(knit__lane_t *lane)
+void knit__worker_free(knit__worker_t *w)
 {
-    knit__worker_t *w = lane->worker;
     if (!w)
         return;
+    ring_free(&w->runq);
+    ring_free(&w->backlog);
+    for (uint32_t i = 0; i < w->nhandles; i++)
+        if (w->handles[i])
+            dlclose(w->handles[i]);
+    free(w->handles);
+    free(w->fns);
+    free(w);
+}
+
+void knit__worker_signal_stop(const knit__shm_lane_t *lane)
+{
+    knit__ctrl_t *c = knit__shm_ctrl(lane);
     /* release: everything the host did before stopping is visible to the exiting worker. */
-    atomic_store_explicit(&w->stop, 1, memory_order_release);
-    knit__ctrl_t *c = w->ep.ctrl;
-    /* seq_cst fence: orders the stop store before the increment the parked worker compares. */
+    atomic_store_explicit(knit__lane_stop(lane->map, &lane->layout), 1, memory_order_release);
+    /* seq_cst fence: orders the stop store before the increment the parked worker compares
+     * (pairs with the worker's fence before its re-check). */
     atomic_thread_fence(memory_order_seq_cst);
     atomic_fetch_add_explicit(&c->sig.op.word, 1, memory_order_relaxed);
     knit__futex_wake(&c->sig.op.word, 1);
 }
 
-void knit__worker_join(knit__lane_t *lane)
+int knit__run_task_inline(
+    const knit__task_t *t, knit_value_t *arg, knit_value_t *result, bool aborted)
 {
-    knit__worker_t *w = lane->worker;
-    if (!w)
-        return;
-    knit__worker_stop(lane);
-    pthread_join(w->thread, NULL);
-    ring_free(&w->runq);
-    ring_free(&w->backlog);
-    free(w);
-    lane->worker = NULL;
-}
-
-/* Inline lane: run one call on the host thread. */
-int knit__run_inline(knit_pool_t *p, knit_future_t *f, knit_value_t *result, bool aborted)
-{
-    const knit__task_t *t = &p->tasks[f->task];
     knit_task_ctx_t ctx = {.task = t, .worker_index = UINT32_MAX, .local_abort = aborted};
-    int rc = t->def.fn(&ctx, &f->arg, result);
+    int rc = t->def.fn(&ctx, arg, result);
     return rc == 0 ? 0 : rc > 0 ? KNIT_E_TASK : rc;
 }

@@ -51,7 +51,12 @@ typedef enum knit_timeout_action {
 
 typedef struct knit_task_def {
     const char *name; /* unique; tasks are indexed in name order, as in knitting */
-    knit_task_fn fn;
+    knit_task_fn fn;  /* NULL when the task is imported */
+    /* An imported task: loaded with dlopen in the worker only (thread or process), never on
+     * the host, so it never runs on the inline lane. The symbol defaults to `name` and must
+     * have the knit_task_fn signature. */
+    const char *import_path;
+    const char *import_symbol;
     uint32_t timeout_ms; /* 0 = no timeout; counted from the call, queue wait included */
     knit_timeout_action_t on_timeout;
     knit_value_t timeout_value; /* borrowed; must outlive the pool */
@@ -120,9 +125,38 @@ typedef struct knit_wait_opts {
     bool spin_only;  /* never park (benchmarks: label spin-only figures) */
 } knit_wait_opts_t;
 
+/* A hook run in every worker before its tasks load; non-zero fails the worker's start-up (its
+ * calls reject with KNIT_E_WORKER_STARTUP). */
+typedef int (*knit_bootstrap_fn)(void *ctx, uint32_t worker_index);
+
+typedef enum knit_shm_mode {
+    KNIT_SHM_INHERIT = 0, /* the lane memory is a memfd handed to the child as fd 0 */
+    KNIT_SHM_NAMED = 1,   /* a POSIX shm object the child opens by name */
+} knit_shm_mode_t;
+
+typedef struct knit_process_opts {
+    const char *program;       /* worker executable; NULL = this program (/proc/self/exe),
+                                  whose main() must start with the knit_worker_process_main()
+                                  guard */
+    const char *const *prefix; /* NULL-terminated argv run before the program, e.g.
+                                  {"taskset", "-c", "1", NULL} or {"bwrap", ..., NULL} */
+    knit_shm_mode_t shared_memory;
+    const char *name_prefix; /* named mode: at most 8 of [A-Za-z0-9_-]; default "knit" */
+    bool keep_names;         /* named mode: do not unlink the objects at shutdown */
+    bool no_respawn;         /* a worker that dies is not replaced */
+    bool fork_exec;          /* start workers with fork+exec instead of posix_spawn */
+} knit_process_opts_t;
+
 typedef struct knit_worker_opts {
     uint32_t hard_timeout_ms;         /* 0 = none; expiry rejects the call and shuts the pool */
     bool resolve_after_finishing_all; /* graceful shutdown waits for every submitted call */
+    /* Bootstrap hook. Thread workers call `bootstrap`; process workers call the hook given to
+     * knit_worker_process_main(), or the imported one when bootstrap_import_path is set. */
+    knit_bootstrap_fn bootstrap;
+    void *bootstrap_ctx;
+    const char *bootstrap_import_path;
+    const char *bootstrap_import_symbol; /* default "knit_bootstrap" */
+    knit_process_opts_t process;         /* runtime = KNIT_RUNTIME_PROCESS */
 } knit_worker_opts_t;
 
 typedef struct knit_pool_opts {
@@ -190,6 +224,33 @@ int knit_pool_progress(knit_pool_t *pool, int64_t timeout_ns);
 
 /* Calls submitted and not yet settled. */
 size_t knit_pool_pending(const knit_pool_t *pool);
+
+/* Process runtime: the pid of worker `worker` (0 while it is being replaced or for threads). */
+int32_t knit_pool_worker_pid(const knit_pool_t *pool, uint32_t worker);
+
+/* Process runtime: how many workers were replaced after dying. */
+uint32_t knit_pool_respawns(const knit_pool_t *pool);
+
+/* --- process workers ------------------------------------------------------------------------ */
+
+/* True in a process started as a knit worker (KNIT_PROCESS_WORKER=1 in its environment). */
+bool knit_is_worker_process(void);
+
+/*
+ * The "am I the main program?" guard for process workers that run the host's own executable.
+ * Call it first in main(): in the host it returns KNIT_E_AGAIN at once; in a worker process it
+ * reads the boot payload, maps the lane memory, runs `bootstrap` (may be NULL), checks that
+ * `tasks` match the host's, serves calls until the host stops it, and returns the process exit
+ * status (0 after a clean stop, 1 after a start-up failure, reported on stderr and to the host).
+ *
+ *     int main(int argc, char **argv) {
+ *         int rc = knit_worker_process_main(tasks, ntasks, NULL, NULL);
+ *         if (rc != KNIT_E_AGAIN)
+ *             return rc;
+ *         ... the host program ...
+ */
+int knit_worker_process_main(
+    const knit_task_def_t *tasks, size_t ntasks, knit_bootstrap_fn bootstrap, void *bootstrap_ctx);
 
 /* --- calls and futures ----------------------------------------------------------------------- */
 

@@ -136,4 +136,25 @@ static inline _Atomic uint32_t *knit__bell_seq(uint8_t *map, const knit__layout_
     return (_Atomic uint32_t *)(map + l->ret_arena_off);
 }
 
+/* Second word of the request arena header: the host sets it to 1 to stop the worker. */
+static inline _Atomic uint32_t *knit__lane_stop(uint8_t *map, const knit__layout_t *l)
+{
+    return (_Atomic uint32_t *)(map + l->req_arena_off + 4);
+}
+
+/* Worker start-up state, second word of the return arena header (worker-written), followed
+ * by a NUL-terminated message of at most 55 bytes when start-up failed. */
+enum { KNIT__BOOT_STARTING = 0, KNIT__BOOT_READY = 1, KNIT__BOOT_FAILED = 2 };
+#define KNIT__BOOT_MSG_BYTES 56u
+
+static inline _Atomic uint32_t *knit__lane_boot(uint8_t *map, const knit__layout_t *l)
+{
+    return (_Atomic uint32_t *)(map + l->ret_arena_off + 4);
+}
+
+static inline char *knit__lane_boot_msg(uint8_t *map, const knit__layout_t *l)
+{
+    return (char *)(map + l->ret_arena_off + 8);
+}
+
 #endif

@@ -3,6 +3,7 @@
 #include "transports/knit/shm_lane.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -46,6 +47,24 @@ static int map_lane(knit__shm_lane_t *lane, int fd, const knit__lane_cfg_t *cfg)
     return 0;
 }
 
+/* Size a fresh object to the layout and map it (closes fd on failure). */
+static int size_and_map(knit__shm_lane_t *lane, int fd, const knit__lane_cfg_t *cfg_in)
+{
+    knit__lane_cfg_t cfg = *cfg_in;
+    int rc;
+    knit__layout_t l = knit__layout_make(cfg.payload_max_bytes, cfg.abort_capacity);
+    if (ftruncate(fd, (off_t)l.total) < 0) {
+        rc = knit__err(KNIT_E_SYS, "ftruncate of the lane memfd to %llu bytes: %s",
+            (unsigned long long)l.total, strerror(errno));
+        close(fd);
+        return rc;
+    }
+    rc = map_lane(lane, fd, &cfg);
+    if (rc < 0)
+        close(fd);
+    return rc; /* a fresh object reads as zeros: every word starts at 0 */
+}
+
 int knit__shm_lane_create(knit__shm_lane_t *lane, const knit__lane_cfg_t *cfg_in)
 {
     knit__lane_cfg_t cfg = *cfg_in;
@@ -57,17 +76,38 @@ int knit__shm_lane_create(knit__shm_lane_t *lane, const knit__lane_cfg_t *cfg_in
     int fd = memfd_create("knit-lane", MFD_CLOEXEC);
     if (fd < 0)
         return knit__err(KNIT_E_SYS, "memfd_create: %s", strerror(errno));
-    knit__layout_t l = knit__layout_make(cfg.payload_max_bytes, cfg.abort_capacity);
-    if (ftruncate(fd, (off_t)l.total) < 0) {
-        rc = knit__err(KNIT_E_SYS, "ftruncate of the lane memfd to %llu bytes: %s",
-            (unsigned long long)l.total, strerror(errno));
-        close(fd);
+    return size_and_map(lane, fd, &cfg);
+}
+
+int knit__shm_lane_create_named(knit__shm_lane_t *lane, const knit__lane_cfg_t *cfg_in,
+                                const char *name)
+{
+    knit__lane_cfg_t cfg = *cfg_in;
+    int rc = knit__lane_cfg_resolve(&cfg);
+    if (rc < 0)
         return rc;
-    }
-    rc = map_lane(lane, fd, &cfg);
+    memset(lane, 0, sizeof *lane);
+    lane->fd = -1;
+    /* shm_open sets FD_CLOEXEC; O_EXCL: never adopt an object somebody else made */
+    int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0600);
+    if (fd < 0)
+        return knit__err(KNIT_E_SYS, "shm_open(%s, O_CREAT|O_EXCL): %s", name, strerror(errno));
+    rc = size_and_map(lane, fd, &cfg);
+    if (rc < 0)
+        shm_unlink(name);
+    return rc;
+}
+
+int knit__shm_lane_open_named(knit__shm_lane_t *lane, const char *name,
+                              const knit__lane_cfg_t *cfg)
+{
+    int fd = shm_open(name, O_RDWR, 0);
+    if (fd < 0)
+        return knit__err(KNIT_E_SYS, "shm_open(%s): %s", name, strerror(errno));
+    int rc = knit__shm_lane_attach(lane, fd, cfg);
     if (rc < 0)
         close(fd);
-    return rc; /* a fresh memfd reads as zeros: every word starts at 0 */
+    return rc;
 }
 
 int knit__shm_lane_attach(knit__shm_lane_t *lane, int fd, const knit__lane_cfg_t *cfg_in)

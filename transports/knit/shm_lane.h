@@ -42,6 +42,13 @@ typedef struct knit__shm_lane {
 } knit__shm_lane_t;
 
 int knit__shm_lane_create(knit__shm_lane_t *lane, const knit__lane_cfg_t *cfg);
+/* Create the lane as a named POSIX shm object (O_CREAT|O_EXCL, mode 0600). The caller
+ * unlinks it (shm_unlink) when it is no longer needed. */
+int knit__shm_lane_create_named(knit__shm_lane_t *lane, const knit__lane_cfg_t *cfg,
+                                const char *name);
+/* Open a named lane made by knit__shm_lane_create_named. */
+int knit__shm_lane_open_named(knit__shm_lane_t *lane, const char *name,
+                              const knit__lane_cfg_t *cfg);
 /* Map an existing lane fd (does not take ownership of fd unless the call succeeds). */
 int knit__shm_lane_attach(knit__shm_lane_t *lane, int fd, const knit__lane_cfg_t *cfg);
 void knit__shm_lane_close(knit__shm_lane_t *lane);

@@ -1,0 +1,78 @@
+/*
+ * knit runtimes/thread - a worker on a pthread of the host process. The thread builds its
+ * worker (bootstrap hook, imported tasks: dlopen happens on the worker thread), records the
+ * outcome in the lane's boot word, then runs the loop until the stop word is set.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error_internal.h"
+#include "runtimes/runtime.h"
+
+struct knit__runner {
+    pthread_t thread;
+    knit__worker_cfg_t cfg;
+};
+
+static void report_boot(const knit__shm_lane_t *lane, int rc)
+{
+    if (rc < 0)
+        snprintf(knit__lane_boot_msg(lane->map, &lane->layout), KNIT__BOOT_MSG_BYTES, "%s",
+            knit_errmsg());
+    /* release: the message is written before the state the host acquires. */
+    atomic_store_explicit(knit__lane_boot(lane->map, &lane->layout),
+        rc < 0 ? KNIT__BOOT_FAILED : KNIT__BOOT_READY, memory_order_release);
+}
+
+static void *thread_main(void *arg)
+{
+    knit__runner_t *r = arg;
+    knit__worker_t *w = NULL;
+    int rc = knit__worker_new(&r->cfg, &w);
+    report_boot(r->cfg.lane, rc);
+    if (rc == 0) {
+        knit__worker_run(w);
+        knit__worker_free(w);
+    }
+    return NULL;
+}
+
+int knit__thread_start(knit_pool_t *p, knit__lane_t *lane)
+{
+    knit__runner_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return knit__err(KNIT_E_NOMEM, "worker thread state");
+    r->cfg = (knit__worker_cfg_t) {
+        .tasks = p->tasks,
+        .ntasks = p->ntasks,
+        .index = lane->index,
+        .lane = &lane->mem,
+        .submit = p->stealing ? &p->lanes[p->submit].mem : NULL,
+        .consumers = p->nworkers,
+        .steal_lanes = p->steal_lanes,
+        .spin_ns = p->spin_ns,
+        .spin_only = p->opts.wait.spin_only,
+        .bootstrap = p->opts.worker.bootstrap,
+        .bootstrap_ctx = p->opts.worker.bootstrap_ctx,
+        .bootstrap_path = p->opts.worker.bootstrap_import_path,
+        .bootstrap_symbol = p->opts.worker.bootstrap_import_symbol,
+    };
+    int rc = pthread_create(&r->thread, NULL, thread_main, r);
+    if (rc != 0) {
+        free(r);
+        return knit__err(KNIT_E_SYS, "pthread_create for worker %u: %s", lane->index, strerror(rc));
+    }
+    lane->runner = r;
+    return 0;
+}
+
+void knit__thread_join(knit__lane_t *lane)
+{
+    knit__runner_t *r = lane->runner;
+    if (!r)
+        return;
+    pthread_join(r->thread, NULL);
+    free(r);
+    lane->runner = NULL;
+}
