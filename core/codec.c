@@ -315,12 +315,14 @@ static int enc_error(enc_t *e, const knit_value_t *v)
     return rc;
 }
 
-/* PSB: the numeric 8-word form when it can say everything, else the external JSON form. */
+/* PSB: the numeric 8-word form when it can say everything (same process), else the external
+ * JSON form, which also carries the pid that owns an fd so another process can open it. */
 static int enc_psb(enc_t *e, const knit_psb_desc_t *d)
 {
     /* An inconsistent range falls through to the JSON form, whose builder rejects it: the
      * decoder refuses such words, so they must never be published. */
-    if (d->fd >= 0 && d->name[0] == '\0' && d->size <= UINT32_MAX && d->offset <= d->size
+    if (!e->cfg->process_boundary && (d->pid == 0 || (uint32_t)d->pid == my_pid()) && d->fd >= 0
+        && d->name[0] == '\0' && d->size <= UINT32_MAX && d->offset <= d->size
         && d->length <= d->size - d->offset) {
         uint32_t w[8] = {(uint32_t)d->fd, (uint32_t)d->size, (uint32_t)d->size, (uint32_t)d->offset,
             (uint32_t)d->length, 0u /* runtime: other */, 1u /* kind: shared */, 0xFFFFFFFFu};

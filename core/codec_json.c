@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/codec.h"
 #include "core/error_internal.h"
@@ -241,8 +242,9 @@ int knit__psb_to_json(const knit_psb_desc_t *d, char **text, size_t *len)
     json_t *name = json_stringn(d->name, nlen);
     if (!name)
         return knit__err(KNIT_E_INVAL, "ProcessSharedBuffer name is not valid UTF-8");
-    json_t *meta = json_pack("{s:i, s:i, s:o, s:I, s:I, s:I}", "version", 1, "fd", (int)d->fd,
-        "name", name, "size", (json_int_t)d->size, "byteOffset", (json_int_t)d->offset,
+    int pid = d->fd >= 0 ? (d->pid ? (int)d->pid : (int)getpid()) : 0;
+    json_t *meta = json_pack("{s:i, s:i, s:i, s:o, s:I, s:I, s:I}", "version", 1, "fd", (int)d->fd,
+        "pid", pid, "name", name, "size", (json_int_t)d->size, "byteOffset", (json_int_t)d->offset,
         "byteLength", (json_int_t)d->length);
     json_t *arr = meta ? json_pack("[s, o]", KNIT__PSB_CODEC_ID, meta) : NULL;
     if (!arr)
@@ -257,10 +259,11 @@ int knit__psb_from_json(const char *text, size_t len, knit_psb_desc_t **out)
     if (!j)
         return knit__err(KNIT_E_CORRUPT, "external payload is not JSON: %s", jerr.text);
     const char *codec = NULL, *name = NULL;
-    json_int_t version = 0, fd = -1, size = 0, off = 0, blen = 0;
+    json_int_t version = 0, fd = -1, pid = 0, size = 0, off = 0, blen = 0;
     int rc = 0;
-    if (json_unpack(j, "[s, {s:I, s:I, s:s, s:I, s:I, s:I}]", &codec, "version", &version, "fd",
-            &fd, "name", &name, "size", &size, "byteOffset", &off, "byteLength", &blen)
+    if (json_unpack(j, "[s, {s:I, s:I, s?I, s:s, s:I, s:I, s:I}]", &codec, "version", &version,
+            "fd", &fd, "pid", &pid, "name", &name, "size", &size, "byteOffset", &off, "byteLength",
+            &blen)
         != 0) {
         rc = knit__err(KNIT_E_CORRUPT, "external payload is not [codecId, metadata]");
     } else if (strcmp(codec, KNIT__PSB_CODEC_ID) != 0) {
@@ -268,7 +271,7 @@ int knit__psb_from_json(const char *text, size_t len, knit_psb_desc_t **out)
             KNIT_E_UNSUPPORTED, "external payload codec \"%s\" is not known here", codec);
     } else if (version != 1 || fd < -1 || fd > INT32_MAX || size < 0 || off < 0 || blen < 0
         || off > size || blen > size - off || strlen(name) >= sizeof((*out)->name)
-        || (fd < 0 && name[0] == '\0')) {
+        || (fd < 0 && name[0] == '\0') || pid < 0 || pid > INT32_MAX) {
         rc = knit__err(KNIT_E_CORRUPT, "ProcessSharedBuffer metadata is inconsistent");
     } else {
         knit_psb_desc_t *d = calloc(1, sizeof *d);
@@ -276,6 +279,7 @@ int knit__psb_from_json(const char *text, size_t len, knit_psb_desc_t **out)
             rc = knit__err(KNIT_E_NOMEM, "decoding a ProcessSharedBuffer");
         } else {
             d->fd = (int32_t)fd;
+            d->pid = pid == (json_int_t)getpid() ? 0 : (int32_t)pid; /* 0 = ours */
             strcpy(d->name, name);
             d->size = (uint64_t)size;
             d->offset = (uint64_t)off;

@@ -728,6 +728,26 @@ static int pass(knit_pool_t *p)
 
 static void close_pool(knit_pool_t *p, bool join);
 
+/* A worker reported its start-up outcome or died since the last check. */
+static bool lanes_changed(knit_pool_t *p)
+{
+    if (!p->lanes_unsettled)
+        return false;
+    for (uint32_t i = 0; i < p->nworkers; i++) {
+        knit__lane_t *lane = &p->lanes[i];
+        if (lane->failed || !lane->mem.map)
+            continue;
+        if (!lane->ready
+            && atomic_load_explicit(
+                   knit__lane_boot(lane->mem.map, &lane->mem.layout), memory_order_acquire)
+                != KNIT__BOOT_STARTING)
+            return true;
+        if (atomic_load_explicit(&lane->died, memory_order_acquire))
+            return true;
+    }
+    return false;
+}
+
 /* Sleep until a worker rings a doorbell or `wake_at` (CLOCK_MONOTONIC ns; UINT64_MAX = none). */
 static void park_host(knit_pool_t *p, uint64_t wake_at)
 {
@@ -738,15 +758,17 @@ static void park_host(knit_pool_t *p, uint64_t wake_at)
         knit__lane_t *lane = &p->lanes[i];
         if (!expects_results(p, lane))
             continue;
-        /* relaxed: the futex compares the value; a later increment makes the wait return. */
-        tokens[n] = atomic_load_explicit(lane->bell.seq, memory_order_relaxed);
+        /* acquire: pairs with the release increments of a failing worker or of the monitor;
+         * a token that includes their bump also shows what they wrote before it (the boot
+         * state, the died flag), which the re-check below then sees. */
+        tokens[n] = atomic_load_explicit(lane->bell.seq, memory_order_acquire);
         words[n++] = lane->bell.seq;
         atomic_store_explicit(lane->bell.parked, 1, memory_order_relaxed);
     }
     /* seq_cst fence: orders `parked` before the re-check of the return locks; pairs with the
      * fence in knit__doorbell_ring. */
     atomic_thread_fence(memory_order_seq_cst);
-    if (n && !results_waiting(p)) {
+    if (n && !results_waiting(p) && !lanes_changed(p)) {
         /* more than 128 lanes: the others are polled at least every millisecond */
         uint64_t limit = p->nworkers > 128 ? knit__now_ns() + 1000000ull : UINT64_MAX;
         uint64_t until = wake_at < limit ? wake_at : limit;

@@ -294,8 +294,8 @@ bool knit_value_equal(const knit_value_t *a, const knit_value_t *b)
     }
     case KNIT_KIND_PSB: {
         const knit_psb_desc_t *x = a->u.psb, *y = b->u.psb;
-        return x->fd == y->fd && strcmp(x->name, y->name) == 0 && x->size == y->size
-            && x->offset == y->offset && x->length == y->length;
+        return x->fd == y->fd && x->pid == y->pid && strcmp(x->name, y->name) == 0
+            && x->size == y->size && x->offset == y->offset && x->length == y->length;
     }
     case KNIT_KIND_SHARED:
         return a->u.shared == b->u.shared;

@@ -80,6 +80,7 @@ typedef struct knit_error_value {
  * the whole object and the byte range the value refers to. */
 typedef struct knit_psb_desc {
     int32_t fd;    /* -1 when the buffer is named */
+    int32_t pid;   /* process that owns `fd`; 0 = this process */
     char name[32]; /* "" when the buffer is anonymous; at most 31 bytes */
     uint64_t size; /* size of the shared object */
     uint64_t offset;

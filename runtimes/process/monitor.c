@@ -42,7 +42,8 @@ static void reap(knit__lane_t *lane)
     /* release: the exit code is written before `died`, which the host acquires. */
     atomic_store_explicit(&lane->died, 1, memory_order_release);
     if (lane->bell.seq) {
-        atomic_fetch_add_explicit(lane->bell.seq, 1, memory_order_relaxed);
+        /* release: a host that reads the new value also sees `died` (see park_host) */
+        atomic_fetch_add_explicit(lane->bell.seq, 1, memory_order_release);
         knit__futex_wake(lane->bell.seq, 1);
     }
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/error_internal.h"
+#include "core/futex.h"
 #include "runtimes/runtime.h"
 
 struct knit__runner {
@@ -23,6 +24,13 @@ static void report_boot(const knit__shm_lane_t *lane, int rc)
     /* release: the message is written before the state the host acquires. */
     atomic_store_explicit(knit__lane_boot(lane->map, &lane->layout),
         rc < 0 ? KNIT__BOOT_FAILED : KNIT__BOOT_READY, memory_order_release);
+    if (rc < 0) {
+        /* A host waiting for this lane's results must learn that none will come. release:
+         * a host whose token includes this bump also sees the state stored above. */
+        _Atomic uint32_t *seq = knit__bell_seq(lane->map, &lane->layout);
+        atomic_fetch_add_explicit(seq, 1, memory_order_release);
+        knit__futex_wake(seq, 1);
+    }
 }
 
 static void *thread_main(void *arg)
