@@ -14,6 +14,7 @@ int knit_micro_register_codec(void);
 int knit_micro_register_slot(void);
 int knit_micro_register_arena(void);
 int knit_micro_register_pool(void);
+int knit_micro_worker_guard(void);
 
 static const struct group {
     const char *name;
@@ -27,6 +28,9 @@ static const struct group {
 
 int main(int argc, char **argv)
 {
+    int worker = knit_micro_worker_guard(); /* in a process worker: serve, then exit */
+    if (worker >= 0)
+        return worker;
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
         int rc = groups[i].register_fn();
         if (rc < 0) {

@@ -9,6 +9,11 @@
  *
  * pool/burst/1000: 1000 calls submitted before the first wait (32 slots, the rest in the
  * backlog), then all awaited; items_per_second is calls per second.
+ *
+ * pool/process/...: the same with one process worker (this program re-run as the worker).
+ * pool/startup/<how>: create a one-worker pool, wait for its first reply, destroy it; p50_ns
+ * and p99_ns are create-to-first-reply (thread, process with the memory on fd 0, named
+ * memory, and fork+exec instead of posix_spawn).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +32,7 @@ static int echo(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result)
 
 static const knit_task_def_t tasks[] = {{.name = "echo", .fn = echo}};
 
-enum { WAIT_ADAPTIVE, WAIT_PARK, WAIT_SPIN };
+enum { WAIT_ADAPTIVE, WAIT_PARK, WAIT_SPIN, PROCESS = 8 };
 
 static uint64_t now_ns(void)
 {
@@ -42,9 +47,22 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int make_pool(int wait, knit_pool_t **pool)
+static int percentile_counters(knit_gbench_state_t *st, uint64_t *samples, size_t n)
+{
+    if (!n)
+        return 0;
+    qsort(samples, n, sizeof *samples, cmp_u64);
+    knit_gbench_set_counter(st, "p50_ns", (double)samples[n / 2], false);
+    knit_gbench_set_counter(st, "p99_ns", (double)samples[(n * 99) / 100], false);
+    return 0;
+}
+
+static int make_pool(int mode, knit_pool_t **pool)
 {
     knit_pool_opts_t o = {.threads = 1};
+    int wait = mode & 7;
+    if (mode & PROCESS)
+        o.runtime = KNIT_RUNTIME_PROCESS;
     if (wait == WAIT_PARK)
         o.wait.spin_ns = -1;
     if (wait == WAIT_SPIN)
@@ -79,26 +97,65 @@ static int bm_roundtrip(const knit_gbench_def_t *def, knit_gbench_state_t *st)
         if (rc < 0)
             knit_gbench_skip_with_errorf(st, "call: %s (%s)", knit_strerror(rc), knit_errmsg());
     }
-    if (samples && n) {
-        qsort(samples, n, sizeof *samples, cmp_u64);
-        knit_gbench_set_counter(st, "p50_ns", (double)samples[n / 2], false);
-        knit_gbench_set_counter(st, "p99_ns", (double)samples[(n * 99) / 100], false);
-    }
+    if (samples)
+        percentile_counters(st, samples, n);
     knit_gbench_set_items_processed(st, (int64_t)knit_gbench_iterations(st));
     free(samples);
     knit_pool_destroy(pool);
     return rc < 0 ? rc : 0;
 }
 
+enum { START_THREAD, START_INHERIT, START_NAMED, START_FORK_EXEC };
+
+/* One iteration: create a one-worker pool, wait for the first reply, destroy the pool. The
+ * counters are percentiles of create-to-first-reply; the iteration time includes the stop. */
+static int bm_startup(const knit_gbench_def_t *def, knit_gbench_state_t *st)
+{
+    enum { MAX = 4096 };
+    uint64_t samples[MAX];
+    size_t n = 0;
+    int rc = 0;
+    while (rc == 0 && knit_gbench_keep_running(st, 1)) {
+        knit_pool_opts_t o = {.threads = 1};
+        if (def->arg != START_THREAD)
+            o.runtime = KNIT_RUNTIME_PROCESS;
+        if (def->arg == START_NAMED)
+            o.worker.process.shared_memory = KNIT_SHM_NAMED;
+        if (def->arg == START_FORK_EXEC)
+            o.worker.process.fork_exec = true;
+        uint64_t t0 = now_ns();
+        knit_pool_t *pool;
+        rc = knit_pool_create(&o, tasks, 1, &pool);
+        if (rc < 0) {
+            knit_gbench_skip_with_errorf(st, "knit_pool_create: %s", knit_errmsg());
+            break;
+        }
+        knit_value_t v = knit_v_null();
+        knit_future_t *f;
+        rc = knit_call(pool, 0, &v, &f);
+        if (rc == 0) {
+            rc = knit_future_wait(f, -1);
+            knit_future_release(f);
+        }
+        if (n < MAX)
+            samples[n++] = now_ns() - t0;
+        knit_pool_destroy(pool);
+        if (rc < 0)
+            knit_gbench_skip_with_errorf(st, "first call: %s", knit_strerror(rc));
+    }
+    percentile_counters(st, samples, n);
+    return rc < 0 ? rc : 0;
+}
+
 static int bm_burst(const knit_gbench_def_t *def, knit_gbench_state_t *st)
 {
     knit_pool_t *pool;
-    int rc = make_pool(WAIT_ADAPTIVE, &pool);
+    int rc = make_pool((int)(def->arg >> 32), &pool);
     if (rc < 0) {
         knit_gbench_skip_with_errorf(st, "knit_pool_create: %s", knit_errmsg());
         return rc;
     }
-    size_t burst = (size_t)def->arg;
+    size_t burst = (size_t)(def->arg & 0xFFFFFFFF);
     knit_future_t **fs = calloc(burst, sizeof *fs);
     static const uint8_t payload[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     while (rc == 0 && knit_gbench_keep_running(st, 1)) {
@@ -119,6 +176,12 @@ static int bm_burst(const knit_gbench_def_t *def, knit_gbench_state_t *st)
     return rc < 0 ? rc : 0;
 }
 
+/* knit-micro is also its own process worker program: main() calls this first. */
+int knit_micro_worker_guard(void)
+{
+    return knit_worker_process_main(tasks, 1, NULL, NULL);
+}
+
 int knit_micro_register_pool(void)
 {
     static const struct {
@@ -130,6 +193,13 @@ int knit_micro_register_pool(void)
         {"pool/roundtrip/park", bm_roundtrip, WAIT_PARK},
         {"pool/roundtrip/spin_only", bm_roundtrip, WAIT_SPIN},
         {"pool/burst/1000", bm_burst, 1000},
+        {"pool/process/roundtrip/adaptive", bm_roundtrip, PROCESS | WAIT_ADAPTIVE},
+        {"pool/process/roundtrip/park", bm_roundtrip, PROCESS | WAIT_PARK},
+        {"pool/process/burst/1000", bm_burst, ((int64_t)PROCESS << 32) | 1000},
+        {"pool/startup/thread", bm_startup, START_THREAD},
+        {"pool/startup/process_inherit", bm_startup, START_INHERIT},
+        {"pool/startup/process_named", bm_startup, START_NAMED},
+        {"pool/startup/process_fork_exec", bm_startup, START_FORK_EXEC},
     };
     for (size_t i = 0; i < sizeof benches / sizeof benches[0]; i++) {
         knit_gbench_def_t def = {.name = benches[i].name,
