@@ -631,6 +631,7 @@ static void worker_failed(knit_pool_t *p, knit__lane_t *lane, int status)
 /* A process worker exited: fail its calls, then replace it (unless it never started). */
 static void worker_died(knit_pool_t *p, knit__lane_t *lane)
 {
+    knit__monitor_sync(p); /* the monitor is done with this lane */
     bool started = lane->ready;
     int status = started ? KNIT_E_WORKER_DIED : KNIT_E_WORKER_STARTUP;
     knit__layout_t *l = &lane->mem.layout;

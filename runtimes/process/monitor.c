@@ -172,6 +172,16 @@ bool knit__monitor_unwatch(knit_pool_t *p, knit__lane_t *lane)
     return found;
 }
 
+void knit__monitor_sync(knit_pool_t *p)
+{
+    knit__monitor_t *m = p->monitor;
+    if (m) {
+        /* reap() runs under mu: once we hold it, a reap that set `died` has finished */
+        pthread_mutex_lock(&m->mu);
+        pthread_mutex_unlock(&m->mu);
+    }
+}
+
 void knit__monitor_stop(knit_pool_t *p)
 {
     knit__monitor_t *m = p->monitor;

@@ -52,5 +52,7 @@ int knit__monitor_watch(knit_pool_t *p, knit__lane_t *lane);
 /* Stop watching (the caller reaps); false when the monitor already reaped the child. */
 bool knit__monitor_unwatch(knit_pool_t *p, knit__lane_t *lane);
 void knit__monitor_stop(knit_pool_t *p);
+/* Wait until a reap in progress has finished (before touching a dead lane's memory). */
+void knit__monitor_sync(knit_pool_t *p);
 
 #endif
