@@ -7,7 +7,7 @@
 
 static int new_future(knit_pool_t *p, int task, knit_future_t **out)
 {
-    if (!p || !out)
+    if (!p)
         return knit__err(KNIT_E_INVAL, "knit_call: pool and out must not be NULL");
     if (task < 0 || (uint32_t)task >= p->ntasks)
         return knit__err(KNIT_E_NO_TASK, "task index %d is not in [0, %u)", task, p->ntasks);
@@ -22,6 +22,7 @@ static int new_future(knit_pool_t *p, int task, knit_future_t **out)
     f->lane = UINT32_MAX;
     f->abort_id = -1;
     f->submit_ns = knit__now_ns();
+    f->abort_aware = p->tasks[task].def.abort_aware;
     f->arg = knit_v_undefined();
     f->value = knit_v_undefined();
     p->pending++;
@@ -31,6 +32,8 @@ static int new_future(knit_pool_t *p, int task, knit_future_t **out)
 
 int knit_call(knit_pool_t *p, int task, knit_value_t *arg, knit_future_t **out)
 {
+    if (!out)
+        return knit__err(KNIT_E_INVAL, "knit_call: out must not be NULL");
     knit_future_t *f;
     int rc = new_future(p, task, &f);
     if (rc < 0)
@@ -55,6 +58,8 @@ int knit_call_name(knit_pool_t *p, const char *task, knit_value_t *arg, knit_fut
 
 int knit_call_after(knit_pool_t *p, int task, knit_future_t *input, knit_future_t **out)
 {
+    if (!out)
+        return knit__err(KNIT_E_INVAL, "knit_call_after: out must not be NULL");
     if (!input || input->pool != p)
         return knit__err(KNIT_E_INVAL, "knit_call_after: the input future is not from this pool");
     knit_future_t *f;
@@ -66,9 +71,11 @@ int knit_call_after(knit_pool_t *p, int task, knit_future_t *input, knit_future_
     input->refs++; /* held until the dependent is dispatched */
     f->next_dep = input->deps;
     input->deps = f;
-    if (input->state == KNIT__CS_SETTLED && input->delivered) {
-        /* already settled and delivered: queue it so the dependents run on the next pass */
+    if (input->state == KNIT__CS_SETTLED && input->delivered && !input->queued) {
+        /* already settled and delivered: queue it so the dependents run on the next pass (if
+         * it is queued already, they run when it comes up) */
         input->refs++;
+        input->queued = true;
         knit__fifo_push(&p->settled_q, input);
     }
     *out = f;
@@ -95,6 +102,11 @@ int knit_future_wait(knit_future_t *f, int64_t timeout_ns)
     if (!f)
         return knit__err(KNIT_E_INVAL, "knit_future_wait: future is NULL");
     knit_pool_t *p = f->pool;
+    if (timeout_ns == 0) {
+        if (f->state != KNIT__CS_SETTLED)
+            knit_pool_progress(p, 0); /* one non-blocking step */
+        return f->state == KNIT__CS_SETTLED ? f->status : KNIT_E_AGAIN;
+    }
     uint64_t start = knit__now_ns();
     while (f->state != KNIT__CS_SETTLED) {
         int64_t left = -1;
@@ -141,21 +153,50 @@ int knit_future_take(knit_future_t *f, knit_value_t *out)
 
 void knit_future_on_settle(knit_future_t *f, void (*cb)(knit_future_t *, void *), void *ctx)
 {
-    if (f->state == KNIT__CS_SETTLED && f->delivered) {
+    if (!cb)
+        return;
+    if (f->state == KNIT__CS_SETTLED && f->delivered && !f->queued) {
         cb(f, ctx); /* settled and delivered already: run it now */
         return;
     }
-    f->cb = cb;
-    f->cb_ctx = ctx;
+    if (!f->cb) {
+        f->cb = cb;
+        f->cb_ctx = ctx;
+        return;
+    }
+    knit__cb_t *n = malloc(sizeof *n), **tail = &f->more_cbs;
+    if (!n) {
+        cb(f, ctx); /* out of memory: better early than never (documented as rare) */
+        return;
+    }
+    *n = (knit__cb_t) {cb, ctx, NULL};
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = n;
+}
+
+void knit__run_callbacks(knit_future_t *f)
+{
+    if (f->cb) {
+        void (*cb)(knit_future_t *, void *) = f->cb;
+        f->cb = NULL;
+        cb(f, f->cb_ctx);
+    }
+    while (f->more_cbs) {
+        knit__cb_t *n = f->more_cbs;
+        f->more_cbs = n->next;
+        n->fn(f, n->ctx);
+        free(n);
+    }
 }
 
 int knit_future_abort(knit_future_t *f)
 {
+    if (f->state == KNIT__CS_SETTLED) /* the pool may be gone: touch nothing else */
+        return f->abort_aware ? 0 : knit__err(KNIT_E_INVAL, "the call's task is not abort-aware");
     knit_pool_t *p = f->pool;
-    if (!p->tasks[f->task].def.abort_aware)
+    if (!f->abort_aware)
         return knit__err(KNIT_E_INVAL, "task '%s' is not abort-aware", p->tasks[f->task].name);
-    if (f->state == KNIT__CS_SETTLED)
-        return 0;
     f->abort_requested = true;
     if (f->abort_id >= 0 && f->lane != UINT32_MAX)
         knit__abort_signal(&p->lanes[f->lane].aborts, (uint32_t)f->abort_id);
@@ -185,6 +226,11 @@ void knit_future_retain(knit_future_t *f)
 void knit__future_unref(knit_future_t *f)
 {
     if (--f->refs == 0) {
+        while (f->more_cbs) { /* never ran: the future was never delivered */
+            knit__cb_t *n = f->more_cbs;
+            f->more_cbs = n->next;
+            free(n);
+        }
         knit_value_free(&f->value);
         if (f->has_arg)
             knit_value_free(&f->arg);

@@ -19,14 +19,14 @@
 
 /* Task header words. */
 enum {
-    KNIT__W_FN = 0,    /* request: bits 0-15 task index, 16-31 abort id + 1; response: flags */
-    KNIT__W_ID = 1,    /* call id, echoed by the worker */
-    KNIT__W_TAG = 2,   /* payload type tag (core/codec.h) */
-    KNIT__W_START = 3, /* region start, or low half of an inline 64-bit value */
-    KNIT__W_END = 4,   /* high half of an inline 64-bit value, or envelope body length */
-    KNIT__W_LEN = 5,   /* payload bytes (envelope: header bytes) */
-    KNIT__W_META = 6,  /* bits 0-4 region index, bits 5-31 enqueue stamp in ms */
-    KNIT__W_SCRATCH = 7,
+    KNIT__W_FN = 0,      /* request: bits 0-15 task index, 16-31 abort id + 1; response: flags */
+    KNIT__W_ID = 1,      /* call id, echoed by the worker */
+    KNIT__W_TAG = 2,     /* payload type tag (core/codec.h) */
+    KNIT__W_START = 3,   /* region start, or low half of an inline 64-bit value */
+    KNIT__W_END = 4,     /* high half of an inline 64-bit value, or envelope body length */
+    KNIT__W_LEN = 5,     /* payload bytes (envelope: header bytes) */
+    KNIT__W_META = 6,    /* bits 0-4 region index, bits 5-31 enqueue stamp in ms */
+    KNIT__W_SCRATCH = 7, /* knit: the producer's publication number (knitting writes 0) */
 };
 
 #define KNIT__META_REGION_MASK 0x1Fu
@@ -35,6 +35,7 @@ enum {
 /* Response flags in word 0. */
 #define KNIT__FLAG_RESOLVE 0u
 #define KNIT__FLAG_REJECT  1u
+#define KNIT__FLAG_CODE    0x80000000u /* knit: reject with knit error code -(w0 & ~FLAG_CODE) */
 
 static inline void knit__hdr_set_region(uint32_t *hdr, uint32_t region)
 {

@@ -253,6 +253,7 @@ void knit__settle(knit_pool_t *p, knit_future_t *f, int status, knit_value_t *va
         p->tasks[f->task].inflight--;
     f->state = KNIT__CS_SETTLED;
     p->pending--;
+    f->queued = true;
     knit__fifo_push(&p->settled_q, f); /* callbacks and dependents run after this pass */
 }
 
@@ -282,6 +283,7 @@ static void run_dependents(knit_pool_t *p, knit_future_t *f)
         } else {
             d->arg = copy;
             d->has_arg = true;
+            d->submit_ns = knit__now_ns(); /* its timeout counts from dispatch, as in knitting */
             knit__route_and_send(p, d);
         }
         knit__future_unref(f); /* the reference the dependent held on its input */
@@ -293,14 +295,11 @@ static int run_settled(knit_pool_t *p)
 {
     int n = 0;
     for (knit_future_t *f; (f = knit__fifo_pop(&p->settled_q));) {
+        f->queued = false;
         f->delivered = true;
         if (f->deps)
             run_dependents(p, f);
-        if (f->cb) {
-            void (*cb)(knit_future_t *, void *) = f->cb;
-            f->cb = NULL;
-            cb(f, f->cb_ctx);
-        }
+        knit__run_callbacks(f);
         n++;
         knit__future_unref(f); /* the pool's reference */
     }
@@ -339,9 +338,11 @@ static int publish(knit_pool_t *p, knit__lane_t *lane, knit_future_t *f)
         int slot = knit__steal_prod_claim(&lane->steal);
         rc = slot < 0 ? slot
                       : knit__slot_fill(&lane->ep.tx_slab[slot], &lane->ep.tx_arena,
-                          &lane->ep.codec, w0, id, stamp, &f->arg);
-        if (rc == 0)
+                          &lane->ep.codec, w0, id, stamp, lane->ep.tx_seq, &f->arg);
+        if (rc == 0) {
+            lane->ep.tx_seq++;
             knit__steal_prod_publish(&lane->steal, (unsigned)slot);
+        }
     } else {
         rc = knit__ep_send(&lane->ep, w0, id, stamp, &f->arg);
     }
@@ -427,6 +428,8 @@ int knit__route_and_send(knit_pool_t *p, knit_future_t *f)
             return 0;
         }
         f->abort_id = id;
+        if (f->abort_requested) /* knit_future_abort came before the call was dispatched */
+            knit__abort_signal(&lane->aborts, (uint32_t)id);
     }
     if (arm_timers(p, f) < 0) {
         knit_value_t m = errmsg_value();
@@ -468,10 +471,11 @@ static int status_of(uint32_t w0)
 {
     if (w0 == KNIT__FLAG_RESOLVE)
         return 0;
-    if (w0 == KNIT__FLAG_REJECT)
-        return KNIT_E_TASK;
-    int s = -(int)w0;
-    return s < 0 && s >= KNIT_E_LAST ? s : KNIT_E_TASK;
+    if (w0 & KNIT__FLAG_CODE) {
+        int s = -(int)(w0 & ~KNIT__FLAG_CODE);
+        return s < 0 && s >= KNIT_E_LAST ? s : KNIT_E_TASK;
+    }
+    return KNIT_E_TASK; /* knitting: any other non-zero flag word rejects */
 }
 
 typedef struct drain_ctx {
@@ -1002,7 +1006,12 @@ int knit_pool_create(
         p->opts = *opts;
     knit_pool_opts_t *o = &p->opts;
     int rc = 0;
-    if (o->runtime != KNIT_RUNTIME_THREAD && o->runtime != KNIT_RUNTIME_PROCESS)
+    if (knit_is_worker_process())
+        rc = knit__err(KNIT_E_INVAL,
+            "knit_pool_create called inside a process worker: start main() with "
+            "knit_worker_process_main() so worker processes do not run the host "
+            "program");
+    else if (o->runtime != KNIT_RUNTIME_THREAD && o->runtime != KNIT_RUNTIME_PROCESS)
         rc = knit__err(KNIT_E_INVAL, "unknown runtime %d", (int)o->runtime);
     else if (o->runtime == KNIT_RUNTIME_PROCESS && o->steal == KNIT_STEAL_ON)
         rc = knit__err(KNIT_E_UNSUPPORTED,
@@ -1122,8 +1131,17 @@ int knit_pool_shutdown(knit_pool_t *p, knit_shutdown_mode_t mode, uint32_t delay
     }
     p->shutting_down = true;
     uint64_t end = knit__now_ns() + (uint64_t)delay_ms * 1000000ull;
-    for (uint64_t now; !p->closed && (now = knit__now_ns()) < end;)
+    for (uint64_t now; !p->closed && (now = knit__now_ns()) < end;) {
+        if (p->pending == 0 && p->settled_q.len == 0) {
+            /* nothing to serve: sleep out the delay (only callbacks could add calls, and
+             * they run on this thread) */
+            struct timespec ts
+                = {(time_t)((end - now) / 1000000000ull), (long)((end - now) % 1000000000ull)};
+            nanosleep(&ts, NULL);
+            continue;
+        }
         knit_pool_progress(p, (int64_t)(end - now));
+    }
     if (mode == KNIT_SHUTDOWN_DRAIN || p->opts.worker.resolve_after_finishing_all)
         while (!p->closed && p->pending)
             knit_pool_progress(p, -1);

@@ -44,6 +44,8 @@ struct knit_future {
     bool has_arg;         /* `arg` holds an owned copy to encode later */
     bool abort_requested; /* knit_future_abort was called */
     bool delivered;       /* settled and its callbacks/dependents have run */
+    bool queued;          /* in the pool's settled queue */
+    bool abort_aware;     /* the task is abort-aware (kept here: the pool may be gone) */
     uint32_t lane;        /* lane index (UINT32_MAX before routing) */
     uint32_t id;          /* registry id while in flight */
     int32_t abort_id;     /* -1 = none */
@@ -52,13 +54,23 @@ struct knit_future {
     uint32_t heap_pos;    /* index in the timer heap + 1; 0 = not in it */
     knit_value_t arg;
     knit_value_t value;
-    void (*cb)(knit_future_t *, void *);
+    void (*cb)(knit_future_t *, void *); /* first completion callback (no allocation) */
     void *cb_ctx;
-    knit_future_t *input; /* knit_call_after: the future we wait for */
-    knit_future_t *deps;  /* calls waiting for this one (linked by next_dep) */
+    struct knit__cb *more_cbs; /* further callbacks, in registration order */
+    knit_future_t *input;      /* knit_call_after: the future we wait for */
+    knit_future_t *deps;       /* calls waiting for this one (linked by next_dep) */
     knit_future_t *next_dep;
     knit_future_t *next; /* backlog / inline queue / free list link */
 };
+
+typedef struct knit__cb {
+    void (*fn)(knit_future_t *, void *);
+    void *ctx;
+    struct knit__cb *next;
+} knit__cb_t;
+
+/* Run and forget a settled future's completion callbacks, in registration order. */
+void knit__run_callbacks(knit_future_t *f);
 
 /* FIFO of futures linked through ->next. */
 typedef struct knit__fifo {
@@ -191,6 +203,9 @@ static inline int knit__timeout_outcome(const knit_task_def_t *d, knit_value_t *
     switch (d->on_timeout) {
     case KNIT_TIMEOUT_RESOLVE:
         *v = d->timeout_value;
+        return 0;
+    case KNIT_TIMEOUT_MAYBE:
+        *v = knit_v_undefined();
         return 0;
     case KNIT_TIMEOUT_ERROR:
         *v = d->timeout_value;

@@ -51,7 +51,7 @@ uint32_t knit_task_worker(const knit_task_ctx_t *ctx)
 
 /* A request waiting to run, or a result waiting for a free return slot. */
 typedef struct job {
-    uint32_t w0, id, stamp;
+    uint32_t w0, id, stamp, seq;
     int status; /* decode status (run queue) or result status (backlog) */
     knit_value_t arg;
     knit_value_t result;
@@ -120,14 +120,14 @@ static void ring_free(ring_t *r)
 }
 
 /* The response word 0 for a status: 0 resolve, 1 task rejection (knitting's flag), else the
- * negated knit error code. */
+ * negated knit error code with the top bit set. */
 static uint32_t status_word(int status)
 {
     if (status == 0)
         return KNIT__FLAG_RESOLVE;
     if (status == KNIT_E_TASK)
         return KNIT__FLAG_REJECT;
-    return (uint32_t)-status;
+    return KNIT__FLAG_CODE | (uint32_t)-status;
 }
 
 /* Try to publish one result. KNIT_E_FULL leaves it with the caller. An encode failure turns it
@@ -168,12 +168,29 @@ static bool flush_backlog(knit__worker_t *w)
     return progressed;
 }
 
+/* Put the jobs queued since `from` in publication order. A drain takes every frame published
+ * so far, so ordering each batch by the producer's sequence number gives exact FIFO. */
+static void sort_new(ring_t *r, size_t from)
+{
+    for (size_t i = from + 1; i < r->len; i++) {
+        job_t cur = r->v[(r->head + i) % r->cap];
+        size_t k = i;
+        /* wrap-safe comparison of 32-bit sequence numbers */
+        while (k > from && (int32_t)(r->v[(r->head + k - 1) % r->cap].seq - cur.seq) > 0) {
+            r->v[(r->head + k) % r->cap] = r->v[(r->head + k - 1) % r->cap];
+            k--;
+        }
+        r->v[(r->head + k) % r->cap] = cur;
+    }
+}
+
 static int enqueue_request(void *ctx, knit__msg_t *m)
 {
     knit__worker_t *w = ctx;
     job_t j = {.w0 = m->w0,
         .id = m->id,
         .stamp = m->stamp,
+        .seq = m->seq,
         .status = m->status,
         .arg = m->value,
         .result = knit_v_undefined()};
@@ -202,8 +219,7 @@ static void run_one(knit__worker_t *w, job_t *j)
                 ctx.abort_bits = w->abort_bits;
                 ctx.abort_id = abort_meta - 1;
             }
-            int rc = w->fns[fn](&ctx, &j->arg, &j->result);
-            j->status = rc == 0 ? 0 : rc > 0 ? KNIT_E_TASK : rc;
+            j->status = knit__task_status(w->fns[fn](&ctx, &j->arg, &j->result));
         }
     }
     if (send_result(w, j) == KNIT_E_FULL && ring_push(&w->backlog, j) < 0) {
@@ -287,9 +303,12 @@ void knit__worker_run(knit__worker_t *w)
         w->sent = false;
         if (w->backlog.len)
             progressed |= flush_backlog(w);
+        size_t before = w->runq.len;
         if (w->stealing ? (!w->runq.len && steal_some(w))
-                        : knit__ep_drain(&w->ep, enqueue_request, w, 0, 0) > 0)
+                        : knit__ep_drain(&w->ep, enqueue_request, w, 0, 0) > 0) {
+            sort_new(&w->runq, before);
             progressed = true;
+        }
         for (unsigned n = 0; n < KNIT__RUN_PER_TURN && w->runq.len; n++) {
             job_t j = *ring_front(&w->runq);
             ring_pop(&w->runq);
@@ -442,6 +461,5 @@ int knit__run_task_inline(
     const knit__task_t *t, knit_value_t *arg, knit_value_t *result, bool aborted)
 {
     knit_task_ctx_t ctx = {.task = t, .worker_index = UINT32_MAX, .local_abort = aborted};
-    int rc = t->def.fn(&ctx, arg, result);
-    return rc == 0 ? 0 : rc > 0 ? KNIT_E_TASK : rc;
+    return knit__task_status(t->def.fn(&ctx, arg, result));
 }

@@ -69,6 +69,14 @@ void knit__worker_free(knit__worker_t *w);
 /* Host side: ask the lane's worker to stop, and wake it. */
 void knit__worker_signal_stop(const knit__shm_lane_t *lane);
 
+/* A task's return value as a settlement status: 0 resolves, a positive value (or
+ * KNIT_E_AGAIN, which would read as "pending") rejects with KNIT_E_TASK, another negative
+ * knit code rejects with that code. */
+static inline int knit__task_status(int rc)
+{
+    return rc == 0 ? 0 : (rc > 0 || rc == KNIT_E_AGAIN || rc < KNIT_E_LAST) ? KNIT_E_TASK : rc;
+}
+
 /* Run a task on the calling thread (the inline lane); returns the settlement status. */
 int knit__run_task_inline(
     const knit__task_t *t, knit_value_t *arg, knit_value_t *result, bool aborted);

@@ -45,8 +45,9 @@ typedef int (*knit_task_fn)(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_
 /* What happens when a task's timeout expires. */
 typedef enum knit_timeout_action {
     KNIT_TIMEOUT_REJECT = 0,  /* reject with KNIT_E_TIMEOUT ("Task timeout") */
-    KNIT_TIMEOUT_RESOLVE = 1, /* resolve with timeout_value (UNDEFINED if not set: "maybe") */
+    KNIT_TIMEOUT_RESOLVE = 1, /* resolve with timeout_value */
     KNIT_TIMEOUT_ERROR = 2,   /* reject with KNIT_E_TASK and timeout_value as the error */
+    KNIT_TIMEOUT_MAYBE = 3,   /* resolve with UNDEFINED (knitting's `maybe: true`) */
 } knit_timeout_action_t;
 
 typedef struct knit_task_def {
@@ -298,7 +299,8 @@ const knit_value_t *knit_future_value(const knit_future_t *f);
 /* Move the value out (the caller then owns it). KNIT_E_AGAIN while pending. */
 int knit_future_take(knit_future_t *f, knit_value_t *out);
 
-/* Run cb(f, ctx) once on the host thread when f settles (at once if it already has). */
+/* Run cb(f, ctx) once on the host thread when f settles (at once if it already has). Several
+ * callbacks may be registered; they run in registration order. */
 void knit_future_on_settle(knit_future_t *f, void (*cb)(knit_future_t *f, void *ctx), void *ctx);
 
 /* Ask an abort-aware call to stop: the worker sees knit_task_aborted() == true; the call still

@@ -79,8 +79,8 @@ int knit__shm_lane_create(knit__shm_lane_t *lane, const knit__lane_cfg_t *cfg_in
     return size_and_map(lane, fd, &cfg);
 }
 
-int knit__shm_lane_create_named(knit__shm_lane_t *lane, const knit__lane_cfg_t *cfg_in,
-                                const char *name)
+int knit__shm_lane_create_named(
+    knit__shm_lane_t *lane, const knit__lane_cfg_t *cfg_in, const char *name)
 {
     knit__lane_cfg_t cfg = *cfg_in;
     int rc = knit__lane_cfg_resolve(&cfg);
@@ -98,8 +98,7 @@ int knit__shm_lane_create_named(knit__shm_lane_t *lane, const knit__lane_cfg_t *
     return rc;
 }
 
-int knit__shm_lane_open_named(knit__shm_lane_t *lane, const char *name,
-                              const knit__lane_cfg_t *cfg)
+int knit__shm_lane_open_named(knit__shm_lane_t *lane, const char *name, const knit__lane_cfg_t *cfg)
 {
     int fd = shm_open(name, O_RDWR, 0);
     if (fd < 0)
@@ -163,11 +162,12 @@ void knit__endpoint_init(knit__endpoint_t *ep, const knit__shm_lane_t *lane, kni
 }
 
 int knit__slot_fill(knit__slot_t *s, knit__arena_t *arena, const knit__codec_cfg_t *codec,
-    uint32_t w0, uint32_t id, uint32_t stamp_ms, knit_value_t *v)
+    uint32_t w0, uint32_t id, uint32_t stamp_ms, uint32_t seq, knit_value_t *v)
 {
     uint32_t hdr[KNIT__HDR_WORDS] = {0};
     hdr[KNIT__W_FN] = w0;
     hdr[KNIT__W_ID] = id;
+    hdr[KNIT__W_SCRATCH] = seq;
     knit__hdr_set_stamp(hdr, stamp_ms);
     int rc = knit__encode(v, hdr, s->stat, arena, codec);
     if (rc < 0)
@@ -184,6 +184,7 @@ void knit__slot_take(const knit__slot_t *s, const knit__arena_t *arena,
     m->w0 = hdr[KNIT__W_FN];
     m->id = hdr[KNIT__W_ID];
     m->stamp = knit__hdr_stamp(hdr);
+    m->seq = hdr[KNIT__W_SCRATCH];
     m->status = knit__decode(hdr, s->stat, arena, codec, &m->value);
 }
 
@@ -193,9 +194,11 @@ int knit__ep_send(
     int slot = knit__qprod_claim(&ep->tx);
     if (slot < 0)
         return slot;
-    int rc = knit__slot_fill(&ep->tx_slab[slot], &ep->tx_arena, &ep->codec, w0, id, stamp_ms, v);
+    int rc = knit__slot_fill(
+        &ep->tx_slab[slot], &ep->tx_arena, &ep->codec, w0, id, stamp_ms, ep->tx_seq, v);
     if (rc < 0)
         return rc;
+    ep->tx_seq++;
     knit__qprod_publish(&ep->tx, (unsigned)slot);
     return 0;
 }

@@ -44,11 +44,11 @@ typedef struct knit__shm_lane {
 int knit__shm_lane_create(knit__shm_lane_t *lane, const knit__lane_cfg_t *cfg);
 /* Create the lane as a named POSIX shm object (O_CREAT|O_EXCL, mode 0600). The caller
  * unlinks it (shm_unlink) when it is no longer needed. */
-int knit__shm_lane_create_named(knit__shm_lane_t *lane, const knit__lane_cfg_t *cfg,
-                                const char *name);
+int knit__shm_lane_create_named(
+    knit__shm_lane_t *lane, const knit__lane_cfg_t *cfg, const char *name);
 /* Open a named lane made by knit__shm_lane_create_named. */
-int knit__shm_lane_open_named(knit__shm_lane_t *lane, const char *name,
-                              const knit__lane_cfg_t *cfg);
+int knit__shm_lane_open_named(
+    knit__shm_lane_t *lane, const char *name, const knit__lane_cfg_t *cfg);
 /* Map an existing lane fd (does not take ownership of fd unless the call succeeds). */
 int knit__shm_lane_attach(knit__shm_lane_t *lane, int fd, const knit__lane_cfg_t *cfg);
 void knit__shm_lane_close(knit__shm_lane_t *lane);
@@ -65,6 +65,7 @@ typedef struct knit__msg {
     uint32_t w0;    /* request: task index | abort meta << 16; response: flags */
     uint32_t id;    /* call id */
     uint32_t stamp; /* 27-bit enqueue stamp (ms) */
+    uint32_t seq;   /* the producer's publication number (header word 7) */
     int status;     /* 0, or the decode error (value is then UNDEFINED) */
     knit_value_t value;
 } knit__msg_t;
@@ -78,13 +79,16 @@ typedef struct knit__endpoint {
     knit__arena_t tx_arena; /* ours to allocate in */
     knit__arena_t rx_arena; /* the peer's; we read and free */
     knit__codec_cfg_t codec;
+    uint32_t tx_seq; /* publication counter written to header word 7 */
 } knit__endpoint_t;
 
 void knit__endpoint_init(knit__endpoint_t *ep, const knit__shm_lane_t *lane, knit__side_t side);
 
-/* Encode `v` into slot `s` (already claimed) and write its header; publishes nothing. */
+/* Encode `v` into slot `s` (already claimed) and write its header; publishes nothing. `seq` goes
+ * to header word 7 (knitting writes 0 there): consumers order a batch by it, so calls run in
+ * the order they were published even though the slot scan itself is only roughly FIFO. */
 int knit__slot_fill(knit__slot_t *s, knit__arena_t *arena, const knit__codec_cfg_t *codec,
-    uint32_t w0, uint32_t id, uint32_t stamp_ms, knit_value_t *v);
+    uint32_t w0, uint32_t id, uint32_t stamp_ms, uint32_t seq, knit_value_t *v);
 
 /* Decode slot `s` (published to us) into `m`, from a private copy of its header. */
 void knit__slot_take(const knit__slot_t *s, const knit__arena_t *arena,

@@ -1,0 +1,196 @@
+/*
+ * Pool options: bad options fail creation with a clear code and a knit_errmsg() that names the
+ * problem; nothing is returned through `out`. Good edge values work.
+ */
+#include "pool_testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static const knit_task_def_t tasks[] = {
+    {.name = "add_one", .fn = pt_task_add_one},
+    {.name = "echo", .fn = pt_task_echo},
+};
+
+/* Creation fails with `code` and a message containing `needle`. */
+static void expect_fail(
+    const knit_pool_opts_t *o, const knit_task_def_t *t, size_t n, int code, const char *needle)
+{
+    knit_pool_t *pool = (knit_pool_t *)1;
+    int rc = knit_pool_create(o, t, n, &pool);
+    if (rc != code || !strstr(knit_errmsg(), needle))
+        print_error("got %d '%s', want %d and '%s'\n", rc, knit_errmsg(), code, needle);
+    assert_int_equal(rc, code);
+    assert_null(pool);
+    assert_non_null(strstr(knit_errmsg(), needle));
+}
+
+static void test_threads_range(void **state)
+{
+    (void)state;
+    knit_pool_opts_t o = {0};
+    o.threads = 1025;
+    expect_fail(&o, tasks, 2, KNIT_E_RANGE, "1025");
+    o.threads = UINT32_MAX;
+    expect_fail(&o, tasks, 2, KNIT_E_RANGE, "threads");
+}
+
+static void test_payload_range(void **state)
+{
+    (void)state;
+    knit_pool_opts_t o = {0};
+    o.payload.max_byte_length = 1 << 20;
+    o.payload.max_payload_bytes = (1 << 17) + 1; /* > max_byte_length >> 3 */
+    expect_fail(&o, tasks, 2, KNIT_E_RANGE, "maxPayloadBytes");
+    o.payload.max_byte_length = 0; /* default 64 MiB: at most 8 MiB */
+    o.payload.max_payload_bytes = (8u << 20) + 1;
+    expect_fail(&o, tasks, 2, KNIT_E_RANGE, "maxPayloadBytes");
+    o.payload.max_payload_bytes = 0;
+    o.payload.max_byte_length = 4;
+    expect_fail(&o, tasks, 2, KNIT_E_RANGE, "payloadMaxByteLength");
+
+    /* exactly at the limit is fine */
+    o.payload.max_byte_length = 1 << 20;
+    o.payload.max_payload_bytes = 1 << 17;
+    knit_pool_t *pool = pt_pool(&o, tasks, 2);
+    static uint8_t buf[1 << 17];
+    knit_value_t v = knit_v_bytes(buf, sizeof buf - 64);
+    knit_future_t *f = pt_call(pool, pt_task(pool, "echo"), v);
+    assert_int_equal(knit_future_wait(f, -1), 0);
+    assert_true(knit_value_equal(knit_future_value(f), &v));
+    knit_future_release(f);
+    knit_pool_destroy(pool);
+}
+
+static void test_duplicate_task_names(void **state)
+{
+    (void)state;
+    const knit_task_def_t dup[] = {
+        {.name = "echo", .fn = pt_task_echo},
+        {.name = "add_one", .fn = pt_task_add_one},
+        {.name = "echo", .fn = pt_task_add_one},
+    };
+    expect_fail(NULL, dup, 3, KNIT_E_INVAL, "'echo'");
+    const knit_task_def_t dup_colon[] = {
+        {.name = "math:add", .fn = pt_task_add_one},
+        {.name = "math:add", .fn = pt_task_echo},
+    };
+    expect_fail(NULL, dup_colon, 2, KNIT_E_INVAL, "'math:add'");
+}
+
+static void test_no_tasks(void **state)
+{
+    (void)state;
+    expect_fail(NULL, tasks, 0, KNIT_E_RANGE, "tasks");
+    knit_pool_t *pool = (knit_pool_t *)1;
+    assert_int_equal(knit_pool_create(NULL, NULL, 1, &pool), KNIT_E_INVAL);
+    assert_int_equal(knit_pool_create(NULL, tasks, 2, NULL), KNIT_E_INVAL);
+}
+
+static void test_too_many_tasks(void **state)
+{
+    (void)state;
+    enum { N = 65537 };
+    knit_task_def_t *many = calloc(N, sizeof *many);
+    char(*names)[8] = calloc(N, sizeof *names);
+    assert_non_null(many);
+    assert_non_null(names);
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "t%05x", i);
+        many[i].name = names[i];
+        many[i].fn = pt_task_echo;
+    }
+    expect_fail(NULL, many, N, KNIT_E_RANGE, "65537");
+    /* 65536 is the maximum */
+    knit_pool_t *pool = pt_pool(NULL, many, N - 1);
+    knit_future_t *f = pt_call_i64(pool, pt_task(pool, "t0ffff"), 8);
+    assert_int_equal(pt_wait_i64(f), 8);
+    knit_future_release(f);
+    knit_pool_destroy(pool);
+    free(many);
+    free(names);
+}
+
+static void test_missing_fn_or_name(void **state)
+{
+    (void)state;
+    const knit_task_def_t no_fn[] = {
+        {.name = "echo", .fn = pt_task_echo},
+        {.name = "nothing", .fn = NULL},
+    };
+    expect_fail(NULL, no_fn, 2, KNIT_E_INVAL, "task 1");
+    const knit_task_def_t no_name[] = {{.name = NULL, .fn = pt_task_echo}};
+    expect_fail(NULL, no_name, 1, KNIT_E_INVAL, "name");
+    const knit_task_def_t empty_name[] = {{.name = "", .fn = pt_task_echo}};
+    expect_fail(NULL, empty_name, 1, KNIT_E_INVAL, "name");
+}
+
+static void test_timeout_value_cannot_be_moved(void **state)
+{
+    (void)state;
+    knit_moved_buf_t m = {0};
+    knit_task_def_t bad[] = {
+        {.name = "t", .fn = pt_task_echo, .timeout_ms = 5, .timeout_value = knit_v_moved(&m)},
+    };
+    expect_fail(NULL, bad, 1, KNIT_E_INVAL, "moved");
+}
+
+static void test_other_transports_unsupported(void **state)
+{
+    (void)state;
+    knit_pool_opts_t o = {0};
+    o.transport = KNIT_TRANSPORT_TCP;
+    expect_fail(&o, tasks, 2, KNIT_E_UNSUPPORTED, "transport");
+}
+
+/* Defaults and zero values: threads 0 means one worker; all-zero options work. */
+static void test_defaults(void **state)
+{
+    (void)state;
+    knit_pool_opts_t o = {0};
+    knit_pool_t *pool = pt_pool(&o, tasks, 2);
+    assert_int_equal(knit_pool_lanes(pool), 1);
+    assert_false(knit_pool_stealing(pool));
+    assert_int_equal(knit_pool_dispatcher(pool), KNIT_DISPATCHER_PER_THREAD);
+    /* tasks are indexed in name order, whatever order they were given in */
+    const knit_task_def_t rev[] = {
+        {.name = "zeta", .fn = pt_task_echo},
+        {.name = "alpha", .fn = pt_task_add_one},
+    };
+    knit_pool_t *p2 = pt_pool(NULL, rev, 2);
+    assert_int_equal(knit_task_index(p2, "alpha"), 0);
+    assert_int_equal(knit_task_index(p2, "zeta"), 1);
+    knit_future_t *f = pt_call_i64(p2, 0, 1);
+    assert_int_equal(pt_wait_i64(f), 2);
+    knit_future_release(f);
+    knit_pool_destroy(p2);
+    knit_pool_destroy(pool);
+    o.threads = 1024; /* the maximum; no spinning, so idle workers park at once */
+    o.balancer = KNIT_BALANCER_ROUND_ROBIN;
+    o.wait.spin_ns = -1;
+    o.payload.max_byte_length = 1 << 16;
+    pool = pt_pool(&o, tasks, 2);
+    assert_int_equal(knit_pool_lanes(pool), 1024);
+    f = pt_call_i64(pool, pt_task(pool, "add_one"), 1);
+    assert_int_equal(pt_wait_i64(f), 2);
+    knit_future_release(f);
+    knit_pool_destroy(pool);
+}
+
+int main(void)
+{
+    unsetenv("KNIT_DISPATCHER");
+    unsetenv("KNIT_STEAL");
+    const struct CMUnitTest t[] = {
+        cmocka_unit_test(test_threads_range),
+        cmocka_unit_test(test_payload_range),
+        cmocka_unit_test(test_duplicate_task_names),
+        cmocka_unit_test(test_no_tasks),
+        cmocka_unit_test(test_too_many_tasks),
+        cmocka_unit_test(test_missing_fn_or_name),
+        cmocka_unit_test(test_timeout_value_cannot_be_moved),
+        cmocka_unit_test(test_other_transports_unsupported),
+        cmocka_unit_test(test_defaults),
+    };
+    return cmocka_run_group_tests(t, NULL, NULL);
+}
