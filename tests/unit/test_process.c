@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "knit/knit.h"
@@ -324,17 +325,23 @@ static void test_kill_9_with_calls_in_flight(void **s)
         knit_value_t v = knit_v_strn(big, sizeof big);
         assert_int_equal(knit_call(p, knit_task_index(p, "echo"), &v, &fs[i]), 0);
     }
+    struct timespec t0, t1 = {0, 0};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     kill((pid_t)first, SIGKILL);
     int ok = 0, died = 0;
     for (int i = 0; i < N; i++) {
         int rc = knit_future_wait(fs[i], -1);
         assert_true(rc == 0 || rc == KNIT_E_WORKER_DIED);
         ok += rc == 0;
-        died += rc == KNIT_E_WORKER_DIED;
+        if (rc == KNIT_E_WORKER_DIED && died++ == 0)
+            clock_gettime(CLOCK_MONOTONIC, &t1);
         knit_future_release(fs[i]);
     }
     assert_int_equal(ok + died, N);
-    print_message("after kill -9: %d resolved, %d rejected with KNIT_E_WORKER_DIED\n", ok, died);
+    /* reported, not asserted (no timing assertions): how fast the death was noticed */
+    print_message("after kill -9: %d resolved, %d rejected with KNIT_E_WORKER_DIED; the first "
+                  "rejection came %.3f ms after the signal\n",
+        ok, died, (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
     /* a fresh worker serves later calls */
     int64_t second = worker_pid_by_call(p);
     assert_true(second != first);
