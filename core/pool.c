@@ -1107,12 +1107,18 @@ static void join_workers(knit_pool_t *p)
 
 static void close_pool(knit_pool_t *p, bool join)
 {
+    bool forced = p->force_close;
     p->force_close = false;
     if (!p->closed) {
         p->closed = true;
         reject_all(p);
-        for (uint32_t i = 0; p->lanes && i < p->nworkers; i++)
+        for (uint32_t i = 0; p->lanes && i < p->nworkers; i++) {
             knit__runner_stop(&p->lanes[i]);
+            /* a hard timeout: a process worker stuck in a task is killed now (a thread
+             * cannot be; it is joined when its task returns) */
+            if (forced && p->opts.runtime == KNIT_RUNTIME_PROCESS)
+                knit__process_kill(&p->lanes[i]);
+        }
     }
     if (join)
         join_workers(p);
