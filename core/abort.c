@@ -52,7 +52,8 @@ int knit__abort_alloc(knit__abort_ids_t *a)
         uint32_t id = w * 32u + bit;
         /* release: the cleared bit is visible before the request that carries this id (its
          * publication is a release store too, which orders this anyway). */
-        atomic_fetch_and_explicit(&a->shared[w], ~(1u << bit), memory_order_release);
+        if (a->shared)
+            atomic_fetch_and_explicit(&a->shared[w], ~(1u << bit), memory_order_release);
         return (int)id;
     }
     return knit__err(KNIT_E_ABORT_EXHAUSTED, "all %u abort signal ids are in use", a->capacity);
@@ -66,11 +67,13 @@ void knit__abort_release(knit__abort_ids_t *a, uint32_t id)
     a->in_use[w] &= ~bit;
     a->used--;
     /* relaxed: the id is unused now; the next allocation clears it again with release. */
-    atomic_fetch_and_explicit(&a->shared[w], ~bit, memory_order_relaxed);
+    if (a->shared)
+        atomic_fetch_and_explicit(&a->shared[w], ~bit, memory_order_relaxed);
 }
 
 void knit__abort_signal(knit__abort_ids_t *a, uint32_t id)
 {
     /* release: pairs with the task's acquire load in knit__abort_is_set. */
-    atomic_fetch_or_explicit(&a->shared[id >> 5], 1u << (id & 31u), memory_order_release);
+    if (a->shared)
+        atomic_fetch_or_explicit(&a->shared[id >> 5], 1u << (id & 31u), memory_order_release);
 }

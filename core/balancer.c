@@ -55,9 +55,12 @@ uint32_t knit__balance(knit_pool_t *p, knit__task_t *t)
 {
     uint32_t n = p->norder;
     const uint32_t *order = p->order;
-    /* Inliner gate: below the threshold only worker lanes are eligible. */
-    if (p->inline_lane != UINT32_MAX && p->opts.inliner.dispatch_threshold > 1
-        && t->inflight < p->opts.inliner.dispatch_threshold) {
+    /* Inliner gate: below the threshold only worker lanes are eligible; imported tasks never
+     * run on the host at all. */
+    if (p->inline_lane != UINT32_MAX
+        && (t->def.import_path
+            || (p->opts.inliner.dispatch_threshold > 1
+                && t->inflight < p->opts.inliner.dispatch_threshold))) {
         n = p->nworkers;
         order = p->order + (p->opts.inliner.position == KNIT_INLINE_FIRST ? 1 : 0);
     }

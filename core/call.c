@@ -52,7 +52,7 @@ int knit_call(knit_pool_t *p, int task, knit_value_t *arg, knit_future_t **out)
 
 int knit_call_name(knit_pool_t *p, const char *task, knit_value_t *arg, knit_future_t **out)
 {
-    int t = p ? knit_task_index(p, task) : KNIT_E_INVAL;
+    int t = p ? knit_task_index(p, task) : knit__err(KNIT_E_INVAL, "knit_call_name: pool is NULL");
     return t < 0 ? t : knit_call(p, t, arg, out);
 }
 
@@ -112,15 +112,13 @@ int knit_future_wait(knit_future_t *f, int64_t timeout_ns)
         int64_t left = -1;
         if (timeout_ns >= 0) {
             uint64_t spent = knit__now_ns() - start;
-            if (spent >= (uint64_t)timeout_ns && timeout_ns != 0)
+            if (spent >= (uint64_t)timeout_ns)
                 return KNIT_E_AGAIN;
             left = timeout_ns - (int64_t)spent;
         }
         int rc = knit_pool_progress(p, left);
         if (rc < 0)
             return rc;
-        if (timeout_ns == 0)
-            break;
     }
     return f->state == KNIT__CS_SETTLED ? f->status : KNIT_E_AGAIN;
 }

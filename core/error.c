@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char errmsg_buf[512];
 
@@ -59,6 +60,12 @@ const char *knit_strerror(int code)
 const char *knit_errmsg(void)
 {
     return errmsg_buf;
+}
+
+const char *knit__errmsg_detail(void)
+{
+    const char *sep = strstr(errmsg_buf, ": ");
+    return sep ? sep + 2 : errmsg_buf;
 }
 
 int knit__err(int code, const char *fmt, ...)

@@ -196,6 +196,10 @@ static void detach(knit_pool_t *p, knit_future_t *f)
 {
     knit__lane_t *lane = f->lane != UINT32_MAX ? &p->lanes[f->lane] : NULL;
     switch (f->state) {
+    case KNIT__CS_NEW: /* routed, but failed before waiting anywhere */
+        if (lane)
+            release_abort_id(p, f->lane, f->abort_id);
+        break;
     case KNIT__CS_WAIT_INPUT:
         if (f->input) {
             knit_future_t **pp = &f->input->deps;
@@ -519,10 +523,10 @@ static int drain_lane(knit_pool_t *p, knit__lane_t *lane)
 {
     drain_ctx_t d = {p, lane};
     int n = knit__ep_drain(&lane->ep, on_result, &d, KNIT__RESULT_ACKS, 0);
-    if (n > 0 && !(lane->backlog.len && flush_backlog(p, lane)))
+    if (lane->backlog.len)
+        flush_backlog(p, lane); /* wakes the worker when it publishes */
+    else if (n > 0)
         knit__lane_wake(lane); /* a worker parked on a full return lock can go on */
-    else if (lane->backlog.len)
-        flush_backlog(p, lane);
     return n;
 }
 
@@ -636,6 +640,7 @@ static void worker_failed(knit_pool_t *p, knit__lane_t *lane, int status)
 static void worker_died(knit_pool_t *p, knit__lane_t *lane)
 {
     knit__monitor_sync(p); /* the monitor is done with this lane */
+    drain_lane(p, lane);   /* results it published before dying are real: deliver them */
     bool started = lane->ready;
     int status = started ? KNIT_E_WORKER_DIED : KNIT_E_WORKER_STARTUP;
     knit__layout_t *l = &lane->mem.layout;
@@ -670,6 +675,9 @@ static void worker_died(knit_pool_t *p, knit__lane_t *lane)
         return;
     }
     p->respawns++;
+    for (knit_future_t *f = lane->backlog.head; f; f = f->next)
+        if (f->abort_requested && f->abort_id >= 0) /* set in the old memory: again */
+            knit__abort_signal(&lane->aborts, (uint32_t)f->abort_id);
     if (lane->backlog.len)
         flush_backlog(p, lane);
 }
@@ -935,6 +943,9 @@ static int lane_memory(knit_pool_t *p, knit__lane_t *lane)
     if (rc < 0)
         return rc;
     knit__endpoint_init(&lane->ep, &lane->mem, KNIT__SIDE_HOST);
+    /* relaxed: before the worker exists. A worker that is not in its loop (starting, or
+     * failed to start) must not look parked, or stealing wake-ups would go to it. */
+    atomic_store_explicit(&knit__shm_ctrl(&lane->mem)->sig.rx_status.word, 1, memory_order_relaxed);
     lane->bell.parked = knit__bell_parked(lane->mem.map, &lane->mem.layout);
     lane->bell.seq = knit__bell_seq(lane->mem.map, &lane->mem.layout);
     lane->ready = false;
@@ -949,6 +960,7 @@ static int lane_memory(knit_pool_t *p, knit__lane_t *lane)
 
 static void lane_memory_close(knit_pool_t *p, knit__lane_t *lane)
 {
+    lane->aborts.shared = NULL; /* the bitmap lives in this memory */
     if (!lane->mem.map)
         return;
     knit__shm_lane_close(&lane->mem);
@@ -1034,6 +1046,10 @@ int knit_pool_create(
             o->threads = 1;
         rc = choose_topology(p);
     }
+    if (rc == 0 && o->abort_capacity > 65535)
+        rc = knit__err(KNIT_E_RANGE,
+            "abort_capacity must be at most 65535 (ids travel in 16 bits); got %u",
+            o->abort_capacity);
     if (rc == 0) {
         p->lane_cfg.payload_initial_bytes = o->payload.initial_bytes;
         p->lane_cfg.payload_max_bytes = o->payload.max_byte_length;
@@ -1165,10 +1181,16 @@ void knit_pool_destroy(knit_pool_t *p)
     run_settled(p);
     for (uint32_t i = 0; p->lanes && i < p->nlanes + (p->stealing ? 1 : 0); i++) {
         knit__lane_t *lane = &p->lanes[i];
-        if (lane->is_submit && lane->mem.map)
+        if (lane->is_submit && lane->mem.map) {
             discard_submitted(lane);
-        else if (!lane->is_inline && lane->mem.map)
-            knit__ep_drain(&lane->ep, discard_frame, NULL, 0, 0); /* results nobody reads */
+        } else if (!lane->is_inline && lane->mem.map) {
+            /* results nobody reads, and requests a worker that failed or died never took:
+             * release what they hold (shared buffer references, moved buffers) */
+            knit__ep_drain(&lane->ep, discard_frame, NULL, 0, 0);
+            knit__endpoint_t view;
+            knit__endpoint_init(&view, &lane->mem, KNIT__SIDE_WORKER);
+            knit__ep_drain(&view, discard_frame, NULL, 0, 0);
+        }
         lane_memory_close(p, lane);
         knit__abort_fini(&lane->aborts);
     }

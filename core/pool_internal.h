@@ -19,8 +19,6 @@
 #define KNIT__MAX_TASKS       65536u
 #define KNIT__DEFAULT_ABORTS  258u
 #define KNIT__RESULT_ACKS     8u    /* the host acknowledges return slots every 8 frames */
-#define KNIT__RUN_PER_TURN    5u    /* tasks a worker starts per loop turn (knitting's value) */
-#define KNIT__WRITE_MAX       64u   /* backlogged results a worker retries per turn */
 #define KNIT__DEFAULT_SPIN_NS 50000 /* spin budget before parking, per lane (knitting: 50 us) */
 
 /* Call states. */

@@ -194,8 +194,14 @@ static int enqueue_request(void *ctx, knit__msg_t *m)
         .status = m->status,
         .arg = m->value,
         .result = knit_v_undefined()};
-    if (ring_push(&w->runq, &j) < 0)
-        knit_value_free(&m->value); /* out of memory: the host's timers settle the call */
+    if (ring_push(&w->runq, &j) < 0) {
+        /* out of memory: reject the call now rather than let it hang (best effort: if the
+         * return lock is full too, only a timeout or shutdown settles it) */
+        knit_value_free(&m->value);
+        j.arg = knit_v_undefined();
+        j.status = KNIT_E_NOMEM;
+        send_result(w, &j);
+    }
     return 0;
 }
 
@@ -443,6 +449,25 @@ void knit__worker_free(knit__worker_t *w)
     free(w->handles);
     free(w->fns);
     free(w);
+}
+
+void knit__worker_report_boot(const knit__shm_lane_t *lane, int rc)
+{
+    if (!lane->map)
+        return;
+    if (rc < 0)
+        snprintf(knit__lane_boot_msg(lane->map, &lane->layout), KNIT__BOOT_MSG_BYTES, "%s",
+            knit__errmsg_detail());
+    /* release: the message is written before the state the host acquires. */
+    atomic_store_explicit(knit__lane_boot(lane->map, &lane->layout),
+        rc < 0 ? KNIT__BOOT_FAILED : KNIT__BOOT_READY, memory_order_release);
+    if (rc < 0) {
+        /* A host waiting for this lane's results must learn that none will come. release:
+         * a host whose token includes this bump also sees the state stored above. */
+        _Atomic uint32_t *seq = knit__bell_seq(lane->map, &lane->layout);
+        atomic_fetch_add_explicit(seq, 1, memory_order_release);
+        knit__futex_wake(seq, 1);
+    }
 }
 
 void knit__worker_signal_stop(const knit__shm_lane_t *lane)

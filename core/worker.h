@@ -66,6 +66,10 @@ void knit__worker_run(knit__worker_t *w);
 
 void knit__worker_free(knit__worker_t *w);
 
+/* Worker side: record start-up success or failure (with knit_errmsg()) in lane memory and,
+ * on failure, wake a host that waits for this lane. */
+void knit__worker_report_boot(const knit__shm_lane_t *lane, int rc);
+
 /* Host side: ask the lane's worker to stop, and wake it. */
 void knit__worker_signal_stop(const knit__shm_lane_t *lane);
 

@@ -18,6 +18,7 @@
 #include "core/arena.h"
 #include "gbench/gbench.h"
 #include "knit/error.h"
+#include "micro.h"
 #include "transports/knit/shm_lane.h"
 
 #define FIFO_MAX 31u /* one index is always left for the allocation of the next iteration */
@@ -35,45 +36,44 @@ typedef struct fifo {
     unsigned next_size; /* position in pattern->sizes */
 } fifo_t;
 
-static void fail(knit_gbench_state_t *st, const char *what, int rc)
-{
-    knit_gbench_skip_with_errorf(st, "%s: %s (%s)", what, knit_strerror(rc), knit_errmsg());
-}
+/* A benchmark body, run on the host endpoint's request arena of a fresh lane. */
+typedef int (*arena_body_fn)(
+    const knit_gbench_def_t *def, knit_gbench_state_t *st, knit__arena_t *a);
 
-/* The host endpoint's request arena of a fresh lane. */
-static int arena_open(knit__shm_lane_t *lane, knit__endpoint_t *ep)
+/* Run `body` on a fresh lane, closed afterwards: 0 or a negative knit error (reported). */
+static int with_arena(const knit_gbench_def_t *def, knit_gbench_state_t *st, arena_body_fn body)
 {
-    knit__lane_cfg_t cfg = {0};
-    int rc = knit__shm_lane_create(lane, &cfg);
-    if (rc == 0)
-        knit__endpoint_init(ep, lane, KNIT__SIDE_HOST);
+    knit__shm_lane_t lane;
+    knit__endpoint_t ep;
+    int rc = knit_micro_lane_open(st, &lane, &ep, NULL);
+    if (rc < 0)
+        return rc;
+    rc = body(def, st, &ep.tx_arena);
+    knit__shm_lane_close(&lane);
     return rc;
 }
 
-static int bm_alloc_free(const knit_gbench_def_t *def, knit_gbench_state_t *st)
+static int alloc_free_loop(const knit_gbench_def_t *def, knit_gbench_state_t *st, knit__arena_t *a)
 {
     uint64_t bytes = (uint64_t)def->arg;
-    knit__shm_lane_t lane;
-    knit__endpoint_t ep;
-    int rc = arena_open(&lane, &ep);
-    if (rc < 0) {
-        fail(st, "creating a lane", rc);
-        return rc;
-    }
-    knit__arena_t *a = &ep.tx_arena;
+    int rc = 0;
     while (knit_gbench_keep_running(st, 1)) {
         uint32_t index, start;
         rc = knit__arena_alloc(a, bytes, &index, &start);
         if (rc < 0) {
-            fail(st, "knit__arena_alloc", rc);
+            knit_micro_fail(st, "knit__arena_alloc", rc);
             break;
         }
         knit__arena_free(a->free_bits, index);
     }
     if (rc == 0)
         knit_gbench_set_items_processed(st, (int64_t)knit_gbench_iterations(st));
-    knit__shm_lane_close(&lane);
     return rc;
+}
+
+static int bm_alloc_free(const knit_gbench_def_t *def, knit_gbench_state_t *st)
+{
+    return with_arena(def, st, alloc_free_loop);
 }
 
 /* Allocate the next region of the pattern into slot `at` of the FIFO. */
@@ -108,43 +108,43 @@ static inline int fifo_step(knit__arena_t *a, const pattern_t *p, fifo_t *q)
     return rc;
 }
 
-static int bm_fifo(const knit_gbench_def_t *def, knit_gbench_state_t *st)
+static const uint32_t sizes_4k[] = {4096, 0};
+static const uint32_t sizes_64[] = {64, 0};
+/* Seven sizes against eight live regions: the freed region rarely fits exactly. */
+static const uint32_t sizes_mixed[] = {64, 4096, 512, 65536, 192, 16384, 1024, 0};
+
+/* The patterns of the fifo benchmarks, by their arg. */
+enum { FIFO8_4K, FIFO8_MIXED, FIFO31_64 };
+static const pattern_t fifo_patterns[] = {
+    [FIFO8_4K] = {8, sizes_4k},
+    [FIFO8_MIXED] = {8, sizes_mixed},
+    [FIFO31_64] = {31, sizes_64},
+};
+
+static int fifo_loop(const knit_gbench_def_t *def, knit_gbench_state_t *st, knit__arena_t *a)
 {
-    const pattern_t *p = def->user_data;
-    knit__shm_lane_t lane;
-    knit__endpoint_t ep;
-    int rc = arena_open(&lane, &ep);
-    if (rc < 0) {
-        fail(st, "creating a lane", rc);
-        return rc;
-    }
-    knit__arena_t *a = &ep.tx_arena;
+    const pattern_t *p = &fifo_patterns[def->arg];
     fifo_t q;
-    rc = fifo_fill(a, p, &q);
+    int rc = fifo_fill(a, p, &q);
     if (rc < 0)
-        fail(st, "filling the arena", rc);
+        knit_micro_fail(st, "filling the arena", rc);
     while (rc == 0 && knit_gbench_keep_running(st, 1)) {
         rc = fifo_step(a, p, &q);
         if (rc < 0)
-            fail(st, "knit__arena_alloc with regions live", rc);
+            knit_micro_fail(st, "knit__arena_alloc with regions live", rc);
     }
     if (rc == 0) {
         knit_gbench_set_items_processed(st, (int64_t)knit_gbench_iterations(st));
         knit_gbench_set_counter(st, "live_regions", (double)knit__arena_live(a), false);
         knit_gbench_set_counter(st, "arena_capacity", (double)a->capacity, false);
     }
-    knit__shm_lane_close(&lane);
     return rc;
 }
 
-static const uint32_t sizes_4k[] = {4096, 0};
-static const uint32_t sizes_64[] = {64, 0};
-/* Seven sizes against eight live regions: the freed region rarely fits exactly. */
-static const uint32_t sizes_mixed[] = {64, 4096, 512, 65536, 192, 16384, 1024, 0};
-
-static const pattern_t fifo8_4k = {8, sizes_4k};
-static const pattern_t fifo8_mixed = {8, sizes_mixed};
-static const pattern_t fifo31_64 = {31, sizes_64};
+static int bm_fifo(const knit_gbench_def_t *def, knit_gbench_state_t *st)
+{
+    return with_arena(def, st, fifo_loop);
+}
 
 int knit_micro_register_arena(void)
 {
@@ -157,20 +157,10 @@ int knit_micro_register_arena(void)
         if (rc < 0)
             return rc;
     }
-    static const struct {
-        const char *name;
-        const pattern_t *pattern;
-    } fifos[] = {
-        {"arena/fifo8/4096", &fifo8_4k},
-        {"arena/fifo8/mixed", &fifo8_mixed},
-        {"arena/fifo31/64", &fifo31_64},
+    static const knit_micro_bench_t fifos[] = {
+        {"arena/fifo8/4096", bm_fifo, FIFO8_4K},
+        {"arena/fifo8/mixed", bm_fifo, FIFO8_MIXED},
+        {"arena/fifo31/64", bm_fifo, FIFO31_64},
     };
-    for (size_t i = 0; i < sizeof fifos / sizeof fifos[0]; i++) {
-        knit_gbench_def_t def
-            = {.name = fifos[i].name, .run = bm_fifo, .user_data = (void *)fifos[i].pattern};
-        int rc = knit_gbench_register(&def);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+    return knit_micro_register_table(fifos, sizeof fifos / sizeof fifos[0], 0);
 }

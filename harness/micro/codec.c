@@ -21,6 +21,7 @@
 #include "gbench/gbench.h"
 #include "knit/error.h"
 #include "knit/value.h"
+#include "micro.h"
 #include "transports/knit/shm_lane.h"
 
 /* Everything one benchmark run needs: the lane, the value under test and its backing memory. */
@@ -53,15 +54,13 @@ struct codec_case {
 
 /* --- fixture ---------------------------------------------------------------------------------- */
 
-static int fixture_open(fixture_t *f)
+/* 0, or a negative knit error after skipping the benchmark. */
+static int fixture_open(fixture_t *f, knit_gbench_state_t *st)
 {
     memset(f, 0, sizeof *f);
-    knit__lane_cfg_t cfg = {0}; /* knitting's defaults: 64 MiB arenas, 8 MiB per payload */
-    int rc = knit__shm_lane_create(&f->lane, &cfg);
+    int rc = knit_micro_lane_open(st, &f->lane, &f->host, &f->worker);
     if (rc < 0)
         return rc;
-    knit__endpoint_init(&f->host, &f->lane, KNIT__SIDE_HOST);
-    knit__endpoint_init(&f->worker, &f->lane, KNIT__SIDE_WORKER);
     f->slot = &f->host.tx_slab[0];
     return 0;
 }
@@ -344,11 +343,6 @@ static char typed_names[KNIT_ELEM_COUNT_][32];
 
 /* --- the benchmark --------------------------------------------------------------------------- */
 
-static void fail(knit_gbench_state_t *st, const char *what, int rc)
-{
-    knit_gbench_skip_with_errorf(st, "%s: %s (%s)", what, knit_strerror(rc), knit_errmsg());
-}
-
 /* Encode v into the slot (and arena), then decode it as the worker would. */
 static inline int round_trip(fixture_t *f, knit_value_t *v, knit_value_t *out)
 {
@@ -380,7 +374,7 @@ static int64_t warm_up(fixture_t *f, knit_gbench_state_t *st)
     knit_value_t copy = f->value, out;
     int rc = round_trip(f, &f->value, &out);
     if (rc < 0) {
-        fail(st, "warm-up round trip", rc);
+        knit_micro_fail(st, "warm-up round trip", rc);
         return rc;
     }
     /* a moved value was consumed by encoding; compare what it carried instead */
@@ -406,13 +400,13 @@ static int codec_loop(fixture_t *f, const codec_case_t *c, knit_gbench_state_t *
         if (c->remake) {
             int rc = c->make(f, c, size);
             if (rc < 0) {
-                fail(st, "building the value", rc);
+                knit_micro_fail(st, "building the value", rc);
                 return rc;
             }
         }
         int rc = round_trip(f, &f->value, &out);
         if (rc < 0) {
-            fail(st, "encode+decode", rc);
+            knit_micro_fail(st, "encode+decode", rc);
             return rc;
         }
         knit_value_free(&out);
@@ -425,7 +419,7 @@ static int64_t prepare(fixture_t *f, const codec_case_t *c, knit_gbench_state_t 
 {
     int rc = c->make(f, c, (size_t)knit_gbench_arg(st));
     if (rc < 0) {
-        fail(st, "building the value", rc);
+        knit_micro_fail(st, "building the value", rc);
         return rc;
     }
     return warm_up(f, st);
@@ -435,11 +429,9 @@ static int bm_codec(const knit_gbench_def_t *def, knit_gbench_state_t *st)
 {
     const codec_case_t *c = def->user_data;
     fixture_t f;
-    int rc = fixture_open(&f);
-    if (rc < 0) {
-        fail(st, "creating a lane", rc);
+    int rc = fixture_open(&f, st);
+    if (rc < 0)
         return rc;
-    }
     int64_t payload = prepare(&f, c, st);
     rc = payload < 0 ? (int)payload : codec_loop(&f, c, st);
     if (rc == 0) {

@@ -8,13 +8,7 @@
 #include <string.h>
 
 #include "gbench/gbench.h"
-
-/* Defined by the group files (codec.c, slot.c, arena.c, pool.c); 0 or a negative errno value. */
-int knit_micro_register_codec(void);
-int knit_micro_register_slot(void);
-int knit_micro_register_arena(void);
-int knit_micro_register_pool(void);
-int knit_micro_worker_guard(void);
+#include "micro.h"
 
 static const struct group {
     const char *name;

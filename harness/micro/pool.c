@@ -21,6 +21,7 @@
 
 #include "gbench/gbench.h"
 #include "knit/knit.h"
+#include "micro.h"
 
 static int echo(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result)
 {
@@ -176,7 +177,6 @@ static int bm_burst(const knit_gbench_def_t *def, knit_gbench_state_t *st)
     return rc < 0 ? rc : 0;
 }
 
-/* knit-micro is also its own process worker program: main() calls this first. */
 int knit_micro_worker_guard(void)
 {
     return knit_worker_process_main(tasks, 1, NULL, NULL);
@@ -184,11 +184,7 @@ int knit_micro_worker_guard(void)
 
 int knit_micro_register_pool(void)
 {
-    static const struct {
-        const char *name;
-        knit_gbench_run_fn run;
-        int64_t arg;
-    } benches[] = {
+    static const knit_micro_bench_t benches[] = {
         {"pool/roundtrip/adaptive", bm_roundtrip, WAIT_ADAPTIVE},
         {"pool/roundtrip/park", bm_roundtrip, WAIT_PARK},
         {"pool/roundtrip/spin_only", bm_roundtrip, WAIT_SPIN},
@@ -201,14 +197,6 @@ int knit_micro_register_pool(void)
         {"pool/startup/process_named", bm_startup, START_NAMED},
         {"pool/startup/process_fork_exec", bm_startup, START_FORK_EXEC},
     };
-    for (size_t i = 0; i < sizeof benches / sizeof benches[0]; i++) {
-        knit_gbench_def_t def = {.name = benches[i].name,
-                                 .flags = KNIT_GBENCH_REAL_TIME,
-                                 .run = benches[i].run,
-                                 .arg = benches[i].arg};
-        int rc = knit_gbench_register(&def);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+    return knit_micro_register_table(
+        benches, sizeof benches / sizeof benches[0], KNIT_GBENCH_REAL_TIME);
 }

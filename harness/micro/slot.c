@@ -18,6 +18,7 @@
 #include "gbench/gbench.h"
 #include "knit/error.h"
 #include "knit/value.h"
+#include "micro.h"
 #include "transports/knit/queue.h"
 #include "transports/knit/shm_lane.h"
 
@@ -35,22 +36,6 @@ typedef struct drained {
 } drained_t;
 
 static const uint8_t payload8[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-
-static void fail(knit_gbench_state_t *st, const char *what, int rc)
-{
-    knit_gbench_skip_with_errorf(st, "%s: %s (%s)", what, knit_strerror(rc), knit_errmsg());
-}
-
-static int pair_open(lane_pair_t *p)
-{
-    knit__lane_cfg_t cfg = {0};
-    int rc = knit__shm_lane_create(&p->lane, &cfg);
-    if (rc < 0)
-        return rc;
-    knit__endpoint_init(&p->host, &p->lane, KNIT__SIDE_HOST);
-    knit__endpoint_init(&p->worker, &p->lane, KNIT__SIDE_WORKER);
-    return 0;
-}
 
 /* The worker's side of a call: take the value (and drop it, as a task would after use). */
 static int on_frame(void *ctx, knit__msg_t *msg)
@@ -76,7 +61,7 @@ static int send_then_drain(lane_pair_t *p, unsigned n, knit_gbench_state_t *st)
         knit_value_t v = knit_v_bytes(payload8, sizeof payload8);
         int rc = knit__ep_send(&p->host, 0, i, 0, &v);
         if (rc < 0) {
-            fail(st, "knit__ep_send", rc);
+            knit_micro_fail(st, "knit__ep_send", rc);
             return rc;
         }
     }
@@ -99,11 +84,9 @@ static int bm_publish_consume(const knit_gbench_def_t *def, knit_gbench_state_t 
 {
     unsigned batch = (unsigned)def->arg;
     lane_pair_t p;
-    int rc = pair_open(&p);
-    if (rc < 0) {
-        fail(st, "creating a lane", rc);
+    int rc = knit_micro_lane_open(st, &p.lane, &p.host, &p.worker);
+    if (rc < 0)
         return rc;
-    }
     while (rc == 0 && knit_gbench_keep_running(st, batch))
         rc = send_then_drain(&p, batch, st);
     if (rc == 0)
@@ -119,7 +102,7 @@ static int queue_round(
     for (unsigned i = 0; i < n; i++) {
         int slot = knit__qprod_claim(prod);
         if (slot < 0) {
-            fail(st, "knit__qprod_claim", slot);
+            knit_micro_fail(st, "knit__qprod_claim", slot);
             return slot;
         }
         knit__qprod_publish(prod, (unsigned)slot);
@@ -143,12 +126,9 @@ static int bm_queue(const knit_gbench_def_t *def, knit_gbench_state_t *st)
 {
     unsigned batch = (unsigned)def->arg;
     knit__shm_lane_t lane;
-    knit__lane_cfg_t cfg = {0};
-    int rc = knit__shm_lane_create(&lane, &cfg);
-    if (rc < 0) {
-        fail(st, "creating a lane", rc);
+    int rc = knit_micro_lane_open(st, &lane, NULL, NULL);
+    if (rc < 0)
         return rc;
-    }
     knit__sector_t *req = &knit__shm_ctrl(&lane)->req;
     knit__qprod_t prod;
     knit__qcons_t cons;
@@ -164,22 +144,12 @@ static int bm_queue(const knit_gbench_def_t *def, knit_gbench_state_t *st)
 
 int knit_micro_register_slot(void)
 {
-    static const struct {
-        const char *name;
-        knit_gbench_run_fn run;
-        int64_t batch;
-    } benches[] = {
+    static const knit_micro_bench_t benches[] = {
+        /* arg: values per round */
         {"slot/publish_consume/8", bm_publish_consume, 1},
         {"slot/publish_consume_batch32/8", bm_publish_consume, 32},
         {"queue/claim_publish_ack", bm_queue, 1},
         {"queue/claim_publish_ack_batch32", bm_queue, 32},
     };
-    for (size_t i = 0; i < sizeof benches / sizeof benches[0]; i++) {
-        knit_gbench_def_t def
-            = {.name = benches[i].name, .run = benches[i].run, .arg = benches[i].batch};
-        int rc = knit_gbench_register(&def);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+    return knit_micro_register_table(benches, sizeof benches / sizeof benches[0], 0);
 }

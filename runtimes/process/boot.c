@@ -114,6 +114,8 @@ int knit__boot_decode(const char *text, knit__boot_t *b)
         rc = bad("missing or mistyped fields");
     else if (host_pid <= 0 || worker < 0 || worker > 65535)
         rc = bad("hostPid and worker must be positive");
+    else if (strlen(name) >= sizeof b->name)
+        rc = bad("memory.name is too long");
     else if (strcmp(mode, "inherit") != 0 && strcmp(mode, "named") != 0)
         rc = bad("memory.mode must be inherit or named");
     else if (!strcmp(mode, "named")

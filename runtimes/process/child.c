@@ -62,18 +62,6 @@ static int bind_tasks(knit__boot_t *b, const knit_task_def_t *own, size_t nown)
     return rc;
 }
 
-static void report(const knit__shm_lane_t *lane, int rc)
-{
-    if (!lane->map)
-        return;
-    if (rc < 0)
-        snprintf(knit__lane_boot_msg(lane->map, &lane->layout), KNIT__BOOT_MSG_BYTES, "%s",
-            knit_errmsg());
-    /* release: the message is written before the state the host acquires. */
-    atomic_store_explicit(knit__lane_boot(lane->map, &lane->layout),
-        rc < 0 ? KNIT__BOOT_FAILED : KNIT__BOOT_READY, memory_order_release);
-}
-
 /* Map the lane: fd 0 (moved to a close-on-exec descriptor; fd 0 becomes /dev/null) or by name. */
 static int map_lane(const knit__boot_t *b, knit__shm_lane_t *lane)
 {
@@ -133,7 +121,7 @@ int knit_worker_process_main(
         };
         rc = knit__worker_new(&cfg, &w);
     }
-    report(&lane, rc);
+    knit__worker_report_boot(&lane, rc);
     if (rc < 0) {
         fprintf(stderr, "knit worker %d: start-up failed: %s\n", (int)getpid(), knit_errmsg());
     } else {

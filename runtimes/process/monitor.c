@@ -66,6 +66,8 @@ static void *monitor_main(void *arg)
             free(lanes);
             fds = malloc(cap * sizeof *fds);
             lanes = malloc(cap * sizeof *lanes);
+            if (!fds || !lanes)
+                cap = 0; /* retry the allocation on the next pass */
         }
         uint32_t n = 0;
         if (fds && lanes) {

@@ -118,7 +118,8 @@ static int spawn_fork(char **argv, char **env, int lane_fd, pid_t *pid)
         return errno;
     if (c == 0) {
         int fd0 = lane_fd >= 0 ? lane_fd : open("/dev/null", O_RDONLY);
-        if (fd0 < 0 || dup2(fd0, 0) < 0)
+        /* dup2 onto itself keeps close-on-exec: clear it by hand when fd 0 already is it */
+        if (fd0 < 0 || (fd0 == 0 ? fcntl(0, F_SETFD, 0) : dup2(fd0, 0)) < 0)
             _exit(127);
         execvpe(argv[0], argv, env);
         _exit(127);
@@ -155,6 +156,11 @@ int knit__process_start(knit_pool_t *p, knit__lane_t *lane)
             rc = lane->pidfd < 0
                 ? knit__err(KNIT_E_SYS, "pidfd_open(%d): %s", (int)pid, strerror(errno))
                 : knit__monitor_watch(p, lane);
+            if (rc < 0) { /* nobody would ever reap it: end it here */
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+                knit__process_forget(p, lane);
+            }
         }
     }
     free(r);

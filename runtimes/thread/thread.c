@@ -16,29 +16,12 @@ struct knit__runner {
     knit__worker_cfg_t cfg;
 };
 
-static void report_boot(const knit__shm_lane_t *lane, int rc)
-{
-    if (rc < 0)
-        snprintf(knit__lane_boot_msg(lane->map, &lane->layout), KNIT__BOOT_MSG_BYTES, "%s",
-            knit_errmsg());
-    /* release: the message is written before the state the host acquires. */
-    atomic_store_explicit(knit__lane_boot(lane->map, &lane->layout),
-        rc < 0 ? KNIT__BOOT_FAILED : KNIT__BOOT_READY, memory_order_release);
-    if (rc < 0) {
-        /* A host waiting for this lane's results must learn that none will come. release:
-         * a host whose token includes this bump also sees the state stored above. */
-        _Atomic uint32_t *seq = knit__bell_seq(lane->map, &lane->layout);
-        atomic_fetch_add_explicit(seq, 1, memory_order_release);
-        knit__futex_wake(seq, 1);
-    }
-}
-
 static void *thread_main(void *arg)
 {
     knit__runner_t *r = arg;
     knit__worker_t *w = NULL;
     int rc = knit__worker_new(&r->cfg, &w);
-    report_boot(r->cfg.lane, rc);
+    knit__worker_report_boot(r->cfg.lane, rc);
     if (rc == 0) {
         knit__worker_run(w);
         knit__worker_free(w);

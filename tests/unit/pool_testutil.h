@@ -98,6 +98,42 @@ static inline unsigned pt_gate_entered(pt_gate_t *g)
     return n;
 }
 
+/* --- per-test fixture ------------------------------------------------------------------------ */
+
+/*
+ * What a pool test program sets up around each test: the gate its tasks wait on, and optionally
+ * `before` (the program's own counters back to zero) and `after` (let its other held tasks go).
+ * A test table entry PT_TEST(test, &fixture) gives each test a fresh gate; after the test the
+ * gate is opened, so that no task of a failed test stays held, and destroyed.
+ */
+typedef struct pt_fixture {
+    pt_gate_t *gate;
+    void (*before)(void);
+    void (*after)(void);
+} pt_fixture_t;
+
+static inline int pt_fixture_setup(void **state)
+{
+    const pt_fixture_t *fx = *state;
+    if (fx->before)
+        fx->before();
+    pt_gate_init(fx->gate);
+    return 0;
+}
+
+static inline int pt_fixture_teardown(void **state)
+{
+    const pt_fixture_t *fx = *state;
+    if (fx->after)
+        fx->after();
+    pt_gate_open(fx->gate);
+    pt_gate_destroy(fx->gate);
+    return 0;
+}
+
+#define PT_TEST(test, fixture)                                                                     \
+    cmocka_unit_test_prestate_setup_teardown(test, pt_fixture_setup, pt_fixture_teardown, fixture)
+
 /* --- watchdog ------------------------------------------------------------------------------ */
 
 /*
@@ -204,6 +240,34 @@ static inline int64_t pt_wait_i64(knit_future_t *f)
     return v->u.i64;
 }
 
+/* Submit n calls of `task` with the int64 arguments first, first + 1, ... into fs[]. */
+static inline void pt_call_range(
+    knit_pool_t *pool, int task, knit_future_t **fs, int n, int64_t first)
+{
+    for (int i = 0; i < n; i++)
+        fs[i] = pt_call_i64(pool, task, first + i);
+}
+
+/* Wait for fs[0..n-1], which must resolve with first, first + 1, ..., and release them. */
+static inline void pt_wait_range(knit_future_t **fs, int n, int64_t first)
+{
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(pt_wait_i64(fs[i]), first + i);
+        knit_future_release(fs[i]);
+    }
+}
+
+/* n calls of an echoing `task` one after another, each waited for before the next is made: call
+ * i, with the argument first + i, must resolve with it. */
+static inline void pt_echo_each(knit_pool_t *pool, int task, int n, int64_t first)
+{
+    for (int i = 0; i < n; i++) {
+        knit_future_t *f = pt_call_i64(pool, task, first + i);
+        assert_int_equal(pt_wait_i64(f), first + i);
+        knit_future_release(f);
+    }
+}
+
 static inline bool pt_value_is_str(const knit_value_t *v, const char *s)
 {
     return v && v->kind == KNIT_KIND_STRING && v->len == strlen(s)
@@ -236,6 +300,18 @@ static inline void pt_count_settle(knit_future_t *f, void *ctx)
     c->calls++;
     c->status = knit_future_status(f);
     c->seen = f;
+}
+
+/* Submit n calls of `task` with the int64 arguments 0..n-1 into fs[], each counted by its own
+ * cs[i] (reset first). */
+static inline void pt_call_counted(
+    knit_pool_t *pool, int task, knit_future_t **fs, pt_settle_count_t *cs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        fs[i] = pt_call_i64(pool, task, i);
+        cs[i] = (pt_settle_count_t) {0};
+        knit_future_on_settle(fs[i], pt_count_settle, &cs[i]);
+    }
 }
 
 /* --- common tasks ---------------------------------------------------------------------------- */

@@ -22,22 +22,13 @@
 #define START_OF(e) ((e) & ~(uint32_t)31u)
 #define INDEX_OF(e) ((e)&31u)
 
-/* A failed stress check names the seed and step that reproduce it. */
-#define STRESS_CHECK(seed, step, cond, fmt, ...)                                                   \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            fail_msg("seed %#" PRIx64 " step %" PRIu64 ": " fmt, (uint64_t)(seed),                 \
-                (uint64_t)(step), ##__VA_ARGS__);                                                  \
-    } while (0)
+/* A literal list as two arguments: the array and its length. */
+#define U64S(...) (const uint64_t[]) {__VA_ARGS__}, sizeof((const uint64_t[]) {__VA_ARGS__}) / 8
+#define U32S(...) (const uint32_t[]) {__VA_ARGS__}, sizeof((const uint32_t[]) {__VA_ARGS__}) / 4
 
 static uint64_t align64(uint64_t n)
 {
     return (n + 63u) & ~(uint64_t)63u;
-}
-
-static unsigned popcount32(uint32_t v)
-{
-    return (unsigned)__builtin_popcount(v);
 }
 
 /* --- fixture: one lock sector and an arena, outside any lane ------------------------------ */
@@ -114,45 +105,62 @@ static void alloc_sizes(knit__arena_t *a, const uint64_t *sizes, size_t n, uint3
     }
 }
 
+/* A 1 MiB arena whose bytes are never touched, holding regions of `sizes` (see alloc_sizes). */
+static void afx_open_sized(afx_t *f, const uint64_t *sizes, size_t n, uint32_t *starts)
+{
+    afx_open(f, 1 << 20, 1 << 20, false);
+    alloc_sizes(&f->a, sizes, n, starts);
+}
+
+static void free_regions(knit__arena_t *a, const uint32_t *index, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free_region(a, index[i]);
+}
+
+/* The next region of `bytes` comes back as `index` at `start`. */
+static void expect_alloc(knit__arena_t *a, uint64_t bytes, uint32_t index, uint64_t start)
+{
+    uint32_t s;
+    assert_int_equal(alloc_ok(a, bytes, &s), index);
+    assert_int_equal(s, start);
+}
+
 /* --- the lock sector ------------------------------------------------------------------------ */
 
 static void test_allocator_words_sit_at_sector_128_and_192(void **state)
 {
     (void)state;
     knit__lane_cfg_t cfg = {.payload_max_bytes = 1 << 20};
-    knit__shm_lane_t lane;
-    assert_int_equal(knit__shm_lane_create(&lane, &cfg), 0);
-    knit__ctrl_t *c = knit__shm_ctrl(&lane);
-    knit__endpoint_t host, worker;
-    knit__endpoint_init(&host, &lane, KNIT__SIDE_HOST);
-    knit__endpoint_init(&worker, &lane, KNIT__SIDE_WORKER);
+    knit_test_lane_t *l = knit_test_lane_open(&cfg);
+    knit__ctrl_t *c = knit__shm_ctrl(&l->lane);
 
     assert_int_equal(sizeof(knit__sector_t), 256);
     const uint8_t *req = (const uint8_t *)&c->req, *ret = (const uint8_t *)&c->ret;
     /* queue words at +0/+64, allocator words at +128/+192, for both locks */
-    assert_ptr_equal((const uint8_t *)host.tx.h, req + 0);
-    assert_ptr_equal((const uint8_t *)host.tx.w, req + 64);
-    assert_ptr_equal((const uint8_t *)host.tx_arena.alloc_bits, req + 128);
-    assert_ptr_equal((const uint8_t *)host.tx_arena.free_bits, req + 192);
-    assert_ptr_equal((const uint8_t *)worker.tx_arena.alloc_bits, ret + 128);
-    assert_ptr_equal((const uint8_t *)worker.tx_arena.free_bits, ret + 192);
+    assert_ptr_equal((const uint8_t *)l->host.tx.h, req + 0);
+    assert_ptr_equal((const uint8_t *)l->host.tx.w, req + 64);
+    assert_ptr_equal((const uint8_t *)l->host.tx_arena.alloc_bits, req + 128);
+    assert_ptr_equal((const uint8_t *)l->host.tx_arena.free_bits, req + 192);
+    assert_ptr_equal((const uint8_t *)l->worker.tx_arena.alloc_bits, ret + 128);
+    assert_ptr_equal((const uint8_t *)l->worker.tx_arena.free_bits, ret + 192);
     /* the reader of an arena frees through the same word its writer watches */
-    assert_ptr_equal(worker.rx_arena.free_bits, host.tx_arena.free_bits);
-    assert_ptr_equal(host.rx_arena.free_bits, worker.tx_arena.free_bits);
+    assert_ptr_equal(l->worker.rx_arena.free_bits, l->host.tx_arena.free_bits);
+    assert_ptr_equal(l->host.rx_arena.free_bits, l->worker.tx_arena.free_bits);
 
     /* allocating and freeing moves only the allocator words, never the queue words */
     uint32_t start;
-    uint32_t idx = alloc_ok(&host.tx_arena, 100, &start);
+    uint32_t idx = alloc_ok(&l->host.tx_arena, 100, &start);
     assert_int_equal(idx, 0);
     assert_int_equal(atomic_load(&c->req.alloc_host.word), 1);
     assert_int_equal(atomic_load(&c->req.alloc_free.word), 0);
-    knit__arena_free(worker.rx_arena.free_bits, idx);
+    knit__arena_free(l->worker.rx_arena.free_bits, idx);
     assert_int_equal(atomic_load(&c->req.alloc_free.word), 1);
     assert_int_equal(atomic_load(&c->req.q_host.word), 0);
     assert_int_equal(atomic_load(&c->req.q_worker.word), 0);
     assert_int_equal(atomic_load(&c->ret.alloc_host.word), 0);
     assert_int_equal(atomic_load(&c->ret.alloc_free.word), 0);
-    knit__shm_lane_close(&lane);
+    knit_test_lane_close(l);
 }
 
 /* --- table packing and starts ---------------------------------------------------------------- */
@@ -161,12 +169,10 @@ static void test_table_packs_start_and_index(void **state)
 {
     (void)state;
     afx_t f;
-    afx_open(&f, 1 << 20, 1 << 20, false);
     const uint64_t sizes[] = {634, 43, 152, 54};
-    alloc_sizes(&f.a, sizes, 4, NULL);
+    afx_open_sized(&f, sizes, 4, NULL);
     /* starts are the cumulative 64-aligned sizes: 0, 640, 704, 896 */
-    const uint32_t want[] = {0 | 0, 640 | 1, 704 | 2, 896 | 3};
-    assert_table(&f.a, want, 4);
+    assert_table(&f.a, U32S(0 | 0, 640 | 1, 704 | 2, 896 | 3));
     for (uint32_t i = 0; i < 4; i++)
         assert_int_equal(f.a.size[i], align64(sizes[i]));
     afx_close(&f);
@@ -176,10 +182,9 @@ static void test_starts_are_cumulative_aligned_sizes(void **state)
 {
     (void)state;
     afx_t f;
-    afx_open(&f, 1 << 20, 1 << 20, false);
     const uint64_t sizes[] = {64, 453, 64, 64, 1, 4096, 65};
     uint32_t starts[7];
-    alloc_sizes(&f.a, sizes, 7, starts);
+    afx_open_sized(&f, sizes, 7, starts);
     uint64_t expect = 0;
     for (size_t i = 0; i < 7; i++) {
         assert_int_equal(starts[i], expect);
@@ -187,20 +192,6 @@ static void test_starts_are_cumulative_aligned_sizes(void **state)
         expect += align64(sizes[i]);
     }
     afx_close(&f);
-}
-
-typedef struct capture {
-    int n;
-    knit__msg_t msgs[40];
-} capture_t;
-
-static int capture_cb(void *ctx, knit__msg_t *msg)
-{
-    capture_t *c = ctx;
-    if (c->n >= 40)
-        return -1;
-    c->msgs[c->n++] = *msg;
-    return 0;
 }
 
 static void test_encode_copies_start_into_word_3_and_index_into_word_6(void **state)
@@ -243,11 +234,8 @@ static void test_offsets_past_2_31_are_unsigned(void **state)
     const uint64_t len = 70000001, stride = align64(len);
     afx_t f;
     afx_open(&f, KNIT__ARENA_RESERVED + 32 * stride, 4 << 20, false);
-    for (uint32_t i = 0; i < 32; i++) {
-        uint32_t start;
-        assert_int_equal(alloc_ok(&f.a, len, &start), i);
-        assert_int_equal(start, stride * i);
-    }
+    for (uint32_t i = 0; i < 32; i++)
+        expect_alloc(&f.a, len, i, stride * i);
     assert_true(START_OF(f.a.table[31]) > 0x7FFFFFFFu);
     assert_int_equal(START_OF(f.a.table[31]), 31 * stride);
     assert_int_equal(f.a.capacity, f.a.max_bytes);
@@ -259,10 +247,8 @@ static void test_size_63_rounds_to_64(void **state)
 {
     (void)state;
     afx_t f;
-    afx_open(&f, 1 << 20, 1 << 20, false);
-    const uint64_t sizes[] = {63, 1, 64, 65, 0};
     uint32_t starts[5];
-    alloc_sizes(&f.a, sizes, 5, starts);
+    afx_open_sized(&f, U64S(63, 1, 64, 65, 0), starts);
     assert_int_equal(f.a.size[0], 64);
     assert_int_equal(starts[1], 64);
     assert_int_equal(f.a.size[1], 64);
@@ -280,18 +266,12 @@ static void test_removing_front_entries_keeps_the_rest_in_order(void **state)
 {
     (void)state;
     afx_t f;
-    afx_open(&f, 1 << 20, 1 << 20, false);
-    const uint64_t sizes[] = {634, 64, 64, 64, 64, 64}; /* 0, 640, 704, 768, 832, 896 */
-    alloc_sizes(&f.a, sizes, 6, NULL);
-    free_region(&f.a, 0);
-    free_region(&f.a, 1);
+    afx_open_sized(&f, U64S(634, 64, 64, 64, 64, 64), NULL); /* 0, 640, 704, 768, 832, 896 */
+    free_regions(&f.a, U32S(0, 1));
     /* 768 bytes fit neither freed entry exactly nor the 704-byte gap they leave: the table is
      * compacted and the new region goes after the last survivor, under the lowest free index */
-    uint32_t start;
-    assert_int_equal(alloc_ok(&f.a, 768, &start), 0);
-    assert_int_equal(start, 960);
-    const uint32_t want[] = {704 | 2, 768 | 3, 832 | 4, 896 | 5, 960 | 0};
-    assert_table(&f.a, want, 5);
+    expect_alloc(&f.a, 768, 0, 960);
+    assert_table(&f.a, U32S(704 | 2, 768 | 3, 832 | 4, 896 | 5, 960 | 0));
     assert_int_equal(f.a.used_bits, 0x3Du);
     afx_close(&f);
 }
@@ -300,16 +280,10 @@ static void test_removing_back_entries_keeps_the_rest_in_order(void **state)
 {
     (void)state;
     afx_t f;
-    afx_open(&f, 1 << 20, 1 << 20, false);
-    const uint64_t sizes[] = {64, 64, 64, 64, 64, 64};
-    alloc_sizes(&f.a, sizes, 6, NULL);
-    free_region(&f.a, 4);
-    free_region(&f.a, 5);
-    uint32_t start;
-    assert_int_equal(alloc_ok(&f.a, 128, &start), 4);
-    assert_int_equal(start, 256); /* right after the last survivor, not after the freed tail */
-    const uint32_t want[] = {0 | 0, 64 | 1, 128 | 2, 192 | 3, 256 | 4};
-    assert_table(&f.a, want, 5);
+    afx_open_sized(&f, U64S(64, 64, 64, 64, 64, 64), NULL);
+    free_regions(&f.a, U32S(4, 5));
+    expect_alloc(&f.a, 128, 4, 256); /* right after the last survivor, not after the freed tail */
+    assert_table(&f.a, U32S(0 | 0, 64 | 1, 128 | 2, 192 | 3, 256 | 4));
     afx_close(&f);
 }
 
@@ -317,16 +291,10 @@ static void test_removing_middle_entries_keeps_the_rest_in_order(void **state)
 {
     (void)state;
     afx_t f;
-    afx_open(&f, 1 << 20, 1 << 20, false);
-    const uint64_t sizes[] = {64, 64, 64, 64, 64, 64};
-    alloc_sizes(&f.a, sizes, 6, NULL);
-    free_region(&f.a, 1);
-    free_region(&f.a, 2);
-    uint32_t start;
-    assert_int_equal(alloc_ok(&f.a, 192, &start), 1); /* the 128-byte hole is too small */
-    assert_int_equal(start, 384);
-    const uint32_t want[] = {0 | 0, 192 | 3, 256 | 4, 320 | 5, 384 | 1};
-    assert_table(&f.a, want, 5);
+    afx_open_sized(&f, U64S(64, 64, 64, 64, 64, 64), NULL);
+    free_regions(&f.a, U32S(1, 2));
+    expect_alloc(&f.a, 192, 1, 384); /* the 128-byte hole is too small */
+    assert_table(&f.a, U32S(0 | 0, 192 | 3, 256 | 4, 320 | 5, 384 | 1));
     afx_close(&f);
 }
 
@@ -334,18 +302,12 @@ static void test_freed_trailing_entries_leave_the_table(void **state)
 {
     (void)state;
     afx_t f;
-    afx_open(&f, 1 << 20, 1 << 20, false);
-    const uint64_t sizes[] = {64, 64, 64, 64};
-    alloc_sizes(&f.a, sizes, 4, NULL);
-    free_region(&f.a, 1);
-    free_region(&f.a, 3);
+    afx_open_sized(&f, U64S(64, 64, 64, 64), NULL);
+    free_regions(&f.a, U32S(1, 3));
     assert_int_equal(knit__arena_live(&f.a), 2);
-    uint32_t start;
-    assert_int_equal(alloc_ok(&f.a, 192, &start), 1);
     /* the freed trailing entry (index 3 at 192) is gone: its bytes hold the new region */
-    assert_int_equal(start, 192);
-    const uint32_t want[] = {0 | 0, 128 | 2, 192 | 1};
-    assert_table(&f.a, want, 3);
+    expect_alloc(&f.a, 192, 1, 192);
+    assert_table(&f.a, U32S(0 | 0, 128 | 2, 192 | 1));
     assert_int_equal(f.a.used_bits, 0x7u);
     assert_int_equal(knit__arena_live(&f.a), 3);
     afx_close(&f);
@@ -358,21 +320,15 @@ static void test_exact_size_reuses_start_in_place_under_new_index(void **state)
 {
     (void)state;
     afx_t f;
-    afx_open(&f, 1 << 20, 1 << 20, false);
-    const uint64_t sizes[] = {64, 128, 64}; /* 0, 64, 192 */
-    alloc_sizes(&f.a, sizes, 3, NULL);
+    afx_open_sized(&f, U64S(64, 128, 64), NULL); /* 0, 64, 192 */
     free_region(&f.a, 1);
-    uint32_t start;
     /* exact fit: same bytes, new index = lowest index not tracked (1 is still tracked) */
-    assert_int_equal(alloc_ok(&f.a, 100, &start), 3);
-    assert_int_equal(start, 64);
-    const uint32_t want[] = {0 | 0, 64 | 3, 192 | 2};
-    assert_table(&f.a, want, 3);
+    expect_alloc(&f.a, 100, 3, 64);
+    assert_table(&f.a, U32S(0 | 0, 64 | 3, 192 | 2));
     assert_int_equal(f.a.used_bits, 0xDu); /* old index 1 dropped */
     assert_int_equal(toggle_state(&f.a), 0xDu);
     /* index 1 is free for the next region, which appends */
-    assert_int_equal(alloc_ok(&f.a, 64, &start), 1);
-    assert_int_equal(start, 256);
+    expect_alloc(&f.a, 64, 1, 256);
     assert_int_equal(toggle_state(&f.a), 0xFu);
     afx_close(&f);
 }
@@ -381,19 +337,13 @@ static void test_first_fitting_gap_is_used(void **state)
 {
     (void)state;
     afx_t f;
-    afx_open(&f, 1 << 20, 1 << 20, false);
-    const uint64_t sizes[] = {64, 64, 64, 256, 64, 64}; /* 0, 64, 128, 192, 448, 512 */
-    alloc_sizes(&f.a, sizes, 6, NULL);
-    free_region(&f.a, 1); /* 64-byte hole at 64 */
-    free_region(&f.a, 3); /* 256-byte hole at 192 */
-    uint32_t start;
-    assert_int_equal(alloc_ok(&f.a, 128, &start), 1);
-    assert_int_equal(start, 192); /* the first hole that fits, not the first hole */
-    const uint32_t want[] = {0 | 0, 128 | 2, 192 | 1, 448 | 4, 512 | 5};
-    assert_table(&f.a, want, 5);
+    afx_open_sized(&f, U64S(64, 64, 64, 256, 64, 64), NULL); /* 0, 64, 128, 192, 448, 512 */
+    free_region(&f.a, 1);                                    /* 64-byte hole at 64 */
+    free_region(&f.a, 3);                                    /* 256-byte hole at 192 */
+    expect_alloc(&f.a, 128, 1, 192); /* the first hole that fits, not the first hole */
+    assert_table(&f.a, U32S(0 | 0, 128 | 2, 192 | 1, 448 | 4, 512 | 5));
     /* the hole at 64 is still found by a region that fits it */
-    assert_int_equal(alloc_ok(&f.a, 64, &start), 3);
-    assert_int_equal(start, 64);
+    expect_alloc(&f.a, 64, 3, 64);
     afx_close(&f);
 }
 
@@ -401,17 +351,11 @@ static void test_compaction_merges_freed_neighbours_before_appending(void **stat
 {
     (void)state;
     afx_t f;
-    afx_open(&f, 1 << 20, 1 << 20, false);
-    const uint64_t sizes[] = {64, 64, 64, 64}; /* 0, 64, 128, 192 */
-    alloc_sizes(&f.a, sizes, 4, NULL);
-    free_region(&f.a, 1);
-    free_region(&f.a, 2);
-    uint32_t start;
+    afx_open_sized(&f, U64S(64, 64, 64, 64), NULL); /* 0, 64, 128, 192 */
+    free_regions(&f.a, U32S(1, 2));
     /* neither freed entry is 128 bytes, but together they leave a 128-byte gap */
-    assert_int_equal(alloc_ok(&f.a, 96, &start), 1);
-    assert_int_equal(start, 64);
-    const uint32_t want[] = {0 | 0, 64 | 1, 192 | 3};
-    assert_table(&f.a, want, 3);
+    expect_alloc(&f.a, 96, 1, 64);
+    assert_table(&f.a, U32S(0 | 0, 64 | 1, 192 | 3));
     afx_close(&f);
 }
 
@@ -419,18 +363,11 @@ static void test_all_free_resets_to_offset_zero(void **state)
 {
     (void)state;
     afx_t f;
-    afx_open(&f, 1 << 20, 1 << 20, false);
-    const uint64_t sizes[] = {64, 128, 320};
-    alloc_sizes(&f.a, sizes, 3, NULL);
-    free_region(&f.a, 0);
-    free_region(&f.a, 2);
-    free_region(&f.a, 1);
+    afx_open_sized(&f, U64S(64, 128, 320), NULL);
+    free_regions(&f.a, U32S(0, 2, 1));
     assert_int_equal(knit__arena_live(&f.a), 0);
-    uint32_t start;
-    assert_int_equal(alloc_ok(&f.a, 96, &start), 0);
-    assert_int_equal(start, 0);
-    const uint32_t want[] = {0 | 0};
-    assert_table(&f.a, want, 1);
+    expect_alloc(&f.a, 96, 0, 0);
+    assert_table(&f.a, U32S(0 | 0));
     assert_int_equal(f.a.used_bits, 1u);
     assert_int_equal(toggle_state(&f.a), 1u);
     afx_close(&f);
@@ -489,11 +426,8 @@ static void test_33rd_live_region_fails_then_recovers(void **state)
     (void)state;
     afx_t f;
     afx_open(&f, 1 << 20, 1 << 20, false);
-    for (uint32_t i = 0; i < 32; i++) {
-        uint32_t s;
-        assert_int_equal(alloc_ok(&f.a, 64, &s), i);
-        assert_int_equal(s, 64 * i);
-    }
+    for (uint32_t i = 0; i < 32; i++)
+        expect_alloc(&f.a, 64, i, 64 * i);
     assert_int_equal(toggle_state(&f.a), 0xFFFFFFFFu);
     uint32_t idx = 77, start = 77, host_before = f.a.host_last;
     assert_int_equal(knit__arena_alloc(&f.a, 64, &idx, &start), KNIT_E_ARENA_FULL);
@@ -529,9 +463,9 @@ static void check_allocator(
     const knit__arena_t *a, const stress_model_t *m, uint64_t seed, uint64_t step)
 {
     uint32_t st = toggle_state(a);
-    STRESS_CHECK(seed, step, popcount32(st) == m->n, "popcount(alloc ^ free) = %u, live = %u",
-        popcount32(st), m->n);
-    STRESS_CHECK(seed, step, knit__arena_live(a) == m->n, "knit__arena_live = %u, live = %u",
+    KNIT_TEST_CHECK(seed, step, knit_test_popcount32(st) == m->n,
+        "popcount(alloc ^ free) = %u, live = %u", knit_test_popcount32(st), m->n);
+    KNIT_TEST_CHECK(seed, step, knit__arena_live(a) == m->n, "knit__arena_live = %u, live = %u",
         knit__arena_live(a), m->n);
     uint32_t live_bits = 0;
     for (uint32_t i = 0; i < 32; i++) {
@@ -539,37 +473,37 @@ static void check_allocator(
             continue;
         live_bits |= 1u << i;
         uint64_t ei = (uint64_t)m->r[i].start + m->r[i].size;
-        STRESS_CHECK(seed, step, ei + KNIT__ARENA_RESERVED <= a->capacity,
+        KNIT_TEST_CHECK(seed, step, ei + KNIT__ARENA_RESERVED <= a->capacity,
             "region %u ends at %" PRIu64 ", past the capacity %" PRIu64, i, ei, a->capacity);
         for (uint32_t j = i + 1; j < 32; j++) {
             if (!m->r[j].live)
                 continue;
             uint64_t ej = (uint64_t)m->r[j].start + m->r[j].size;
-            STRESS_CHECK(seed, step, ei <= m->r[j].start || ej <= m->r[i].start,
+            KNIT_TEST_CHECK(seed, step, ei <= m->r[j].start || ej <= m->r[i].start,
                 "live regions %u [%u, %" PRIu64 ") and %u [%u, %" PRIu64 ") overlap", i,
                 m->r[i].start, ei, j, m->r[j].start, ej);
         }
     }
-    STRESS_CHECK(seed, step, st == live_bits, "toggle state %#x, model %#x", st, live_bits);
+    KNIT_TEST_CHECK(seed, step, st == live_bits, "toggle state %#x, model %#x", st, live_bits);
     /* the table is sorted, each index appears once, and live entries carry the model's start */
     uint32_t seen = 0, live_in_table = 0;
-    STRESS_CHECK(seed, step, a->table_len <= 32, "table_len %u", a->table_len);
+    KNIT_TEST_CHECK(seed, step, a->table_len <= 32, "table_len %u", a->table_len);
     for (uint32_t i = 0; i < a->table_len; i++) {
         uint32_t e = a->table[i], x = INDEX_OF(e);
-        STRESS_CHECK(seed, step, !(seen & (1u << x)), "index %u twice in the table", x);
+        KNIT_TEST_CHECK(seed, step, !(seen & (1u << x)), "index %u twice in the table", x);
         seen |= 1u << x;
         if (i > 0)
-            STRESS_CHECK(
+            KNIT_TEST_CHECK(
                 seed, step, START_OF(a->table[i - 1]) < START_OF(e), "table not sorted at %u", i);
         if (m->r[x].live) {
             live_in_table++;
-            STRESS_CHECK(seed, step, START_OF(e) == m->r[x].start,
+            KNIT_TEST_CHECK(seed, step, START_OF(e) == m->r[x].start,
                 "table start %u for index %u, model %u", START_OF(e), x, m->r[x].start);
         }
     }
-    STRESS_CHECK(seed, step, live_in_table == m->n, "%u live entries in the table, model %u",
+    KNIT_TEST_CHECK(seed, step, live_in_table == m->n, "%u live entries in the table, model %u",
         live_in_table, m->n);
-    STRESS_CHECK(seed, step, (a->used_bits & live_bits) == live_bits,
+    KNIT_TEST_CHECK(seed, step, (a->used_bits & live_bits) == live_bits,
         "used_bits %#x misses live %#x", a->used_bits, live_bits);
 }
 
@@ -582,13 +516,14 @@ static void stress_alloc(knit__arena_t *a, stress_model_t *m, uint64_t bytes, ui
     uint32_t busy_before = toggle_state(a);
     uint32_t idx = 0, start = 0;
     int rc = knit__arena_alloc(a, bytes, &idx, &start);
-    STRESS_CHECK(seed, step, rc == 0, "alloc of %" PRIu64 " bytes with %u live failed: %s", bytes,
-        m->n, knit_errmsg());
+    KNIT_TEST_CHECK(seed, step, rc == 0, "alloc of %" PRIu64 " bytes with %u live failed: %s",
+        bytes, m->n, knit_errmsg());
     uint32_t toggled = host_before ^ atomic_load(a->alloc_bits);
-    STRESS_CHECK(seed, step, toggled == 1u << idx, "alloc toggled %#x for index %u", toggled, idx);
-    STRESS_CHECK(seed, step, !(busy_before & toggled), "index %u was live before", idx);
-    STRESS_CHECK(seed, step, !m->r[idx].live, "index %u handed out twice", idx);
-    STRESS_CHECK(seed, step, start % 64 == 0, "start %u not 64-aligned", start);
+    KNIT_TEST_CHECK(
+        seed, step, toggled == 1u << idx, "alloc toggled %#x for index %u", toggled, idx);
+    KNIT_TEST_CHECK(seed, step, !(busy_before & toggled), "index %u was live before", idx);
+    KNIT_TEST_CHECK(seed, step, !m->r[idx].live, "index %u handed out twice", idx);
+    KNIT_TEST_CHECK(seed, step, start % 64 == 0, "start %u not 64-aligned", start);
     uint64_t size = align64(bytes ? bytes : 1);
     if (written && written < bytes) {
         knit__arena_set_len(a, idx, written);
@@ -619,7 +554,7 @@ static void stress_free(const knit__arena_t *a, _Atomic uint32_t *free_bits, str
         for (uint32_t k = 0; k < r->size; k += 8) {
             uint64_t word;
             memcpy(&word, p + k, 8);
-            STRESS_CHECK(seed, step, word == want,
+            KNIT_TEST_CHECK(seed, step, word == want,
                 "region %u bytes [%u, +8) are %#" PRIx64 ", want %#" PRIx64
                 ": another region wrote them",
                 idx, k, word, want);
@@ -687,13 +622,9 @@ static void test_random_stress_no_overlap_and_popcount_equals_live(void **state)
 static void desync_run(bool shared, uint64_t seed)
 {
     knit__lane_cfg_t cfg = {.payload_max_bytes = 4 << 20};
-    knit__shm_lane_t lane;
-    assert_int_equal(knit__shm_lane_create(&lane, &cfg), 0);
-    knit__endpoint_t host, worker;
-    knit__endpoint_init(&host, &lane, KNIT__SIDE_HOST);
-    knit__endpoint_init(&worker, &lane, KNIT__SIDE_WORKER);
-    knit__arena_t *enc = &host.tx_arena;
-    _Atomic uint32_t *freer = shared ? enc->free_bits : worker.rx_arena.free_bits;
+    knit_test_lane_t *l = knit_test_lane_open(&cfg);
+    knit__arena_t *enc = &l->host.tx_arena;
+    _Atomic uint32_t *freer = shared ? enc->free_bits : l->worker.rx_arena.free_bits;
 
     knit_test_rng_t rng = {seed};
     stress_model_t m = {0};
@@ -706,7 +637,7 @@ static void desync_run(bool shared, uint64_t seed)
             stress_free(enc, freer, &m, pick_live(&m, &rng), true, seed, step);
         check_allocator(enc, &m, seed, step);
     }
-    knit__shm_lane_close(&lane);
+    knit_test_lane_close(l);
 }
 
 static void test_desync_separate_allocator_and_freer_stay_consistent(void **state)
@@ -724,13 +655,9 @@ static void test_desync_single_shared_instance_stays_consistent(void **state)
 static void bulk_free_then_realloc(bool shared)
 {
     knit__lane_cfg_t cfg = {.payload_max_bytes = 1 << 20};
-    knit__shm_lane_t lane;
-    assert_int_equal(knit__shm_lane_create(&lane, &cfg), 0);
-    knit__endpoint_t host, worker;
-    knit__endpoint_init(&host, &lane, KNIT__SIDE_HOST);
-    knit__endpoint_init(&worker, &lane, KNIT__SIDE_WORKER);
-    knit__arena_t *enc = &host.tx_arena;
-    _Atomic uint32_t *freer = shared ? enc->free_bits : worker.rx_arena.free_bits;
+    knit_test_lane_t *l = knit_test_lane_open(&cfg);
+    knit__arena_t *enc = &l->host.tx_arena;
+    _Atomic uint32_t *freer = shared ? enc->free_bits : l->worker.rx_arena.free_bits;
     uint32_t idx[30];
     for (uint32_t i = 0; i < 30; i++)
         idx[i] = alloc_ok(enc, 64, NULL);
@@ -739,14 +666,11 @@ static void bulk_free_then_realloc(bool shared)
         knit__arena_free(freer, idx[i]);
     assert_int_equal(knit__arena_live(enc), 0);
     assert_int_equal(toggle_state(enc), 0);
-    for (uint32_t i = 0; i < 30; i++) {
-        uint32_t s;
-        assert_int_equal(alloc_ok(enc, 64, &s), i);
-        assert_int_equal(s, 64 * i); /* restarted at offset 0 */
-    }
+    for (uint32_t i = 0; i < 30; i++)
+        expect_alloc(enc, 64, i, 64 * i); /* restarted at offset 0 */
     assert_int_equal(knit__arena_live(enc), 30);
-    assert_int_equal(popcount32(toggle_state(enc)), 30);
-    knit__shm_lane_close(&lane);
+    assert_int_equal(knit_test_popcount32(toggle_state(enc)), 30);
+    knit_test_lane_close(l);
 }
 
 static void test_desync_bulk_free_then_realloc_separate_instances(void **state)
@@ -765,25 +689,21 @@ static void test_desync_toggle_bits_match_live_count_in_rounds(void **state)
 {
     (void)state;
     knit__lane_cfg_t cfg = {.payload_max_bytes = 1 << 20};
-    knit__shm_lane_t lane;
-    assert_int_equal(knit__shm_lane_create(&lane, &cfg), 0);
-    knit__endpoint_t host, worker;
-    knit__endpoint_init(&host, &lane, KNIT__SIDE_HOST);
-    knit__endpoint_init(&worker, &lane, KNIT__SIDE_WORKER);
+    knit_test_lane_t *l = knit_test_lane_open(&cfg);
     stress_model_t m = {0};
     for (uint64_t round = 0; round < 20; round++) {
         for (int i = 0; i < 8 && m.n < 32; i++)
-            stress_alloc(&host.tx_arena, &m, 128, 0, true, 0, round);
+            stress_alloc(&l->host.tx_arena, &m, 128, 0, true, 0, round);
         /* the reader frees the four lowest live indices */
         for (int k = 0; k < 4; k++) {
             uint32_t i = 0;
             while (!m.r[i].live)
                 i++;
-            stress_free(&host.tx_arena, worker.rx_arena.free_bits, &m, i, true, 0, round);
+            stress_free(&l->host.tx_arena, l->worker.rx_arena.free_bits, &m, i, true, 0, round);
         }
-        check_allocator(&host.tx_arena, &m, 0, round);
+        check_allocator(&l->host.tx_arena, &m, 0, round);
     }
-    knit__shm_lane_close(&lane);
+    knit_test_lane_close(l);
 }
 
 /* --- payload-arena-reuse: many 2 KiB payloads through a 64 KiB fixed arena ------------------ */
@@ -796,7 +716,7 @@ static uint8_t reuse_byte(uint32_t id, uint32_t j)
 }
 
 typedef struct reuse_run {
-    knit__endpoint_t host, worker;
+    knit_test_lane_t *l;
     uint8_t *delivered;
     uint32_t n;
     uint64_t seed;
@@ -809,7 +729,7 @@ typedef struct reuse_run {
  * frees its region at once, checks it, then acknowledges the batch with one store. */
 static unsigned reuse_consume(reuse_run_t *r, unsigned max)
 {
-    knit__qcons_t *c = &r->worker.rx;
+    knit__qcons_t *c = &r->l->worker.rx;
     uint32_t pending = knit__qcons_pending(c), taken = 0;
     unsigned n = 0;
     uint8_t copy[REUSE_PAYLOAD];
@@ -817,20 +737,21 @@ static unsigned reuse_consume(reuse_run_t *r, unsigned max)
         unsigned i = knit__qcons_next(c, pending);
         pending &= ~(1u << i);
         uint32_t hdr[KNIT__HDR_WORDS];
-        memcpy(hdr, r->worker.rx_slab[i].hdr, sizeof hdr);
+        memcpy(hdr, r->l->worker.rx_slab[i].hdr, sizeof hdr);
         uint32_t id = hdr[KNIT__W_ID], start = hdr[KNIT__W_START], len = hdr[KNIT__W_LEN];
-        STRESS_CHECK(r->seed, r->taken, id < r->n, "slot %u carries id %u", i, id);
-        STRESS_CHECK(r->seed, r->taken, len == REUSE_PAYLOAD, "id %u: length %u", id, len);
-        STRESS_CHECK(r->seed, r->taken,
-            (uint64_t)start + len <= knit__arena_usable(&r->worker.rx_arena),
+        KNIT_TEST_CHECK(r->seed, r->taken, id < r->n, "slot %u carries id %u", i, id);
+        KNIT_TEST_CHECK(r->seed, r->taken, len == REUSE_PAYLOAD, "id %u: length %u", id, len);
+        KNIT_TEST_CHECK(r->seed, r->taken,
+            (uint64_t)start + len <= knit__arena_usable(&r->l->worker.rx_arena),
             "id %u: region [%u, +%u) outside the arena", id, start, len);
-        memcpy(copy, knit__arena_at(&r->worker.rx_arena, start), len);
-        knit__arena_free(r->worker.rx_arena.free_bits, hdr[KNIT__W_META] & KNIT__META_REGION_MASK);
+        memcpy(copy, knit__arena_at(&r->l->worker.rx_arena, start), len);
+        knit__arena_free(
+            r->l->worker.rx_arena.free_bits, hdr[KNIT__W_META] & KNIT__META_REGION_MASK);
         for (uint32_t j = 0; j < len; j++)
-            STRESS_CHECK(r->seed, r->taken, copy[j] == reuse_byte(id, j),
+            KNIT_TEST_CHECK(r->seed, r->taken, copy[j] == reuse_byte(id, j),
                 "id %u byte %u is %#x, want %#x: its region was reused while live", id, j, copy[j],
                 reuse_byte(id, j));
-        STRESS_CHECK(r->seed, r->taken, r->delivered[id] == 0, "id %u delivered twice", id);
+        KNIT_TEST_CHECK(r->seed, r->taken, r->delivered[id] == 0, "id %u delivered twice", id);
         r->delivered[id] = 1;
         r->in_flight[i] = false;
         taken |= 1u << i;
@@ -844,27 +765,27 @@ static unsigned reuse_consume(reuse_run_t *r, unsigned max)
 
 static void reuse_publish(reuse_run_t *r, uint32_t id, knit_test_rng_t *rng)
 {
-    knit__qprod_t *p = &r->host.tx;
-    knit__arena_t *a = &r->host.tx_arena;
+    knit__qprod_t *p = &r->l->host.tx;
+    knit__arena_t *a = &r->l->host.tx_arena;
     for (;;) {
         int slot = knit__qprod_claim(p);
         if (slot == KNIT_E_FULL) {
             r->queue_full++;
-            STRESS_CHECK(r->seed, id, reuse_consume(r, 1 + (unsigned)knit_test_below(rng, 8)),
+            KNIT_TEST_CHECK(r->seed, id, reuse_consume(r, 1 + (unsigned)knit_test_below(rng, 8)),
                 "queue full but nothing to consume");
             continue;
         }
-        STRESS_CHECK(r->seed, id, slot >= 0 && slot < 32, "claim returned %d", slot);
+        KNIT_TEST_CHECK(r->seed, id, slot >= 0 && slot < 32, "claim returned %d", slot);
         /* like a string: reserve three bytes per unit, then shrink to what was written */
         uint32_t idx, start;
         int rc = knit__arena_alloc(a, 3 * REUSE_PAYLOAD, &idx, &start);
         if (rc == KNIT_E_ARENA_FULL) {
             r->arena_full++;
-            STRESS_CHECK(r->seed, id, reuse_consume(r, 1 + (unsigned)knit_test_below(rng, 8)),
+            KNIT_TEST_CHECK(r->seed, id, reuse_consume(r, 1 + (unsigned)knit_test_below(rng, 8)),
                 "arena full with nothing in flight: a region leaked");
             continue; /* the claimed slot was never published: it stays free */
         }
-        STRESS_CHECK(r->seed, id, rc == 0, "alloc failed with %d", rc);
+        KNIT_TEST_CHECK(r->seed, id, rc == 0, "alloc failed with %d", rc);
         uint8_t *dst = knit__arena_at(a, start);
         for (uint32_t j = 0; j < REUSE_PAYLOAD; j++)
             dst[j] = reuse_byte(id, j);
@@ -874,7 +795,8 @@ static void reuse_publish(reuse_run_t *r, uint32_t id, knit_test_rng_t *rng)
                 continue;
             uint32_t o = r->in_flight_start[s];
             /* the whole reservation, not only the bytes written, must miss every live region */
-            STRESS_CHECK(r->seed, id, start + 3 * REUSE_PAYLOAD <= o || o + REUSE_PAYLOAD <= start,
+            KNIT_TEST_CHECK(r->seed, id,
+                start + 3 * REUSE_PAYLOAD <= o || o + REUSE_PAYLOAD <= start,
                 "id %u reserved at %u aliases the in-flight region at %u", id, start, o);
         }
         uint32_t hdr[KNIT__HDR_WORDS] = {0};
@@ -883,7 +805,7 @@ static void reuse_publish(reuse_run_t *r, uint32_t id, knit_test_rng_t *rng)
         hdr[KNIT__W_START] = start;
         hdr[KNIT__W_LEN] = REUSE_PAYLOAD;
         knit__hdr_set_region(hdr, idx);
-        memcpy(r->host.tx_slab[slot].hdr, hdr, sizeof hdr);
+        memcpy(r->l->host.tx_slab[slot].hdr, hdr, sizeof hdr);
         r->in_flight[slot] = true;
         r->in_flight_start[slot] = start;
         knit__qprod_publish(p, (unsigned)slot);
@@ -894,13 +816,10 @@ static void reuse_publish(reuse_run_t *r, uint32_t id, knit_test_rng_t *rng)
 static void reuse_under_pressure(uint32_t n, uint64_t seed)
 {
     knit__lane_cfg_t cfg = {.payload_max_bytes = 64 << 10, .payload_initial_bytes = 64 << 10};
-    knit__shm_lane_t lane;
-    assert_int_equal(knit__shm_lane_create(&lane, &cfg), 0);
     reuse_run_t *r = calloc(1, sizeof *r);
     assert_non_null(r);
-    knit__endpoint_init(&r->host, &lane, KNIT__SIDE_HOST);
-    knit__endpoint_init(&r->worker, &lane, KNIT__SIDE_WORKER);
-    assert_int_equal(r->host.tx_arena.capacity, 64 << 10); /* fixed: never grows */
+    r->l = knit_test_lane_open(&cfg);
+    assert_int_equal(r->l->host.tx_arena.capacity, 64 << 10); /* fixed: never grows */
     r->delivered = calloc(n, 1);
     assert_non_null(r->delivered);
     r->n = n;
@@ -918,14 +837,14 @@ static void reuse_under_pressure(uint32_t n, uint64_t seed)
             fail_msg("seed %#" PRIx64 ": id %u never delivered", seed, id);
     assert_int_equal(r->taken, n);
     assert_true(r->arena_full > 0); /* the arena really was the bottleneck */
-    assert_int_equal(r->host.tx_arena.capacity, 64 << 10);
-    knit__ctrl_t *c = knit__shm_ctrl(&lane);
+    assert_int_equal(r->l->host.tx_arena.capacity, 64 << 10);
+    knit__ctrl_t *c = knit__shm_ctrl(&r->l->lane);
     assert_int_equal(atomic_load(&c->req.q_host.word), atomic_load(&c->req.q_worker.word));
-    assert_int_equal(knit__arena_live(&r->host.tx_arena), 0);
-    assert_int_equal(toggle_state(&r->host.tx_arena), 0);
+    assert_int_equal(knit__arena_live(&r->l->host.tx_arena), 0);
+    assert_int_equal(toggle_state(&r->l->host.tx_arena), 0);
     free(r->delivered);
+    knit_test_lane_close(r->l);
     free(r);
-    knit__shm_lane_close(&lane);
 }
 
 static void test_reuse_80_payloads_through_64k_arena(void **state)
@@ -1070,17 +989,13 @@ static void test_reader_bounds_are_the_full_mapping(void **state)
 {
     (void)state;
     knit__lane_cfg_t cfg = {.payload_max_bytes = 8 << 20, .payload_initial_bytes = 4096};
-    knit__shm_lane_t lane;
-    assert_int_equal(knit__shm_lane_create(&lane, &cfg), 0);
+    knit_test_lane_t *l = knit_test_lane_open(&cfg);
     /* both sides attach before the writer's arena grows (the order that truncated payloads in
      * knitting, internals 3.4) */
-    knit__endpoint_t host, worker;
-    knit__endpoint_init(&host, &lane, KNIT__SIDE_HOST);
-    knit__endpoint_init(&worker, &lane, KNIT__SIDE_WORKER);
-    assert_int_equal(host.tx_arena.capacity, 4096);
-    assert_int_equal(knit__arena_usable(&worker.rx_arena), lane.layout.arena_bytes - 64);
-    assert_int_equal(knit__arena_usable(&worker.rx_arena), (8 << 20) - 64);
-    assert_ptr_equal(worker.rx_arena.base, host.tx_arena.base);
+    assert_int_equal(l->host.tx_arena.capacity, 4096);
+    assert_int_equal(knit__arena_usable(&l->worker.rx_arena), l->lane.layout.arena_bytes - 64);
+    assert_int_equal(knit__arena_usable(&l->worker.rx_arena), (8 << 20) - 64);
+    assert_ptr_equal(l->worker.rx_arena.base, l->host.tx_arena.base);
 
     const size_t len = 1000000; /* 244x the initial capacity; within maxPayloadBytes (1 MiB) */
     uint8_t *big = malloc(len);
@@ -1088,34 +1003,34 @@ static void test_reader_bounds_are_the_full_mapping(void **state)
     for (size_t i = 0; i < len; i++)
         big[i] = (uint8_t)(i * 2654435761u >> 13);
     knit_value_t v = knit_v_bytes(big, len);
-    assert_int_equal(knit__ep_send(&host, 0, 1, 0, &v), 0);
-    assert_true(host.tx_arena.grows >= 1);
-    assert_true(host.tx_arena.capacity >= KNIT__ARENA_RESERVED + len);
+    assert_int_equal(knit__ep_send(&l->host, 0, 1, 0, &v), 0);
+    assert_true(l->host.tx_arena.grows >= 1);
+    assert_true(l->host.tx_arena.capacity >= KNIT__ARENA_RESERVED + len);
     /* the reader's bounds did not depend on the writer's growth */
-    assert_int_equal(knit__arena_usable(&worker.rx_arena), (8 << 20) - 64);
+    assert_int_equal(knit__arena_usable(&l->worker.rx_arena), (8 << 20) - 64);
 
-    capture_t cap = {0};
-    assert_int_equal(knit__ep_drain(&worker, capture_cb, &cap, 0, 0), 1);
+    knit_test_capture_t cap = {0};
+    assert_int_equal(knit__ep_drain(&l->worker, knit_test_capture_cb, &cap, 0, 0), 1);
     assert_int_equal(cap.msgs[0].status, 0);
     assert_int_equal(cap.msgs[0].value.kind, KNIT_KIND_BYTES);
     assert_int_equal(cap.msgs[0].value.len, len); /* not cut off at the initial size */
     assert_memory_equal(cap.msgs[0].value.u.ptr, big, len);
     knit_value_free(&cap.msgs[0].value);
-    assert_int_equal(knit__arena_live(&host.tx_arena), 0); /* the reader freed it */
+    assert_int_equal(knit__arena_live(&l->host.tx_arena), 0); /* the reader freed it */
 
     /* a region placed entirely beyond the writer's initial capacity is readable as well */
     uint32_t idx, start;
-    assert_int_equal(knit__arena_alloc(&host.tx_arena, 64, &idx, &start), 0);
+    assert_int_equal(knit__arena_alloc(&l->host.tx_arena, 64, &idx, &start), 0);
     assert_int_equal(start, 0); /* everything was free: reset */
     uint32_t i2, s2;
-    assert_int_equal(knit__arena_alloc(&host.tx_arena, 2 << 20, &i2, &s2), 0);
-    assert_int_equal(knit__arena_alloc(&host.tx_arena, 64, &idx, &start), 0);
+    assert_int_equal(knit__arena_alloc(&l->host.tx_arena, 2 << 20, &i2, &s2), 0);
+    assert_int_equal(knit__arena_alloc(&l->host.tx_arena, 64, &idx, &start), 0);
     assert_true(start > (1u << 20));
-    memcpy(knit__arena_at(&host.tx_arena, start), "beyond", 7);
-    assert_true((uint64_t)start + 64 <= knit__arena_usable(&worker.rx_arena));
-    assert_string_equal((const char *)knit__arena_at(&worker.rx_arena, start), "beyond");
+    memcpy(knit__arena_at(&l->host.tx_arena, start), "beyond", 7);
+    assert_true((uint64_t)start + 64 <= knit__arena_usable(&l->worker.rx_arena));
+    assert_string_equal((const char *)knit__arena_at(&l->worker.rx_arena, start), "beyond");
     free(big);
-    knit__shm_lane_close(&lane);
+    knit_test_lane_close(l);
 }
 
 int main(void)

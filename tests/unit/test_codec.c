@@ -19,33 +19,7 @@
 
 /* --- fixture: one lane, both endpoints -------------------------------------------------------- */
 
-typedef struct fx {
-    knit__shm_lane_t lane;
-    knit__endpoint_t host;   /* produces requests: writes req_slab and its tx_arena */
-    knit__endpoint_t worker; /* consumes requests: its rx_arena is the host's tx arena */
-} fx_t;
-
-static int fx_setup(void **state)
-{
-    fx_t *f = calloc(1, sizeof *f);
-    knit__lane_cfg_t cfg = {.payload_max_bytes = 1u << 20};
-    if (!f || knit__shm_lane_create(&f->lane, &cfg) != 0) {
-        free(f);
-        return -1;
-    }
-    knit__endpoint_init(&f->host, &f->lane, KNIT__SIDE_HOST);
-    knit__endpoint_init(&f->worker, &f->lane, KNIT__SIDE_WORKER);
-    *state = f;
-    return 0;
-}
-
-static int fx_teardown(void **state)
-{
-    fx_t *f = *state;
-    knit__shm_lane_close(&f->lane);
-    free(f);
-    return 0;
-}
+typedef knit_test_lane_t fx_t;
 
 static knit__slot_t *req_slot(fx_t *f, unsigned i)
 {
@@ -78,6 +52,13 @@ static int recv_req(fx_t *f, unsigned i, knit_value_t *out)
 static uint32_t req_word(fx_t *f, unsigned i, unsigned w)
 {
     return req_slot(f, i)->hdr[w];
+}
+
+/* Encoding `v` into request slot 0 fails with `code` and leaves no region reserved. */
+static void expect_send_fails(fx_t *f, knit_value_t *v, int code)
+{
+    assert_int_equal(send_req(f, 0, v), code);
+    assert_int_equal(knit__arena_live(&f->host.tx_arena), 0);
 }
 
 /* Region bits the request arena's writer holds that no reader has freed yet. */
@@ -585,8 +566,7 @@ static void test_error_cyclic_cause_rejected(void **state)
     knit_value_t self = knit_v_error(&e);
     e.cause = &self;
     knit_value_t v = knit_v_error(&e);
-    assert_int_equal(send_req(f, 0, &v), KNIT_E_UNSUPPORTED);
-    assert_int_equal(knit__arena_live(&f->host.tx_arena), 0);
+    expect_send_fails(f, &v, KNIT_E_UNSUPPORTED);
 }
 
 static void test_error_cause_chain_depth_limit(void **state)
@@ -594,14 +574,9 @@ static void test_error_cause_chain_depth_limit(void **state)
     fx_t *f = *state;
     knit_error_value_t chain[34];
     knit_value_t vals[34];
-    for (int i = 33; i >= 0; i--) {
-        chain[i] = (knit_error_value_t) {
-            .name = "E", .message = "m", .cause = i < 33 ? &vals[i + 1] : NULL};
-        vals[i] = knit_v_error(&chain[i]);
-    }
+    knit_test_error_chain(chain, vals, 34);
     expect_roundtrip(f, vals[1], 24); /* 33 errors: the deepest chain carried */
-    assert_int_equal(send_req(f, 0, &vals[0]), KNIT_E_UNSUPPORTED);
-    assert_int_equal(knit__arena_live(&f->host.tx_arena), 0);
+    expect_send_fails(f, &vals[0], KNIT_E_UNSUPPORTED);
 }
 
 static void test_error_invalid_utf8_rejected_on_encode(void **state)
@@ -609,8 +584,7 @@ static void test_error_invalid_utf8_rejected_on_encode(void **state)
     fx_t *f = *state;
     knit_error_value_t e = {.name = "Error", .message = "bad \xc0\x80 text"};
     knit_value_t v = knit_v_error(&e);
-    assert_int_equal(send_req(f, 0, &v), KNIT_E_INVAL);
-    assert_int_equal(knit__arena_live(&f->host.tx_arena), 0);
+    expect_send_fails(f, &v, KNIT_E_INVAL);
 }
 
 /* --- envelopes -------------------------------------------------------------------------------- */
@@ -765,8 +739,7 @@ static void test_envelope_rejects_other_body_kinds(void **state)
     knit_value_t v = knit_v_envelope(&env);
     assert_int_equal(send_req(f, 0, &v), KNIT_E_UNSUPPORTED);
     env.body = knit_v_int64(5);
-    assert_int_equal(send_req(f, 0, &v), KNIT_E_UNSUPPORTED);
-    assert_int_equal(knit__arena_live(&f->host.tx_arena), 0);
+    expect_send_fails(f, &v, KNIT_E_UNSUPPORTED);
 }
 
 /* --- ProcessSharedBuffer descriptors ---------------------------------------------------------- */
@@ -882,29 +855,16 @@ static void test_shared_buffer_by_reference_tag_48(void **state)
     knit_shared_buf_release(b);
 }
 
-typedef struct release_log {
-    int calls;
-    void *last_data;
-} release_log_t;
-
-static void counting_release(void *data, void *ctx)
-{
-    release_log_t *log = ctx;
-    log->calls++;
-    log->last_data = data;
-    free(data);
-}
-
 static void test_moved_buffer_ownership_travels_tag_47(void **state)
 {
     fx_t *f = *state;
-    release_log_t log = {0};
+    knit_test_release_log_t log = {0};
     uint8_t *data = malloc(1000);
     fill_pattern(data, 1000, 47);
     uint8_t copy[1000];
     memcpy(copy, data, sizeof copy);
     knit_moved_buf_t *m = NULL;
-    assert_int_equal(knit_moved_new(data, 1000, counting_release, &log, &m), 0);
+    assert_int_equal(knit_moved_new(data, 1000, knit_test_log_release, &log, &m), 0);
     knit_value_t v = knit_v_moved(m), out;
     assert_int_equal(send_req(f, 0, &v), 0);
     assert_int_equal(req_word(f, 0, KNIT__W_TAG), 47);
@@ -920,7 +880,7 @@ static void test_moved_buffer_ownership_travels_tag_47(void **state)
     assert_int_equal(log.calls, 0);
     knit_value_free(&out); /* the receiver releases it, exactly once */
     assert_int_equal(log.calls, 1);
-    assert_ptr_equal(log.last_data, data);
+    assert_ptr_equal(log.data, data);
 }
 
 /* --- process boundary ------------------------------------------------------------------------- */
@@ -947,9 +907,9 @@ static void test_process_boundary_rejects_moved_on_encode(void **state)
     fx_t *f = *state;
     knit__codec_cfg_t pb = f->host.codec;
     pb.process_boundary = true;
-    release_log_t log = {0};
+    knit_test_release_log_t log = {0};
     knit_moved_buf_t *m = NULL;
-    assert_int_equal(knit_moved_new(malloc(32), 32, counting_release, &log, &m), 0);
+    assert_int_equal(knit_moved_new(malloc(32), 32, knit_test_log_release, &log, &m), 0);
     knit_value_t v = knit_v_moved(m);
     knit__slot_t before = *req_slot(f, 0);
     assert_int_equal(send_req_cfg(f, 0, &v, &pb), KNIT_E_PROCESS_BOUNDARY);
@@ -967,20 +927,15 @@ static void test_process_boundary_lane_sets_codec_flag(void **state)
 {
     (void)state;
     knit__lane_cfg_t cfg = {.payload_max_bytes = 1 << 16, .process_boundary = true};
-    knit__shm_lane_t lane;
-    assert_int_equal(knit__shm_lane_create(&lane, &cfg), 0);
-    knit__endpoint_t host;
-    knit__endpoint_init(&host, &lane, KNIT__SIDE_HOST);
-    assert_true(host.codec.process_boundary);
+    fx_t *f = knit_test_lane_open(&cfg);
+    assert_true(f->host.codec.process_boundary);
     knit_shared_buf_t *b = NULL;
     assert_int_equal(knit_shared_buf_new(8, &b), 0);
     knit_value_t v = knit_v_shared(b);
-    knit__slot_t *s = &knit__shm_ctrl(&lane)->req_slab[0];
-    assert_int_equal(
-        knit__encode(&v, s->hdr, s->stat, &host.tx_arena, &host.codec), KNIT_E_PROCESS_BOUNDARY);
+    assert_int_equal(send_req(f, 0, &v), KNIT_E_PROCESS_BOUNDARY);
     assert_int_equal(knit_shared_buf_refs(b), 1);
     knit_shared_buf_release(b);
-    knit__shm_lane_close(&lane);
+    knit_test_lane_close(f);
 }
 
 static void test_process_boundary_decoder_rejects_before_metadata(void **state)
@@ -1101,7 +1056,7 @@ static void test_tag_names_and_placement(void **state)
         assert_false(knit__tag_is_dynamic(not_dynamic[i]));
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, knit_test_lane_setup, knit_test_lane_teardown)
 
 int main(void)
 {

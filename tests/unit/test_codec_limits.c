@@ -17,41 +17,7 @@
 
 /* --- fixture ---------------------------------------------------------------------------------- */
 
-typedef struct fx {
-    knit__shm_lane_t lane;
-    knit__endpoint_t host;
-    knit__endpoint_t worker;
-} fx_t;
-
-static fx_t *fx_open(const knit__lane_cfg_t *cfg)
-{
-    fx_t *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    assert_int_equal(knit__shm_lane_create(&f->lane, cfg), 0);
-    knit__endpoint_init(&f->host, &f->lane, KNIT__SIDE_HOST);
-    knit__endpoint_init(&f->worker, &f->lane, KNIT__SIDE_WORKER);
-    return f;
-}
-
-static void fx_close(fx_t *f)
-{
-    knit__shm_lane_close(&f->lane);
-    free(f);
-}
-
-/* 1 MiB arenas, so maxPayloadBytes = 128 KiB. */
-static int fx_setup(void **state)
-{
-    knit__lane_cfg_t cfg = {.payload_max_bytes = 1u << 20};
-    *state = fx_open(&cfg);
-    return 0;
-}
-
-static int fx_teardown(void **state)
-{
-    fx_close(*state);
-    return 0;
-}
+typedef knit_test_lane_t fx_t;
 
 static knit__slot_t *req_slot(fx_t *f, unsigned i)
 {
@@ -562,14 +528,14 @@ static void test_lane_endpoints_use_the_resolved_config(void **state)
 {
     (void)state;
     knit__lane_cfg_t cfg = {.payload_max_bytes = 2u << 20, .payload_initial_bytes = 8192};
-    fx_t *f = fx_open(&cfg);
+    fx_t *f = knit_test_lane_open(&cfg);
     assert_int_equal(f->host.codec.max_payload_bytes, (2u << 20) >> 3);
     assert_int_equal(f->worker.codec.max_payload_bytes, (2u << 20) >> 3);
     assert_false(f->host.codec.process_boundary);
     assert_int_equal(f->host.tx_arena.capacity, 8192);
     assert_int_equal(f->host.tx_arena.max_bytes, 2u << 20);
     assert_int_equal(f->worker.rx_arena.max_bytes, 2u << 20); /* the reader sees it all */
-    fx_close(f);
+    knit_test_lane_close(f);
 }
 
 /* --- payloads beyond the initial arena size --------------------------------------------------- */
@@ -581,7 +547,7 @@ static void test_payload_beyond_initial_bytes_decodes_intact(void **state)
 {
     (void)state;
     knit__lane_cfg_t cfg = {.payload_max_bytes = 16u << 20, .payload_initial_bytes = 4096};
-    fx_t *f = fx_open(&cfg);
+    fx_t *f = knit_test_lane_open(&cfg);
     const size_t n = 1u << 20;
     uint8_t *b = malloc(n);
     knit_test_rng_t r = {0x3a4b5c6d7e8f9011ull};
@@ -599,7 +565,7 @@ static void test_payload_beyond_initial_bytes_decodes_intact(void **state)
     assert_memory_equal(out.u.ptr, b, n);
     knit_value_free(&out);
     free(b);
-    fx_close(f);
+    knit_test_lane_close(f);
 }
 
 /* The reported knitting case: a 6 MiB string returned by a worker arrived as 4 194 240
@@ -608,7 +574,7 @@ static void test_six_mib_result_beyond_default_initial_arrives_whole(void **stat
 {
     (void)state;
     knit__lane_cfg_t cfg = {0};
-    fx_t *f = fx_open(&cfg);
+    fx_t *f = knit_test_lane_open(&cfg);
     const size_t n = 6u << 20;
     char *s = malloc(n);
     for (size_t i = 0; i < n; i++)
@@ -627,10 +593,11 @@ static void test_six_mib_result_beyond_default_initial_arrives_whole(void **stat
     knit_value_free(&out);
     assert_int_equal(knit__arena_live(&f->worker.tx_arena), 0);
     free(s);
-    fx_close(f);
+    knit_test_lane_close(f);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
+/* Each test gets a lane of 1 MiB arenas, so maxPayloadBytes = 128 KiB. */
+#define T(name) cmocka_unit_test_setup_teardown(name, knit_test_lane_setup, knit_test_lane_teardown)
 
 int main(void)
 {

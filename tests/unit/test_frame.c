@@ -20,6 +20,29 @@ static void assert_other_words_untouched(const uint32_t *hdr, const uint32_t *re
             assert_int_equal(hdr[i], ref[i]);
 }
 
+/* On canary headers made from each of `bases`, set(hdr, v) for each of `vals` changes only the
+ * bits `mask` of word `word`, which then hold v shifted left by `shift` and masked. */
+static void check_field(void (*set)(uint32_t *hdr, uint32_t v), unsigned word, uint32_t mask,
+    unsigned shift, const uint32_t *bases, size_t nbases, const uint32_t *vals, size_t nvals)
+{
+    for (size_t b = 0; b < nbases; b++) {
+        for (size_t v = 0; v < nvals; v++) {
+            uint32_t hdr[KNIT__HDR_WORDS], ref[KNIT__HDR_WORDS];
+            fill_canary(ref, bases[b]);
+            memcpy(hdr, ref, sizeof hdr);
+            set(hdr, vals[v]);
+            assert_int_equal(hdr[word] & ~mask, ref[word] & ~mask);
+            assert_int_equal(hdr[word] & mask, (vals[v] << shift) & mask);
+            assert_other_words_untouched(hdr, ref, word);
+        }
+    }
+}
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The bases the word 0 setters are checked on. */
+static const uint32_t word0_bases[] = {0u, 0xFFFFFFFFu, 0x12345678u};
+
 static void test_header_constants(void **state)
 {
     (void)state;
@@ -34,19 +57,12 @@ static void test_set_region_touches_only_low_5_bits_of_word_6(void **state)
 {
     (void)state;
     const uint32_t bases[] = {0u, 0xFFFFFFFFu, 0xA5A5A5A5u, 0x5A5A5A40u};
-    for (size_t b = 0; b < sizeof bases / sizeof bases[0]; b++) {
-        for (uint32_t region = 0; region < 64; region++) {
-            uint32_t hdr[KNIT__HDR_WORDS], ref[KNIT__HDR_WORDS];
-            fill_canary(ref, bases[b]);
-            memcpy(hdr, ref, sizeof hdr);
-            knit__hdr_set_region(hdr, region);
-            /* bits 5-31 keep their value, bits 0-4 hold the index masked to 5 bits */
-            assert_int_equal(hdr[KNIT__W_META] & ~KNIT__META_REGION_MASK,
-                ref[KNIT__W_META] & ~KNIT__META_REGION_MASK);
-            assert_int_equal(hdr[KNIT__W_META] & KNIT__META_REGION_MASK, region & 31u);
-            assert_other_words_untouched(hdr, ref, KNIT__W_META);
-        }
-    }
+    uint32_t regions[64];
+    for (uint32_t region = 0; region < 64; region++)
+        regions[region] = region;
+    /* bits 5-31 keep their value, bits 0-4 hold the index masked to 5 bits */
+    check_field(knit__hdr_set_region, KNIT__W_META, KNIT__META_REGION_MASK, 0, bases, COUNT(bases),
+        regions, COUNT(regions));
     /* the stamp read back is unaffected by the region index */
     uint32_t hdr[KNIT__HDR_WORDS] = {0};
     knit__hdr_set_stamp(hdr, 12345);
@@ -92,18 +108,9 @@ static void test_set_fn_touches_only_low_16_bits_of_word_0(void **state)
 {
     (void)state;
     const uint32_t fns[] = {0u, 1u, 0xFFFFu, 0x10000u, 0x1ABCDu, 0xFFFFFFFFu};
-    const uint32_t bases[] = {0u, 0xFFFFFFFFu, 0x12345678u};
-    for (size_t b = 0; b < sizeof bases / sizeof bases[0]; b++) {
-        for (size_t f = 0; f < sizeof fns / sizeof fns[0]; f++) {
-            uint32_t hdr[KNIT__HDR_WORDS], ref[KNIT__HDR_WORDS];
-            fill_canary(ref, bases[b]);
-            memcpy(hdr, ref, sizeof hdr);
-            knit__hdr_set_fn(hdr, fns[f]);
-            assert_int_equal(hdr[KNIT__W_FN] >> 16, ref[KNIT__W_FN] >> 16);
-            assert_int_equal(hdr[KNIT__W_FN] & 0xFFFFu, fns[f] & 0xFFFFu);
-            assert_other_words_untouched(hdr, ref, KNIT__W_FN);
-        }
-    }
+    /* the high half keeps its value, the low half holds the id */
+    check_field(
+        knit__hdr_set_fn, KNIT__W_FN, 0xFFFFu, 0, word0_bases, COUNT(word0_bases), fns, COUNT(fns));
     uint32_t hdr[KNIT__HDR_WORDS] = {0};
     knit__hdr_set_fn(hdr, 0x1ABCDu); /* the id is masked to 16 bits */
     assert_int_equal(hdr[KNIT__W_FN], 0xABCDu);
@@ -113,18 +120,9 @@ static void test_set_abort_touches_only_high_16_bits_of_word_0(void **state)
 {
     (void)state;
     const uint32_t metas[] = {0u, 1u, 259u, 0xFFFFu, 0x10000u, 0x2BEEFu, 0xFFFFFFFFu};
-    const uint32_t bases[] = {0u, 0xFFFFFFFFu, 0x12345678u};
-    for (size_t b = 0; b < sizeof bases / sizeof bases[0]; b++) {
-        for (size_t m = 0; m < sizeof metas / sizeof metas[0]; m++) {
-            uint32_t hdr[KNIT__HDR_WORDS], ref[KNIT__HDR_WORDS];
-            fill_canary(ref, bases[b]);
-            memcpy(hdr, ref, sizeof hdr);
-            knit__hdr_set_abort(hdr, metas[m]);
-            assert_int_equal(hdr[KNIT__W_FN] & 0xFFFFu, ref[KNIT__W_FN] & 0xFFFFu);
-            assert_int_equal(hdr[KNIT__W_FN] >> 16, metas[m] & 0xFFFFu);
-            assert_other_words_untouched(hdr, ref, KNIT__W_FN);
-        }
-    }
+    /* the low half keeps its value, the high half holds the metadata's low 16 bits */
+    check_field(knit__hdr_set_abort, KNIT__W_FN, 0xFFFF0000u, 16, word0_bases, COUNT(word0_bases),
+        metas, COUNT(metas));
     /* fn id and abort metadata set in either order combine without interference */
     uint32_t a[KNIT__HDR_WORDS] = {0}, b[KNIT__HDR_WORDS] = {0};
     knit__hdr_set_fn(a, 0x1234);

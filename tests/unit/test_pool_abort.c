@@ -51,22 +51,13 @@ static const knit_task_def_t tasks[] = {
 };
 #define NTASKS (sizeof tasks / sizeof tasks[0])
 
-static int setup(void **state)
+static void reset(void)
 {
-    (void)state;
-    pt_gate_init(&gate);
     atomic_store(&stopped, 0);
     atomic_store(&saw_aborted, 0);
-    return 0;
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    pt_gate_open(&gate);
-    pt_gate_destroy(&gate);
-    return 0;
-}
+static pt_fixture_t fixture = {.gate = &gate, .before = reset};
 
 static knit_pool_t *make(uint32_t abort_capacity)
 {
@@ -338,16 +329,16 @@ static void test_abort_capacity_per_lane(void **state)
 int main(void)
 {
     const struct CMUnitTest t[] = {
-        cmocka_unit_test_setup_teardown(test_abort_observed_by_task, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_abort_before_the_task_starts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_abort_of_dependent_before_dispatch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel_rejects_at_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel_plain_task, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_abort_not_abort_aware_is_inval, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_abort_capacity_exhausted, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_abort_exhaustion_does_not_leak, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancelled_call_id_not_reused_early, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_abort_capacity_per_lane, setup, teardown),
+        PT_TEST(test_abort_observed_by_task, &fixture),
+        PT_TEST(test_abort_before_the_task_starts, &fixture),
+        PT_TEST(test_abort_of_dependent_before_dispatch, &fixture),
+        PT_TEST(test_cancel_rejects_at_once, &fixture),
+        PT_TEST(test_cancel_plain_task, &fixture),
+        PT_TEST(test_abort_not_abort_aware_is_inval, &fixture),
+        PT_TEST(test_abort_capacity_exhausted, &fixture),
+        PT_TEST(test_abort_exhaustion_does_not_leak, &fixture),
+        PT_TEST(test_cancelled_call_id_not_reused_early, &fixture),
+        PT_TEST(test_abort_capacity_per_lane, &fixture),
     };
     return cmocka_run_group_tests(t, NULL, NULL);
 }

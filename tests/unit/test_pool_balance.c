@@ -52,23 +52,15 @@ static const knit_task_def_t tasks[] = {
 };
 #define NTASKS (sizeof tasks / sizeof tasks[0])
 
-static int setup(void **state)
+static void reset(void)
 {
-    (void)state;
-    pt_gate_init(&gate);
     for (int i = 0; i < MAXREC; i++) {
         atomic_store(&rec_a[i], 0);
         atomic_store(&rec_b[i], 0);
     }
-    return 0;
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    pt_gate_destroy(&gate);
-    return 0;
-}
+static pt_fixture_t fixture = {.gate = &gate, .before = reset};
 
 static knit_pool_t *pool_with(knit_balancer_t b)
 {
@@ -94,6 +86,41 @@ static void wait_all(knit_future_t **fs, int n)
         assert_int_equal(knit_future_wait(fs[i], -1), 0);
         knit_future_release(fs[i]);
     }
+}
+
+/* n calls of task a one after another, arguments 0..n-1: each comes back and ran on `lane`. */
+static void one_at_a_time_on(knit_pool_t *pool, int n, uint32_t lane)
+{
+    int ta = pt_task(pool, "a");
+    for (int i = 0; i < n; i++) {
+        knit_future_t *f = pt_call_i64(pool, ta, i);
+        assert_int_equal(pt_wait_i64(f), i);
+        knit_future_release(f);
+        assert_int_equal(lane_of(rec_a, i), lane);
+    }
+}
+
+/* Hold a call of "hold" k on every lane from `first` on (held[k], argument k; the ones before
+ * are held already), wait until all THREADS are at the gate: held call k ran on lane k. */
+static void hold_every_lane(knit_pool_t *pool, knit_future_t **held, int first)
+{
+    int th = pt_task(pool, "hold");
+    for (int k = first; k < THREADS; k++)
+        held[k] = pt_call_i64(pool, th, k);
+    pt_gate_wait_entered(&gate, THREADS);
+    for (int k = 0; k < THREADS; k++)
+        assert_int_equal(lane_of(rec_b, k), (uint32_t)k);
+}
+
+/* n calls of task a (arguments first, first + 1, ...) made while every lane is held; then the
+ * gate opens and all of them settle, the held calls too. */
+static void call_while_held(
+    knit_pool_t *pool, knit_future_t **held, knit_future_t **fs, int n, int first)
+{
+    pt_call_range(pool, pt_task(pool, "a"), fs, n, first);
+    pt_gate_open(&gate);
+    wait_all(fs, n);
+    wait_all(held, THREADS);
 }
 
 /* Two tasks interleaved irregularly: each task's calls go 0,1,2,3,0,... on its own. */
@@ -157,13 +184,7 @@ static void test_first_idle_prefers_first_lane(void **state)
 {
     (void)state;
     knit_pool_t *pool = pool_with(KNIT_BALANCER_FIRST_IDLE);
-    int ta = pt_task(pool, "a");
-    for (int i = 0; i < 50; i++) {
-        knit_future_t *f = pt_call_i64(pool, ta, i);
-        assert_int_equal(pt_wait_i64(f), i);
-        knit_future_release(f);
-        assert_int_equal(lane_of(rec_a, i), 0);
-    }
+    one_at_a_time_on(pool, 50, 0);
     knit_pool_destroy(pool);
 }
 
@@ -172,27 +193,13 @@ static void test_first_idle_skips_busy_then_round_robin(void **state)
 {
     (void)state;
     knit_pool_t *pool = pool_with(KNIT_BALANCER_FIRST_IDLE);
-    int ta = pt_task(pool, "a"), th = pt_task(pool, "hold");
     knit_future_t *held[THREADS];
-    held[0] = pt_call_i64(pool, th, 0); /* lane 0 busy */
-    for (int i = 0; i < 20; i++) {
-        knit_future_t *f = pt_call_i64(pool, ta, i);
-        assert_int_equal(pt_wait_i64(f), i);
-        knit_future_release(f);
-        assert_int_equal(lane_of(rec_a, i), 1);
-    }
-    for (int k = 1; k < THREADS; k++)
-        held[k] = pt_call_i64(pool, th, k); /* the first idle lane each time: 1, 2, 3 */
-    pt_gate_wait_entered(&gate, THREADS);
-    for (int k = 0; k < THREADS; k++)
-        assert_int_equal(lane_of(rec_b, k), (uint32_t)k);
+    held[0] = pt_call_i64(pool, pt_task(pool, "hold"), 0); /* lane 0 busy */
+    one_at_a_time_on(pool, 20, 1);
+    hold_every_lane(pool, held, 1); /* the first idle lane each time: 1, 2, 3 */
     enum { FALLBACK = 9 };
     knit_future_t *fs[FALLBACK];
-    for (int i = 0; i < FALLBACK; i++)
-        fs[i] = pt_call_i64(pool, ta, 100 + i);
-    pt_gate_open(&gate);
-    wait_all(fs, FALLBACK);
-    wait_all(held, THREADS);
+    call_while_held(pool, held, fs, FALLBACK, 100);
     for (int i = 0; i < FALLBACK; i++)
         assert_int_equal(lane_of(rec_a, 100 + i), (uint32_t)(i % THREADS));
     knit_pool_destroy(pool);
@@ -212,11 +219,9 @@ static void test_random_lane_spreads(void **state)
 {
     (void)state;
     knit_pool_t *pool = pool_with(KNIT_BALANCER_RANDOM_LANE);
-    int ta = pt_task(pool, "a");
     enum { N = 4000 };
     static knit_future_t *fs[N];
-    for (int i = 0; i < N; i++)
-        fs[i] = pt_call_i64(pool, ta, i);
+    pt_call_range(pool, pt_task(pool, "a"), fs, N, 0);
     wait_all(fs, N);
     int counts[THREADS];
     count_lanes(rec_a, 0, N, counts);
@@ -233,26 +238,12 @@ static void test_first_idle_or_random(void **state)
 {
     (void)state;
     knit_pool_t *pool = pool_with(KNIT_BALANCER_FIRST_IDLE_OR_RANDOM);
-    int ta = pt_task(pool, "a"), th = pt_task(pool, "hold");
-    for (int i = 0; i < 20; i++) {
-        knit_future_t *f = pt_call_i64(pool, ta, i);
-        assert_int_equal(pt_wait_i64(f), i);
-        knit_future_release(f);
-        assert_int_equal(lane_of(rec_a, i), 0);
-    }
+    one_at_a_time_on(pool, 20, 0);
     knit_future_t *held[THREADS];
-    for (int k = 0; k < THREADS; k++)
-        held[k] = pt_call_i64(pool, th, k);
-    pt_gate_wait_entered(&gate, THREADS);
-    for (int k = 0; k < THREADS; k++)
-        assert_int_equal(lane_of(rec_b, k), (uint32_t)k);
+    hold_every_lane(pool, held, 0);
     enum { N = 400 };
     static knit_future_t *fs[N];
-    for (int i = 0; i < N; i++)
-        fs[i] = pt_call_i64(pool, ta, 1000 + i);
-    pt_gate_open(&gate);
-    wait_all(fs, N);
-    wait_all(held, THREADS);
+    call_while_held(pool, held, fs, N, 1000);
     int counts[THREADS];
     count_lanes(rec_a, 1000, N, counts);
     for (int k = 0; k < THREADS; k++) {
@@ -271,29 +262,23 @@ static void test_default_balancer_serves_all_lanes(void **state)
     knit_pool_opts_t o = {0};
     o.threads = THREADS;
     knit_pool_t *pool = pt_pool(&o, tasks, NTASKS);
-    int ta = pt_task(pool, "a");
     enum { N = 400 };
     static knit_future_t *fs[N];
-    for (int i = 0; i < N; i++)
-        fs[i] = pt_call_i64(pool, ta, i);
-    for (int i = 0; i < N; i++) {
-        assert_int_equal(pt_wait_i64(fs[i]), i);
-        knit_future_release(fs[i]);
-    }
+    pt_call_range(pool, pt_task(pool, "a"), fs, N, 0);
+    pt_wait_range(fs, N, 0);
     knit_pool_destroy(pool);
 }
 
 int main(void)
 {
     const struct CMUnitTest t[] = {
-        cmocka_unit_test_setup_teardown(test_round_robin_cyclic_per_task, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_robin_round_alias, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_first_idle_prefers_first_lane, setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_first_idle_skips_busy_then_round_robin, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_random_lane_spreads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_first_idle_or_random, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_default_balancer_serves_all_lanes, setup, teardown),
+        PT_TEST(test_round_robin_cyclic_per_task, &fixture),
+        PT_TEST(test_robin_round_alias, &fixture),
+        PT_TEST(test_first_idle_prefers_first_lane, &fixture),
+        PT_TEST(test_first_idle_skips_busy_then_round_robin, &fixture),
+        PT_TEST(test_random_lane_spreads, &fixture),
+        PT_TEST(test_first_idle_or_random, &fixture),
+        PT_TEST(test_default_balancer_serves_all_lanes, &fixture),
     };
     return cmocka_run_group_tests(t, NULL, NULL);
 }

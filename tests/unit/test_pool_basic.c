@@ -1,32 +1,10 @@
 /* Pool basics: create, call, wait, bursts past the slot count, shutdown. */
-#include "testutil.h"
+#include "pool_testutil.h"
 
-#include <string.h>
-
-#include "knit/knit.h"
-
-static int echo(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result)
-{
-    (void)ctx;
-    *result = *arg;
-    *arg = knit_v_undefined();
-    return 0;
-}
-
-static int add_one(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result)
-{
-    (void)ctx;
-    if (arg->kind != KNIT_KIND_INT64) {
-        *result = knit_v_str("add_one wants an int64");
-        return KNIT_TASK_REJECT;
-    }
-    *result = knit_v_int64(arg->u.i64 + 1);
-    return 0;
-}
-
+/* The pool API called directly, without the helpers of pool_testutil.h; only its tasks. */
 static const knit_task_def_t tasks[] = {
-    {.name = "echo", .fn = echo},
-    {.name = "add_one", .fn = add_one},
+    {.name = "echo", .fn = pt_task_echo},
+    {.name = "add_one", .fn = pt_task_add_one},
 };
 
 static void test_one_call(void **state)

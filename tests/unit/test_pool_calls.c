@@ -72,20 +72,12 @@ static const knit_task_def_t tasks[] = {
 };
 #define NTASKS (sizeof tasks / sizeof tasks[0])
 
-static int setup(void **state)
+static void reset(void)
 {
-    (void)state;
-    pt_gate_init(&gate);
     atomic_store(&count_add_runs, 0);
-    return 0;
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    pt_gate_destroy(&gate);
-    return 0;
-}
+static pt_fixture_t fixture = {.gate = &gate, .before = reset};
 
 static knit_pool_t *small_payload_pool(void)
 {
@@ -692,23 +684,15 @@ static void test_payload_too_large_from_backlog(void **state)
     int gated = pt_task(pool, "gated"), echo = pt_task(pool, "echo");
     enum { HELD = 70, AFTER = 10 }; /* > 64 = 32 slots + 32 decoded: some wait on the host */
     knit_future_t *held[HELD], *after[AFTER];
-    for (int i = 0; i < HELD; i++)
-        held[i] = pt_call_i64(pool, gated, i);
+    pt_call_range(pool, gated, held, HELD, 0);
     knit_future_t *big = pt_call(pool, echo, knit_v_bytes(big_static, 5000));
     assert_int_equal(knit_future_status(big), KNIT_E_AGAIN); /* backlogged, not encoded yet */
-    for (int i = 0; i < AFTER; i++)
-        after[i] = pt_call_i64(pool, echo, 1000 + i);
+    pt_call_range(pool, echo, after, AFTER, 1000);
     pt_gate_open(&gate);
     assert_int_equal(knit_future_wait(big, -1), KNIT_E_PAYLOAD_TOO_LARGE);
     assert_true(pt_value_mentions(knit_future_value(big), "maxPayloadBytes"));
-    for (int i = 0; i < HELD; i++) {
-        assert_int_equal(pt_wait_i64(held[i]), i);
-        knit_future_release(held[i]);
-    }
-    for (int i = 0; i < AFTER; i++) {
-        assert_int_equal(pt_wait_i64(after[i]), 1000 + i);
-        knit_future_release(after[i]);
-    }
+    pt_wait_range(held, HELD, 0);
+    pt_wait_range(after, AFTER, 1000);
     knit_future_release(big);
     assert_int_equal(knit_pool_pending(pool), 0);
     knit_pool_destroy(pool);
@@ -800,32 +784,31 @@ static void test_arena_full_rejects_call(void **state)
 int main(void)
 {
     const struct CMUnitTest t[] = {
-        cmocka_unit_test_setup_teardown(test_resolve_with_value, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_task_rejection_carries_value, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_future_accessors_pending_and_settled, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wait_zero_polls_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_callback_runs_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_callback_registered_after_settlement_runs_at_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_callback_of_cancelled_call_runs_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_two_callbacks_both_run, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_call_batch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_call_invalid_arguments, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_call_after_gets_input_value, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_call_after_rejection_propagates, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_call_after_chain_of_three, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_call_after_input_already_settled, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_call_after_several_settled_inputs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_call_after_other_pool_input, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_every_value_kind_round_trips, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shared_buffer_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_moved_buffer_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_payload_too_large_rejects_that_call, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_payload_too_large_from_backlog, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unencodable_result, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_arena_full_rejects_call, setup, teardown),
+        PT_TEST(test_resolve_with_value, &fixture),
+        PT_TEST(test_task_rejection_carries_value, &fixture),
+        PT_TEST(test_future_accessors_pending_and_settled, &fixture),
+        PT_TEST(test_wait_zero_polls_once, &fixture),
+        PT_TEST(test_callback_runs_once, &fixture),
+        PT_TEST(test_callback_registered_after_settlement_runs_at_once, &fixture),
+        PT_TEST(test_callback_of_cancelled_call_runs_once, &fixture),
+        PT_TEST(test_two_callbacks_both_run, &fixture),
+        PT_TEST(test_call_batch, &fixture),
+        PT_TEST(test_call_invalid_arguments, &fixture),
+        PT_TEST(test_call_after_gets_input_value, &fixture),
+        PT_TEST(test_call_after_rejection_propagates, &fixture),
+        PT_TEST(test_call_after_chain_of_three, &fixture),
+        PT_TEST(test_call_after_input_already_settled, &fixture),
+        PT_TEST(test_call_after_several_settled_inputs, &fixture),
+        PT_TEST(test_call_after_other_pool_input, &fixture),
+        PT_TEST(test_every_value_kind_round_trips, &fixture),
+        PT_TEST(test_shared_buffer_round_trip, &fixture),
+        PT_TEST(test_moved_buffer_round_trip, &fixture),
+        PT_TEST(test_payload_too_large_rejects_that_call, &fixture),
+        PT_TEST(test_payload_too_large_from_backlog, &fixture),
+        PT_TEST(test_unencodable_result, &fixture),
+        PT_TEST(test_arena_full_rejects_call, &fixture),
         /* last: with UBSan the NULL store it provokes ends the program */
-        cmocka_unit_test_setup_teardown(test_call_null_out_is_inval, setup, teardown),
+        PT_TEST(test_call_null_out_is_inval, &fixture),
     };
     return cmocka_run_group_tests(t, NULL, NULL);
 }

@@ -53,12 +53,8 @@ static void burst(knit_pool_t *pool)
     atomic_store(&ran_on[0], 0);
     atomic_store(&ran_on[1], 0);
     for (int round = 0; round < 2; round++) {
-        for (int i = 0; i < N; i++)
-            fs[i] = pt_call_i64(pool, 0, round * 1000 + i);
-        for (int i = 0; i < N; i++) {
-            assert_int_equal(pt_wait_i64(fs[i]), round * 1000 + i + 1);
-            knit_future_release(fs[i]);
-        }
+        pt_call_range(pool, 0, fs, N, round * 1000);
+        pt_wait_range(fs, N, round * 1000 + 1); /* add_one */
     }
     assert_int_equal(knit_pool_pending(pool), 0);
     if (knit_pool_lanes(pool) == 2) {
@@ -67,59 +63,52 @@ static void burst(knit_pool_t *pool)
     }
 }
 
+/* A pool of `threads` workers made with dispatcher option `d` reports `want`; with `run_burst`
+ * it also serves two bursts. */
+static void expect_dispatcher(
+    uint32_t threads, knit_dispatcher_t d, knit_dispatcher_t want, bool run_burst)
+{
+    knit_pool_t *pool = make(threads, d);
+    assert_int_equal(knit_pool_dispatcher(pool), want);
+    if (run_burst)
+        burst(pool);
+    knit_pool_destroy(pool);
+}
+
 static void test_per_thread_option(void **state)
 {
     (void)state;
-    knit_pool_t *pool = make(2, KNIT_DISPATCHER_PER_THREAD);
-    assert_int_equal(knit_pool_dispatcher(pool), KNIT_DISPATCHER_PER_THREAD);
-    burst(pool);
-    knit_pool_destroy(pool);
+    expect_dispatcher(2, KNIT_DISPATCHER_PER_THREAD, KNIT_DISPATCHER_PER_THREAD, true);
 }
 
 static void test_serial_channel_option(void **state)
 {
     (void)state;
-    knit_pool_t *pool = make(2, KNIT_DISPATCHER_SERIAL_CHANNEL);
-    assert_int_equal(knit_pool_dispatcher(pool), KNIT_DISPATCHER_SERIAL_CHANNEL);
-    burst(pool);
-    knit_pool_destroy(pool);
+    expect_dispatcher(2, KNIT_DISPATCHER_SERIAL_CHANNEL, KNIT_DISPATCHER_SERIAL_CHANNEL, true);
 }
 
 /* Without option or environment: per-thread for one worker, serial-channel for more. */
 static void test_default_choice(void **state)
 {
     (void)state;
-    knit_pool_t *pool = make(1, KNIT_DISPATCHER_DEFAULT);
-    assert_int_equal(knit_pool_dispatcher(pool), KNIT_DISPATCHER_PER_THREAD);
-    burst(pool);
-    knit_pool_destroy(pool);
-    pool = make(2, KNIT_DISPATCHER_DEFAULT);
-    assert_int_equal(knit_pool_dispatcher(pool), KNIT_DISPATCHER_SERIAL_CHANNEL);
-    knit_pool_destroy(pool);
+    expect_dispatcher(1, KNIT_DISPATCHER_DEFAULT, KNIT_DISPATCHER_PER_THREAD, true);
+    expect_dispatcher(2, KNIT_DISPATCHER_DEFAULT, KNIT_DISPATCHER_SERIAL_CHANNEL, false);
 }
 
 static void test_env_per_thread(void **state)
 {
     (void)state;
     assert_int_equal(setenv("KNIT_DISPATCHER", "per-thread", 1), 0);
-    knit_pool_t *pool = make(2, KNIT_DISPATCHER_DEFAULT);
-    assert_int_equal(knit_pool_dispatcher(pool), KNIT_DISPATCHER_PER_THREAD);
-    burst(pool);
-    knit_pool_destroy(pool);
+    expect_dispatcher(2, KNIT_DISPATCHER_DEFAULT, KNIT_DISPATCHER_PER_THREAD, true);
 }
 
 static void test_env_serial_channel(void **state)
 {
     (void)state;
     assert_int_equal(setenv("KNIT_DISPATCHER", "serial-channel", 1), 0);
-    knit_pool_t *pool = make(2, KNIT_DISPATCHER_DEFAULT);
-    assert_int_equal(knit_pool_dispatcher(pool), KNIT_DISPATCHER_SERIAL_CHANNEL);
-    burst(pool);
-    knit_pool_destroy(pool);
-    pool = make(1, KNIT_DISPATCHER_DEFAULT); /* the variable also overrides the 1-worker default */
-    assert_int_equal(knit_pool_dispatcher(pool), KNIT_DISPATCHER_SERIAL_CHANNEL);
-    burst(pool);
-    knit_pool_destroy(pool);
+    expect_dispatcher(2, KNIT_DISPATCHER_DEFAULT, KNIT_DISPATCHER_SERIAL_CHANNEL, true);
+    /* the variable also overrides the 1-worker default */
+    expect_dispatcher(1, KNIT_DISPATCHER_DEFAULT, KNIT_DISPATCHER_SERIAL_CHANNEL, true);
 }
 
 /* An explicit option wins over the environment. */
@@ -127,13 +116,9 @@ static void test_option_beats_env(void **state)
 {
     (void)state;
     assert_int_equal(setenv("KNIT_DISPATCHER", "serial-channel", 1), 0);
-    knit_pool_t *pool = make(2, KNIT_DISPATCHER_PER_THREAD);
-    assert_int_equal(knit_pool_dispatcher(pool), KNIT_DISPATCHER_PER_THREAD);
-    knit_pool_destroy(pool);
+    expect_dispatcher(2, KNIT_DISPATCHER_PER_THREAD, KNIT_DISPATCHER_PER_THREAD, false);
     assert_int_equal(setenv("KNIT_DISPATCHER", "per-thread", 1), 0);
-    pool = make(2, KNIT_DISPATCHER_SERIAL_CHANNEL);
-    assert_int_equal(knit_pool_dispatcher(pool), KNIT_DISPATCHER_SERIAL_CHANNEL);
-    knit_pool_destroy(pool);
+    expect_dispatcher(2, KNIT_DISPATCHER_SERIAL_CHANNEL, KNIT_DISPATCHER_SERIAL_CHANNEL, false);
 }
 
 static void test_env_bad_value_fails_creation(void **state)
@@ -150,9 +135,7 @@ static void test_env_bad_value_fails_creation(void **state)
     assert_non_null(strstr(knit_errmsg(), "round-robin"));
     /* an empty value counts as unset */
     assert_int_equal(setenv("KNIT_DISPATCHER", "", 1), 0);
-    pool = make(1, KNIT_DISPATCHER_DEFAULT);
-    assert_int_equal(knit_pool_dispatcher(pool), KNIT_DISPATCHER_PER_THREAD);
-    knit_pool_destroy(pool);
+    expect_dispatcher(1, KNIT_DISPATCHER_DEFAULT, KNIT_DISPATCHER_PER_THREAD, false);
 }
 
 static void test_names(void **state)

@@ -16,20 +16,7 @@ static const knit_task_def_t tasks[] = {
     {.name = "gated", .fn = pt_task_gated, .user_data = &gate},
 };
 
-static int setup(void **state)
-{
-    (void)state;
-    pt_gate_init(&gate);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    pt_gate_open(&gate);
-    pt_gate_destroy(&gate);
-    return 0;
-}
+static pt_fixture_t fixture = {.gate = &gate};
 
 static knit_pool_t *make(uint32_t hard_ms)
 {
@@ -126,15 +113,9 @@ static void test_hard_timeout_not_reached(void **state)
     int echo = pt_task(pool, "echo");
     enum { N = 500 };
     knit_future_t *fs[N];
-    for (int i = 0; i < N; i++)
-        fs[i] = pt_call_i64(pool, echo, i);
-    for (int i = 0; i < N; i++) {
-        assert_int_equal(pt_wait_i64(fs[i]), i);
-        knit_future_release(fs[i]);
-    }
-    knit_future_t *f = pt_call_i64(pool, echo, 1);
-    assert_int_equal(pt_wait_i64(f), 1);
-    knit_future_release(f);
+    pt_call_range(pool, echo, fs, N, 0);
+    pt_wait_range(fs, N, 0);
+    pt_echo_each(pool, echo, 1, 1);
     assert_int_equal(knit_pool_progress(pool, 0), 0);
     knit_pool_destroy(pool);
 }
@@ -142,9 +123,9 @@ static void test_hard_timeout_not_reached(void **state)
 int main(void)
 {
     const struct CMUnitTest t[] = {
-        cmocka_unit_test_setup_teardown(test_hard_timeout_shuts_the_pool, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hard_timeout_then_destroy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hard_timeout_not_reached, setup, teardown),
+        PT_TEST(test_hard_timeout_shuts_the_pool, &fixture),
+        PT_TEST(test_hard_timeout_then_destroy, &fixture),
+        PT_TEST(test_hard_timeout_not_reached, &fixture),
     };
     return cmocka_run_group_tests(t, NULL, NULL);
 }

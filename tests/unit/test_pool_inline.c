@@ -89,40 +89,48 @@ static uint32_t lane_code(int i)
     return r;
 }
 
-static void run_sequential(knit_pool_t *pool, int n)
+/* Calls i = 0..n-1 that ran on the inline lane ran on the host thread. */
+static void assert_inline_on_host(int n)
 {
-    int t = pt_task(pool, "where");
-    for (int i = 0; i < n; i++) {
-        knit_future_t *f = pt_call_i64(pool, t, i);
-        assert_int_equal(pt_wait_i64(f), i);
-        knit_future_release(f);
-    }
+    for (int i = 0; i < n; i++)
+        assert_int_equal(atomic_load(&off_host[i]), 0);
+}
+
+/* n calls one after another through `pool`, which is then destroyed: call i runs on lane
+ * want(i), `inline_want` of them inline and all of those on the host thread. */
+static void check_lanes_in_turn(
+    knit_pool_t *pool, int n, uint32_t (*want)(int i), unsigned inline_want)
+{
+    pt_echo_each(pool, pt_task(pool, "where"), n, 0);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(lane_code(i), want(i));
+    assert_int_equal(atomic_load(&inline_runs), inline_want);
+    assert_inline_on_host(n);
+    knit_pool_destroy(pool);
+}
+
+/* Worker 0, then the inline lane, in turn. */
+static uint32_t inline_last_of_two(int i)
+{
+    return i % 2 == 0 ? 1u : INL;
+}
+
+/* The inline lane, then workers 0 and 1, in turn. */
+static uint32_t inline_first_of_three(int i)
+{
+    return i % 3 == 0 ? INL : (uint32_t)(i % 3);
 }
 
 static void test_position_last(void **state)
 {
     (void)state;
-    knit_pool_t *pool = make(1, KNIT_INLINE_LAST, 0, 0);
-    run_sequential(pool, 10);
-    for (int i = 0; i < 10; i++)
-        assert_int_equal(lane_code(i), i % 2 == 0 ? 1u : INL);
-    assert_int_equal(atomic_load(&inline_runs), 5);
-    for (int i = 0; i < 10; i++)
-        assert_int_equal(atomic_load(&off_host[i]), 0);
-    knit_pool_destroy(pool);
+    check_lanes_in_turn(make(1, KNIT_INLINE_LAST, 0, 0), 10, inline_last_of_two, 5);
 }
 
 static void test_position_first(void **state)
 {
     (void)state;
-    knit_pool_t *pool = make(2, KNIT_INLINE_FIRST, 0, 0);
-    run_sequential(pool, 12);
-    for (int i = 0; i < 12; i++)
-        assert_int_equal(lane_code(i), i % 3 == 0 ? INL : (uint32_t)(i % 3)); /* INL, 0, 1 */
-    assert_int_equal(atomic_load(&inline_runs), 4);
-    for (int i = 0; i < 12; i++)
-        assert_int_equal(atomic_load(&off_host[i]), 0);
-    knit_pool_destroy(pool);
+    check_lanes_in_turn(make(2, KNIT_INLINE_FIRST, 0, 0), 12, inline_first_of_three, 4);
 }
 
 /* An inline call runs (and settles) only when the host drives the pool. */
@@ -163,8 +171,7 @@ static void check_batch(uint32_t batch)
     enum { N = 20 }; /* alternate lanes: 10 inline, 10 on the worker */
     knit_future_t *fs[N];
     atomic_store(&inline_runs, 0);
-    for (int i = 0; i < N; i++)
-        fs[i] = pt_call_i64(pool, t, i);
+    pt_call_range(pool, t, fs, N, 0);
     uint32_t per = batch ? batch : 1, expect = 0;
     assert_int_equal(atomic_load(&inline_runs), 0);
     while (expect < N / 2) {
@@ -172,10 +179,7 @@ static void check_batch(uint32_t batch)
         expect = expect + per < N / 2 ? expect + per : N / 2;
         assert_int_equal(atomic_load(&inline_runs), expect);
     }
-    for (int i = 0; i < N; i++) {
-        assert_int_equal(pt_wait_i64(fs[i]), i);
-        knit_future_release(fs[i]);
-    }
+    pt_wait_range(fs, N, 0);
     assert_int_equal(atomic_load(&inline_runs), N / 2);
     knit_pool_destroy(pool);
 }
@@ -198,12 +202,8 @@ static void test_threshold_keeps_calls_on_workers(void **state)
     enum { N = 12 };
     knit_future_t *fs[N];
     for (int round = 0; round < 3; round++) {
-        for (int i = 0; i < N; i++)
-            fs[i] = pt_call_i64(pool, t, i);
-        for (int i = 0; i < N; i++) {
-            assert_int_equal(pt_wait_i64(fs[i]), i);
-            knit_future_release(fs[i]);
-        }
+        pt_call_range(pool, t, fs, N, 0);
+        pt_wait_range(fs, N, 0);
     }
     assert_int_equal(atomic_load(&inline_runs), 0);
     knit_pool_destroy(pool);
@@ -217,20 +217,15 @@ static void test_threshold_two_uses_inline_lane(void **state)
     int t = pt_task(pool, "where");
     enum { N = 12 };
     knit_future_t *fs[N];
-    for (int i = 0; i < N; i++)
-        fs[i] = pt_call_i64(pool, t, i);
-    for (int i = 0; i < N; i++) {
-        assert_int_equal(pt_wait_i64(fs[i]), i);
-        knit_future_release(fs[i]);
-    }
+    pt_call_range(pool, t, fs, N, 0);
+    pt_wait_range(fs, N, 0);
     /* the first two calls had fewer than 2 calls in flight: workers only */
     assert_int_not_equal(lane_code(0), INL);
     assert_int_not_equal(lane_code(1), INL);
     unsigned inl = atomic_load(&inline_runs);
     assert_true(inl > 0);
     assert_true(inl < N);
-    for (int i = 0; i < N; i++)
-        assert_int_equal(atomic_load(&off_host[i]), 0);
+    assert_inline_on_host(N);
     knit_pool_destroy(pool);
 }
 

@@ -38,20 +38,7 @@ static const knit_task_def_t tasks[] = {
 };
 #define NTASKS (sizeof tasks / sizeof tasks[0])
 
-static int setup(void **state)
-{
-    (void)state;
-    pt_gate_init(&gate);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    pt_gate_open(&gate);
-    pt_gate_destroy(&gate);
-    return 0;
-}
+static pt_fixture_t fixture = {.gate = &gate};
 
 static knit_pool_t *make(uint32_t threads, bool resolve_after_all)
 {
@@ -73,11 +60,7 @@ static void test_immediate_rejects_in_flight(void **state)
     enum { N = 100 };
     knit_future_t *fs[N];
     pt_settle_count_t cs[N];
-    for (int i = 0; i < N; i++) {
-        fs[i] = pt_call_i64(pool, w, i);
-        cs[i] = (pt_settle_count_t) {0};
-        knit_future_on_settle(fs[i], pt_count_settle, &cs[i]);
-    }
+    pt_call_counted(pool, w, fs, cs, N);
     assert_int_equal(knit_pool_shutdown(pool, KNIT_SHUTDOWN_IMMEDIATE, 0), 0);
     assert_int_equal(knit_pool_pending(pool), 0);
     for (int i = 0; i < N; i++) {
@@ -194,11 +177,7 @@ static void check_drain(knit_pool_t *pool, knit_shutdown_mode_t mode)
     enum { N = 300, DEPS = 20 };
     knit_future_t *fs[N], *deps[DEPS];
     pt_settle_count_t cs[N];
-    for (int i = 0; i < N; i++) {
-        fs[i] = pt_call_i64(pool, w, i);
-        cs[i] = (pt_settle_count_t) {0};
-        knit_future_on_settle(fs[i], pt_count_settle, &cs[i]);
-    }
+    pt_call_counted(pool, w, fs, cs, N);
     for (int i = 0; i < DEPS; i++) /* dependents of the last calls: dispatched late */
         assert_int_equal(knit_call_after(pool, w, fs[N - 1 - i], &deps[i]), 0);
     assert_int_equal(knit_pool_shutdown(pool, mode, 0), 0);
@@ -342,11 +321,7 @@ static void test_destroy_without_shutdown(void **state)
     enum { N = 80 };
     knit_future_t *fs[N];
     pt_settle_count_t cs[N];
-    for (int i = 0; i < N; i++) {
-        fs[i] = pt_call_i64(pool, w, i);
-        cs[i] = (pt_settle_count_t) {0};
-        knit_future_on_settle(fs[i], pt_count_settle, &cs[i]);
-    }
+    pt_call_counted(pool, w, fs, cs, N);
     knit_future_t *dropped = pt_call_i64(pool, w, -1);
     knit_future_release(dropped); /* only the pool holds it now */
     knit_pool_destroy(pool);
@@ -413,18 +388,18 @@ static void test_abort_after_destroy(void **state)
 int main(void)
 {
     const struct CMUnitTest t[] = {
-        cmocka_unit_test_setup_teardown(test_immediate_rejects_in_flight, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_immediate_stops_abort_aware_task, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_delay_serves_calls_before_and_during, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_delay_elapses_when_idle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_drain_mode, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_resolve_after_finishing_all, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_calls_after_shutdown, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shutdown_twice, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shutdown_from_callback_during_delay, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_destroy_without_shutdown, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_futures_outlive_pool, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_abort_after_destroy, setup, teardown),
+        PT_TEST(test_immediate_rejects_in_flight, &fixture),
+        PT_TEST(test_immediate_stops_abort_aware_task, &fixture),
+        PT_TEST(test_delay_serves_calls_before_and_during, &fixture),
+        PT_TEST(test_delay_elapses_when_idle, &fixture),
+        PT_TEST(test_drain_mode, &fixture),
+        PT_TEST(test_resolve_after_finishing_all, &fixture),
+        PT_TEST(test_calls_after_shutdown, &fixture),
+        PT_TEST(test_shutdown_twice, &fixture),
+        PT_TEST(test_shutdown_from_callback_during_delay, &fixture),
+        PT_TEST(test_destroy_without_shutdown, &fixture),
+        PT_TEST(test_futures_outlive_pool, &fixture),
+        PT_TEST(test_abort_after_destroy, &fixture),
     };
     return cmocka_run_group_tests(t, NULL, NULL);
 }

@@ -317,9 +317,36 @@ static void test_idle_stealing_workers_park(void **s)
     knit_pool_destroy(p);
 }
 
+static int fail_worker_0(void *ctx, uint32_t worker)
+{
+    (void)ctx;
+    return worker == 0 ? 5 : 0;
+}
+
+/* A stealing worker that failed to start must not swallow the wake-ups: the others serve. */
+static void test_stealing_survives_a_failed_worker(void **s)
+{
+    (void)s;
+    knit_pool_t *p;
+    knit_pool_opts_t o = {.threads = 4, .steal = KNIT_STEAL_ON, .wait = {.spin_ns = -1}};
+    o.worker.bootstrap = fail_worker_0;
+    assert_int_equal(knit_pool_create(&o, tasks, 2, &p), 0);
+    int neg = knit_task_index(p, "negate");
+    for (int round = 0; round < 50; round++) { /* one call at a time: each needs a wake-up */
+        knit_value_t v = knit_v_int64(round);
+        knit_future_t *f;
+        assert_int_equal(knit_call(p, neg, &v, &f), 0);
+        assert_int_equal(knit_future_wait(f, -1), 0);
+        assert_int_equal(knit_future_value(f)->u.i64, -round);
+        knit_future_release(f);
+    }
+    knit_pool_destroy(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest t[] = {
+        cmocka_unit_test(test_stealing_survives_a_failed_worker),
         cmocka_unit_test(test_region_width_rules),
         cmocka_unit_test(test_exactly_once_2_consumers_g8),
         cmocka_unit_test(test_exactly_once_3_consumers_g8),

@@ -68,15 +68,11 @@ static void test_backpressure_million_calls_in_order(void **state)
 
 static const knit_task_def_t echo_tasks[] = {{.name = "echo", .fn = pt_task_echo}};
 
-/* Each call waits for the previous with spinning disabled on both sides, so every call is a
- * full park/wake cycle of worker and host. A lost wake-up hangs (ctest's timeout catches it). */
-static void test_park_wake_cycles(void **state)
+/* n calls through a pool made with `o`, each waited for before the next is made: every one
+ * comes back with its argument. */
+static void echo_in_turn(const knit_pool_opts_t *o, uint64_t n)
 {
-    (void)state;
-    knit_pool_opts_t o = {0};
-    o.wait.spin_ns = -1;
-    knit_pool_t *pool = pt_pool(&o, echo_tasks, 1);
-    const uint64_t n = knit_test_iters(100000, 1000);
+    knit_pool_t *pool = pt_pool(o, echo_tasks, 1);
     uint64_t bad = 0;
     for (uint64_t i = 0; i < n; i++) {
         knit_future_t *f = pt_call_i64(pool, 0, (int64_t)i);
@@ -88,6 +84,16 @@ static void test_park_wake_cycles(void **state)
     assert_int_equal(bad, 0);
 }
 
+/* Each call waits for the previous with spinning disabled on both sides, so every call is a
+ * full park/wake cycle of worker and host. A lost wake-up hangs (ctest's timeout catches it). */
+static void test_park_wake_cycles(void **state)
+{
+    (void)state;
+    knit_pool_opts_t o = {0};
+    o.wait.spin_ns = -1;
+    echo_in_turn(&o, knit_test_iters(100000, 1000));
+}
+
 /* The same over two lanes, alternating, so both workers park between every call. */
 static void test_park_wake_two_lanes(void **state)
 {
@@ -96,17 +102,7 @@ static void test_park_wake_two_lanes(void **state)
     o.threads = 2;
     o.balancer = KNIT_BALANCER_ROUND_ROBIN;
     o.wait.spin_ns = -1;
-    knit_pool_t *pool = pt_pool(&o, echo_tasks, 1);
-    const uint64_t n = knit_test_iters(20000, 500);
-    uint64_t bad = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        knit_future_t *f = pt_call_i64(pool, 0, (int64_t)i);
-        if (knit_future_wait(f, -1) != 0 || knit_future_value(f)->u.i64 != (int64_t)i)
-            bad++;
-        knit_future_release(f);
-    }
-    knit_pool_destroy(pool);
-    assert_int_equal(bad, 0);
+    echo_in_turn(&o, knit_test_iters(20000, 500));
 }
 
 /* --- seeded mix ------------------------------------------------------------------------------ */

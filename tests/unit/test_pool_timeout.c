@@ -58,23 +58,18 @@ static const knit_task_def_t tasks[] = {
 };
 #define NTASKS (sizeof tasks / sizeof tasks[0])
 
-static int setup(void **state)
+static void reset(void)
 {
-    (void)state;
     atomic_store(&release, false);
     atomic_store(&queued_runs, 0);
-    pt_gate_init(&gate);
-    return 0;
 }
 
-static int teardown(void **state)
+static void release_slow_tasks(void)
 {
-    (void)state;
     atomic_store(&release, true);
-    pt_gate_open(&gate);
-    pt_gate_destroy(&gate);
-    return 0;
 }
+
+static pt_fixture_t fixture = {.gate = &gate, .before = reset, .after = release_slow_tasks};
 
 static knit_pool_t *make(uint32_t threads)
 {
@@ -89,12 +84,7 @@ static knit_pool_t *make(uint32_t threads)
 static void check_later_calls(knit_pool_t *pool)
 {
     atomic_store_explicit(&release, true, memory_order_release);
-    int echo = pt_task(pool, "echo");
-    for (int i = 0; i < 50; i++) {
-        knit_future_t *f = pt_call_i64(pool, echo, 7000 + i);
-        assert_int_equal(pt_wait_i64(f), 7000 + i);
-        knit_future_release(f);
-    }
+    pt_echo_each(pool, pt_task(pool, "echo"), 50, 7000);
     assert_int_equal(knit_pool_pending(pool), 0);
 }
 
@@ -186,12 +176,7 @@ static void test_queue_wait_counts_in_backlog(void **state)
     enum { N = 80 };
     knit_future_t *fs[N];
     pt_settle_count_t counts[N];
-    int qt = pt_task(pool, "queued");
-    for (int i = 0; i < N; i++) {
-        fs[i] = pt_call_i64(pool, qt, i);
-        counts[i] = (pt_settle_count_t) {0};
-        knit_future_on_settle(fs[i], pt_count_settle, &counts[i]);
-    }
+    pt_call_counted(pool, pt_task(pool, "queued"), fs, counts, N);
     for (int i = 0; i < N; i++)
         assert_int_equal(knit_future_wait(fs[i], -1), KNIT_E_TIMEOUT);
     pt_gate_open(&gate);
@@ -223,11 +208,7 @@ static void test_late_result_discarded(void **state)
     assert_int_equal(knit_future_wait(behind, -1), 0);
     assert_true(pt_value_is_str(knit_future_value(behind), "mine"));
     knit_future_release(behind);
-    for (int i = 0; i < 200; i++) {
-        knit_future_t *f = pt_call_i64(pool, echo, i);
-        assert_int_equal(pt_wait_i64(f), i);
-        knit_future_release(f);
-    }
+    pt_echo_each(pool, echo, 200, 0);
     /* and again, many times: timeouts with late results interleaved with normal calls */
     int slow_t = pt_task(pool, "slow_reject");
     for (int r = 0; r < 5; r++) {
@@ -235,13 +216,9 @@ static void test_late_result_discarded(void **state)
         knit_future_t *s = pt_call_i64(pool, slow_t, -1);
         assert_int_equal(knit_future_wait(s, -1), KNIT_E_TIMEOUT);
         knit_future_t *fs[40];
-        for (int i = 0; i < 40; i++)
-            fs[i] = pt_call_i64(pool, echo, r * 100 + i);
+        pt_call_range(pool, echo, fs, 40, r * 100);
         atomic_store(&release, true);
-        for (int i = 0; i < 40; i++) {
-            assert_int_equal(pt_wait_i64(fs[i]), r * 100 + i);
-            knit_future_release(fs[i]);
-        }
+        pt_wait_range(fs, 40, r * 100);
         assert_int_equal(knit_future_status(s), KNIT_E_TIMEOUT);
         knit_future_release(s);
     }
@@ -258,12 +235,7 @@ static void test_fast_call_unaffected(void **state)
 {
     (void)state;
     knit_pool_t *pool = make(1);
-    int t = pt_task(pool, "fast_with_timeout");
-    for (int i = 0; i < 500; i++) {
-        knit_future_t *f = pt_call_i64(pool, t, i);
-        assert_int_equal(pt_wait_i64(f), i);
-        knit_future_release(f);
-    }
+    pt_echo_each(pool, pt_task(pool, "fast_with_timeout"), 500, 0);
     assert_int_equal(knit_pool_progress(pool, 0), 0);
     knit_pool_destroy(pool);
 }
@@ -317,10 +289,7 @@ static void test_timeout_other_lane_unaffected(void **state)
     }
     assert_int_equal(knit_future_wait(s, -1), KNIT_E_TIMEOUT);
     atomic_store_explicit(&release, true, memory_order_release);
-    for (int i = 0; i < N; i++) {
-        assert_int_equal(pt_wait_i64(fs[i]), i);
-        knit_future_release(fs[i]);
-    }
+    pt_wait_range(fs, N, 0);
     check_later_calls(pool);
     knit_future_release(s);
     knit_pool_destroy(pool);
@@ -329,16 +298,16 @@ static void test_timeout_other_lane_unaffected(void **state)
 int main(void)
 {
     const struct CMUnitTest t[] = {
-        cmocka_unit_test_setup_teardown(test_timeout_reject, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_timeout_resolve_with_default, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_timeout_resolve_maybe_is_undefined, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_timeout_custom_error, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_queue_wait_counts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_queue_wait_counts_in_backlog, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_late_result_discarded, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fast_call_unaffected, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_timeouts_fire_in_deadline_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_timeout_other_lane_unaffected, setup, teardown),
+        PT_TEST(test_timeout_reject, &fixture),
+        PT_TEST(test_timeout_resolve_with_default, &fixture),
+        PT_TEST(test_timeout_resolve_maybe_is_undefined, &fixture),
+        PT_TEST(test_timeout_custom_error, &fixture),
+        PT_TEST(test_queue_wait_counts, &fixture),
+        PT_TEST(test_queue_wait_counts_in_backlog, &fixture),
+        PT_TEST(test_late_result_discarded, &fixture),
+        PT_TEST(test_fast_call_unaffected, &fixture),
+        PT_TEST(test_timeouts_fire_in_deadline_order, &fixture),
+        PT_TEST(test_timeout_other_lane_unaffected, &fixture),
     };
     return cmocka_run_group_tests(t, NULL, NULL);
 }

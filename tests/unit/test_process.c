@@ -1,5 +1,5 @@
 /* Process workers: spawning, fd 0 and named memory, wrappers, start-up failures. */
-#include "testutil.h"
+#include "pool_testutil.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -13,14 +13,6 @@
 
 #include "knit/knit.h"
 
-static int echo(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result)
-{
-    (void)ctx;
-    *result = *arg;
-    *arg = knit_v_undefined();
-    return 0;
-}
-
 static int whoami(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result)
 {
     (void)ctx;
@@ -30,7 +22,7 @@ static int whoami(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result)
 }
 
 static const knit_task_def_t tasks[] = {
-    {.name = "echo", .fn = echo},
+    {.name = "echo", .fn = pt_task_echo},
     {.name = "whoami", .fn = whoami},
 };
 #define NTASKS (sizeof tasks / sizeof tasks[0])
@@ -38,12 +30,7 @@ static const knit_task_def_t tasks[] = {
 static knit_pool_t *make(knit_pool_opts_t *o)
 {
     o->runtime = KNIT_RUNTIME_PROCESS;
-    knit_pool_t *p = NULL;
-    int rc = knit_pool_create(o, tasks, NTASKS, &p);
-    if (rc < 0)
-        print_error("knit_pool_create: %s\n", knit_errmsg());
-    assert_int_equal(rc, 0);
-    return p;
+    return pt_pool(o, tasks, NTASKS);
 }
 
 /* n echo calls of distinct strings; all must come back intact. */
@@ -309,6 +296,26 @@ static void test_corrupt_boot_payload_exits_with_message(void **s)
     out[got] = 0;
     pclose(f);
     assert_non_null(strstr(out, "version 7 is not supported"));
+
+    /* an over-long memory name in inherit mode (it was once copied into a fixed buffer) */
+    char name[300];
+    memset(name, 'n', sizeof name - 1);
+    name[sizeof name - 1] = 0;
+    char *longcmd = malloc(4096);
+    snprintf(longcmd, 4096,
+        "KNIT_PROCESS_WORKER=1 KNIT_PROCESS_WORKER_BOOT='{\"version\":1,\"hostPid\":1,"
+        "\"worker\":0,\"memory\":{\"mode\":\"inherit\",\"name\":\"%s\",\"payloadMax\":"
+        "1048576,\"payloadInitial\":0,\"maxPayload\":1024,\"abortCapacity\":0},\"wait\":"
+        "{\"spinNs\":0,\"spinOnly\":false},\"tasks\":[],\"bootstrap\":{}}' %s 2>&1 </dev/null",
+        name, self);
+    f = popen(longcmd, "r");
+    got = fread(out, 1, sizeof out - 1, f);
+    out[got] = 0;
+    status = pclose(f);
+    free(longcmd);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 1);
+    assert_non_null(strstr(out, "memory.name is too long"));
 }
 
 static void test_kill_9_with_calls_in_flight(void **s)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "knit/knit.h"
@@ -97,6 +98,39 @@ static void test_no_respawn_fails_the_lane(void **s)
     knit_pool_destroy(p);
 }
 
+/* Results a worker published before it died are delivered, not failed with it. */
+static void test_results_published_before_death_are_kept(void **s)
+{
+    (void)s;
+    knit_pool_opts_t o = {.threads = 1, .runtime = KNIT_RUNTIME_PROCESS};
+    knit_pool_t *p;
+    assert_int_equal(knit_pool_create(&o, tasks, 1, &p), 0);
+    pid_of_worker(p); /* started */
+    knit_value_t a = knit_v_null(), b = knit_v_str("exit");
+    knit_future_t *fa, *fb;
+    assert_int_equal(knit_call(p, 0, &a, &fa), 0);
+    assert_int_equal(knit_call(p, 0, &b, &fb), 0);
+    /* give the worker time to answer A and die on B before the host looks (the outcome below
+     * holds either way; the pause only makes the interesting order likely) */
+    struct timespec pause = {0, 200 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    assert_int_equal(knit_future_wait(fa, -1), 0);
+    assert_int_equal(knit_future_wait(fb, -1), KNIT_E_WORKER_DIED);
+    knit_future_release(fa);
+    knit_future_release(fb);
+    knit_pool_destroy(p);
+}
+
+static void test_abort_capacity_above_16_bits_is_refused(void **s)
+{
+    (void)s;
+    knit_task_def_t aware[] = {{.name = "crash", .fn = crash, .abort_aware = true}};
+    knit_pool_opts_t o = {.threads = 1, .abort_capacity = 70000};
+    knit_pool_t *p;
+    assert_int_equal(knit_pool_create(&o, aware, 1, &p), KNIT_E_RANGE);
+    assert_non_null(strstr(knit_errmsg(), "65535"));
+}
+
 int main(void)
 {
     int rc = knit_worker_process_main(tasks, 1, NULL, NULL);
@@ -106,6 +140,8 @@ int main(void)
         cmocka_unit_test(test_segfault_in_task),
         cmocka_unit_test(test_exit_in_task),
         cmocka_unit_test(test_no_respawn_fails_the_lane),
+        cmocka_unit_test(test_results_published_before_death_are_kept),
+        cmocka_unit_test(test_abort_capacity_above_16_bits_is_refused),
     };
     return cmocka_run_group_tests(t, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /* Shared buffers, imported tasks and bootstrap hooks, on thread and on process workers. */
-#include "testutil.h"
+#include "pool_testutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,17 +89,16 @@ static const knit_task_def_t tasks[] = {
 
 static knit_runtime_t thread_rt = KNIT_RUNTIME_THREAD, process_rt = KNIT_RUNTIME_PROCESS;
 
+/* A pool on the runtime the test runs on; `o` NULL for one worker and nothing else. */
 static knit_pool_t *make(void **state, knit_pool_opts_t *o)
 {
+    knit_pool_opts_t one = {.threads = 1};
+    if (!o)
+        o = &one;
     o->runtime = *(knit_runtime_t *)*state;
     if (o->runtime == KNIT_RUNTIME_THREAD && !o->worker.bootstrap_import_path)
         o->worker.bootstrap = local_boot; /* processes get it from knit_worker_process_main */
-    knit_pool_t *p = NULL;
-    int rc = knit_pool_create(o, tasks, NTASKS, &p);
-    if (rc < 0)
-        print_error("knit_pool_create: %s\n", knit_errmsg());
-    assert_int_equal(rc, 0);
-    return p;
+    return pt_pool(o, tasks, NTASKS);
 }
 
 static int call(knit_pool_t *p, const char *task, knit_value_t v, knit_value_t *out)
@@ -112,13 +111,32 @@ static int call(knit_pool_t *p, const char *task, knit_value_t v, knit_value_t *
     return rc;
 }
 
+/* A pool made with `o` (see make): `task` called with `arg` resolves with the int64 `want`. */
+static void expect_i64(
+    void **state, knit_pool_opts_t *o, const char *task, knit_value_t arg, int64_t want)
+{
+    knit_pool_t *p = make(state, o);
+    knit_value_t out;
+    assert_int_equal(call(p, task, arg, &out), 0);
+    assert_int_equal(out.u.i64, want);
+    knit_pool_destroy(p);
+}
+
 static void test_imported_task(void **state)
 {
-    knit_pool_opts_t o = {.threads = 1};
+    expect_i64(state, NULL, "triple", knit_v_int64(14), 42);
+}
+
+/* With an inline lane, imported tasks still run only on workers (never on the host). */
+static void test_imported_task_never_inline(void **state)
+{
+    knit_pool_opts_t o = {.threads = 1, .inliner = {.enabled = true}};
     knit_pool_t *p = make(state, &o);
-    knit_value_t out;
-    assert_int_equal(call(p, "triple", knit_v_int64(14), &out), 0);
-    assert_int_equal(out.u.i64, 42);
+    for (int i = 0; i < 20; i++) {
+        knit_value_t out;
+        assert_int_equal(call(p, "triple", knit_v_int64(i), &out), 0);
+        assert_int_equal(out.u.i64, 3 * i);
+    }
     knit_pool_destroy(p);
 }
 
@@ -140,12 +158,7 @@ static void test_bad_import_fails_startup(void **state)
 
 static void test_local_bootstrap_runs_first(void **state)
 {
-    knit_pool_opts_t o = {.threads = 1};
-    knit_pool_t *p = make(state, &o);
-    knit_value_t out;
-    assert_int_equal(call(p, "local_booted", knit_v_null(), &out), 0);
-    assert_int_equal(out.u.i64, 500);
-    knit_pool_destroy(p);
+    expect_i64(state, NULL, "local_booted", knit_v_null(), 500);
 }
 
 static void test_imported_bootstrap(void **state)
@@ -153,18 +166,13 @@ static void test_imported_bootstrap(void **state)
     knit_pool_opts_t o = {.threads = 1};
     o.worker.bootstrap_import_path = KNIT_TEST_TASKS_SO;
     o.worker.bootstrap_import_symbol = "knit_test_boot";
-    knit_pool_t *p = make(state, &o);
-    knit_value_t out;
-    assert_int_equal(call(p, "booted", knit_v_null(), &out), 0);
-    assert_int_equal(out.u.i64, 1000);
-    knit_pool_destroy(p);
+    expect_i64(state, &o, "booted", knit_v_null(), 1000);
 }
 
 static void test_failing_bootstrap_rejects_calls(void **state)
 {
     setenv("KNIT_TEST_BOOT_FAIL", "1", 1);
-    knit_pool_opts_t o = {.threads = 1};
-    knit_pool_t *p = make(state, &o);
+    knit_pool_t *p = make(state, NULL);
     knit_value_t out;
     assert_int_equal(call(p, "triple", knit_v_int64(1), &out), KNIT_E_WORKER_STARTUP);
     assert_int_equal(out.kind, KNIT_KIND_STRING);
@@ -174,13 +182,18 @@ static void test_failing_bootstrap_rejects_calls(void **state)
     unsetenv("KNIT_TEST_BOOT_FAIL");
 }
 
+/* A new anonymous buffer of `bytes` bytes, seen as u32 elements. */
+static uint32_t *new_psb_u32(knit_psb_t **b, size_t bytes)
+{
+    assert_int_equal(knit_psb_create(bytes, b), 0);
+    return knit_psb_data(*b);
+}
+
 static void test_anonymous_buffer_host_to_worker(void **state)
 {
-    knit_pool_opts_t o = {.threads = 1};
-    knit_pool_t *p = make(state, &o);
+    knit_pool_t *p = make(state, NULL);
     knit_psb_t *b;
-    assert_int_equal(knit_psb_create(4096, &b), 0);
-    uint32_t *u = knit_psb_data(b);
+    uint32_t *u = new_psb_u32(&b, 4096);
     for (int i = 0; i < 1024; i++)
         u[i] = (uint32_t)i;
     knit_psb_desc_t d;
@@ -202,11 +215,9 @@ static void test_anonymous_buffer_host_to_worker(void **state)
 
 static void test_buffer_as_envelope_body(void **state)
 {
-    knit_pool_opts_t o = {.threads = 1};
-    knit_pool_t *p = make(state, &o);
+    knit_pool_t *p = make(state, NULL);
     knit_psb_t *b;
-    assert_int_equal(knit_psb_create(256, &b), 0);
-    uint32_t *u = knit_psb_data(b);
+    uint32_t *u = new_psb_u32(&b, 256);
     for (int i = 0; i < 64; i++)
         u[i] = 1;
     knit_envelope_t env = {.header = "{\"op\":\"sum\"}", .header_len = 12};
@@ -222,8 +233,7 @@ static void test_buffer_as_envelope_body(void **state)
 
 static void test_named_buffer_worker_to_host(void **state)
 {
-    knit_pool_opts_t o = {.threads = 1};
-    knit_pool_t *p = make(state, &o);
+    knit_pool_t *p = make(state, NULL);
     char name[32];
     snprintf(name, sizeof name, "/knit-test-%d", (int)getpid());
     knit_value_t out;
@@ -268,6 +278,7 @@ int main(void)
         return rc;
     const struct CMUnitTest t[] = {
         BOTH(test_imported_task),
+        BOTH(test_imported_task_never_inline),
         BOTH(test_bad_import_fails_startup),
         BOTH(test_local_bootstrap_runs_first),
         BOTH(test_imported_bootstrap),

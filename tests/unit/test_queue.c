@@ -21,19 +21,6 @@
 #include "transports/knit/queue.h"
 #include "transports/knit/shm_lane.h"
 
-/* A failed stress check names the seed and step that reproduce it. */
-#define STRESS_CHECK(seed, step, cond, fmt, ...)                                                   \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            fail_msg("seed %#" PRIx64 " step %" PRIu64 ": " fmt, (uint64_t)(seed),                 \
-                (uint64_t)(step), ##__VA_ARGS__);                                                  \
-    } while (0)
-
-static unsigned popcount32(uint32_t v)
-{
-    return (unsigned)__builtin_popcount(v);
-}
-
 /* --- fixture: the request lock of a real shared lane --------------------------------------- */
 
 typedef struct qfx {
@@ -293,7 +280,7 @@ static void test_one_ack_store_for_a_batch_leaves_w_equal_h(void **state)
             publish_one(&f->p);
         uint32_t w_before = load_w(f);
         uint32_t pending = knit__qcons_pending(&f->q), taken = 0;
-        assert_int_equal(popcount32(pending), 7);
+        assert_int_equal(knit_test_popcount32(pending), 7);
         while (pending) {
             unsigned i = knit__qcons_next(&f->q, pending);
             pending &= ~(1u << i);
@@ -466,24 +453,26 @@ static void test_random_toggle_protocol_stress(void **state)
             uint32_t h0 = load_h(f), busy = h0 ^ load_w(f);
             int s = knit__qprod_claim(&f->p);
             if (s == KNIT_E_FULL) {
-                STRESS_CHECK(seed, step, busy == 0xFFFFFFFFu && n_in_flight == 32,
+                KNIT_TEST_CHECK(seed, step, busy == 0xFFFFFFFFu && n_in_flight == 32,
                     "claim reported full with %u slots in flight (busy %#x)", n_in_flight, busy);
                 fulls++;
                 continue;
             }
-            STRESS_CHECK(seed, step, s >= 0 && s < 32, "claim returned %d", s);
+            KNIT_TEST_CHECK(seed, step, s >= 0 && s < 32, "claim returned %d", s);
             s &= 31;
-            STRESS_CHECK(seed, step, !(busy & (1u << s)) && in_flight[s] == 0,
+            KNIT_TEST_CHECK(seed, step, !(busy & (1u << s)) && in_flight[s] == 0,
                 "claimed slot %d is in use (busy %#x)", s, busy);
             /* highest free in the producer's view, and that view never invents free slots */
             uint32_t view = knit__qprod_busy(&f->p);
-            STRESS_CHECK(seed, step, (unsigned)s == 31u - (unsigned)__builtin_clz(~view),
+            KNIT_TEST_CHECK(seed, step, (unsigned)s == 31u - (unsigned)__builtin_clz(~view),
                 "claimed %d, highest free in view %#x", s, view);
-            STRESS_CHECK(seed, step, (view & busy) == busy, "view %#x hides busy %#x", view, busy);
+            KNIT_TEST_CHECK(
+                seed, step, (view & busy) == busy, "view %#x hides busy %#x", view, busy);
             put_seq(slab, (unsigned)s, next_seq);
             knit__qprod_publish(&f->p, (unsigned)s);
             uint32_t flipped = h0 ^ load_h(f);
-            STRESS_CHECK(seed, step, flipped == 1u << s, "publish of %d flipped %#x", s, flipped);
+            KNIT_TEST_CHECK(
+                seed, step, flipped == 1u << s, "publish of %d flipped %#x", s, flipped);
             in_flight[s] = next_seq++;
             n_in_flight++;
         } else if (r < 90) {
@@ -493,7 +482,7 @@ static void test_random_toggle_protocol_stress(void **state)
             for (unsigned i = 0; i < 32; i++)
                 if (in_flight[i])
                     model_pending |= 1u << i;
-            STRESS_CHECK(seed, step, pending == model_pending, "pending %#x, model %#x", pending,
+            KNIT_TEST_CHECK(seed, step, pending == model_pending, "pending %#x, model %#x", pending,
                 model_pending);
             unsigned k = 1 + (unsigned)knit_test_below(&rng, phase == 0 ? 3 : 32);
             bool batch = knit_test_rand(&rng) & 1;
@@ -503,14 +492,15 @@ static void test_random_toggle_protocol_stress(void **state)
                 uint32_t below
                     = model_last_take >= 32 ? 0 : pending & ((1u << model_last_take) - 1u);
                 unsigned want = 31u - (unsigned)__builtin_clz(below ? below : pending);
-                STRESS_CHECK(
+                KNIT_TEST_CHECK(
                     seed, step, i == want, "took %u, want %u (pending %#x)", i, want, pending);
                 model_last_take = i;
                 pending &= ~(1u << i);
                 uint64_t seq = get_seq(slab, i);
-                STRESS_CHECK(seed, step, seq == in_flight[i],
+                KNIT_TEST_CHECK(seed, step, seq == in_flight[i],
                     "slot %u holds %" PRIu64 ", published %" PRIu64, i, seq, in_flight[i]);
-                STRESS_CHECK(seed, step, !seen[seq], "sequence %" PRIu64 " delivered twice", seq);
+                KNIT_TEST_CHECK(
+                    seed, step, !seen[seq], "sequence %" PRIu64 " delivered twice", seq);
                 seen[seq] = 1;
                 delivered++;
                 in_flight[i] = 0;
@@ -534,15 +524,15 @@ static void test_random_toggle_protocol_stress(void **state)
             reinits++;
         }
         uint32_t st = load_h(f) ^ load_w(f);
-        STRESS_CHECK(
-            seed, step, popcount32(st) == n_in_flight, "H^W %#x, %u in flight", st, n_in_flight);
+        KNIT_TEST_CHECK(seed, step, knit_test_popcount32(st) == n_in_flight,
+            "H^W %#x, %u in flight", st, n_in_flight);
     }
     /* drain the rest */
     unsigned got[32];
     int n = take_all(&f->q, got);
     for (int k = 0; k < n; k++) {
         uint64_t seq = get_seq(slab, got[k]);
-        STRESS_CHECK(seed, steps, seq == in_flight[got[k]] && !seen[seq],
+        KNIT_TEST_CHECK(seed, steps, seq == in_flight[got[k]] && !seen[seq],
             "final drain: slot %u holds %" PRIu64, got[k], seq);
         seen[seq] = 1;
         delivered++;
@@ -688,46 +678,16 @@ static void test_two_threads_nothing_lost_or_duplicated(void **state)
 
 /* --- through the endpoints: values in publication order, batch acknowledgement ----------- */
 
-typedef struct capture {
-    int n;
-    knit__msg_t msgs[32];
-} capture_t;
-
-static int capture_cb(void *ctx, knit__msg_t *msg)
+static knit_test_lane_t *epfx_open(void)
 {
-    capture_t *c = ctx;
-    if (c->n >= 32)
-        return -1;
-    c->msgs[c->n++] = *msg;
-    return 0;
-}
-
-typedef struct epfx {
-    knit__shm_lane_t lane;
-    knit__endpoint_t host, worker;
-} epfx_t;
-
-static epfx_t *epfx_open(void)
-{
-    epfx_t *e = calloc(1, sizeof *e);
-    assert_non_null(e);
     knit__lane_cfg_t cfg = {.payload_max_bytes = 1 << 20};
-    assert_int_equal(knit__shm_lane_create(&e->lane, &cfg), 0);
-    knit__endpoint_init(&e->host, &e->lane, KNIT__SIDE_HOST);
-    knit__endpoint_init(&e->worker, &e->lane, KNIT__SIDE_WORKER);
-    return e;
-}
-
-static void epfx_close(epfx_t *e)
-{
-    knit__shm_lane_close(&e->lane);
-    free(e);
+    return knit_test_lane_open(&cfg);
 }
 
 static void test_inline_values_round_trip_in_publication_order(void **state)
 {
     (void)state;
-    epfx_t *e = epfx_open();
+    knit_test_lane_t *e = epfx_open();
     static const uint8_t two_pow_70[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0x40};
     knit_value_t vals[] = {
         knit_v_f64(1.5),
@@ -750,8 +710,8 @@ static void test_inline_values_round_trip_in_publication_order(void **state)
         knit_value_t v = vals[k];
         assert_int_equal(knit__ep_send(&e->host, (uint32_t)k, 100 + (uint32_t)k, 0, &v), 0);
     }
-    capture_t cap = {0};
-    assert_int_equal(knit__ep_drain(&e->worker, capture_cb, &cap, 0, 0), n);
+    knit_test_capture_t cap = {0};
+    assert_int_equal(knit__ep_drain(&e->worker, knit_test_capture_cb, &cap, 0, 0), n);
     for (int k = 0; k < n; k++) {
         knit__msg_t *m = &cap.msgs[k];
         assert_int_equal(m->status, 0);
@@ -764,14 +724,14 @@ static void test_inline_values_round_trip_in_publication_order(void **state)
     knit__ctrl_t *c = knit__shm_ctrl(&e->lane);
     assert_int_equal(atomic_load(&c->req.q_worker.word), atomic_load(&c->req.q_host.word));
     cap.n = 0;
-    assert_int_equal(knit__ep_drain(&e->worker, capture_cb, &cap, 0, 0), 0);
-    epfx_close(e);
+    assert_int_equal(knit__ep_drain(&e->worker, knit_test_capture_cb, &cap, 0, 0), 0);
+    knit_test_lane_close(e);
 }
 
 static void test_string_round_trips_through_one_lock(void **state)
 {
     (void)state;
-    epfx_t *e = epfx_open();
+    knit_test_lane_t *e = epfx_open();
     char big[3000];
     for (size_t i = 0; i < sizeof big; i++)
         big[i] = (char)('a' + i % 26);
@@ -781,8 +741,8 @@ static void test_string_round_trips_through_one_lock(void **state)
         assert_int_equal(knit__ep_send(&e->host, 0, (uint32_t)k, 0, &v), 0);
     }
     assert_int_equal(knit__arena_live(&e->host.tx_arena), 1); /* the long one took a region */
-    capture_t cap = {0};
-    assert_int_equal(knit__ep_drain(&e->worker, capture_cb, &cap, 0, 0), 2);
+    knit_test_capture_t cap = {0};
+    assert_int_equal(knit__ep_drain(&e->worker, knit_test_capture_cb, &cap, 0, 0), 2);
     for (int k = 0; k < 2; k++) {
         assert_int_equal(cap.msgs[k].status, 0);
         assert_int_equal(cap.msgs[k].value.kind, KNIT_KIND_STRING);
@@ -790,13 +750,13 @@ static void test_string_round_trips_through_one_lock(void **state)
         knit_value_free(&cap.msgs[k].value);
     }
     assert_int_equal(knit__arena_live(&e->host.tx_arena), 0); /* freed by the reader */
-    epfx_close(e);
+    knit_test_lane_close(e);
 }
 
 static void test_unknown_tag_slot_is_acked_with_its_batch(void **state)
 {
     (void)state;
-    epfx_t *e = epfx_open();
+    knit_test_lane_t *e = epfx_open();
     knit_value_t v = knit_v_f64(2.5);
     assert_int_equal(knit__ep_send(&e->host, 0, 1, 0, &v), 0);
     /* a frame with an unknown tag that names a live region */
@@ -814,8 +774,8 @@ static void test_unknown_tag_slot_is_acked_with_its_batch(void **state)
     v = knit_v_bool(true);
     assert_int_equal(knit__ep_send(&e->host, 0, 3, 0, &v), 0);
 
-    capture_t cap = {0};
-    assert_int_equal(knit__ep_drain(&e->worker, capture_cb, &cap, 0, 0), 3);
+    knit_test_capture_t cap = {0};
+    assert_int_equal(knit__ep_drain(&e->worker, knit_test_capture_cb, &cap, 0, 0), 3);
     assert_int_equal(cap.msgs[0].id, 1);
     assert_int_equal(cap.msgs[0].status, 0);
     assert_int_equal(cap.msgs[1].id, 2);
@@ -829,8 +789,8 @@ static void test_unknown_tag_slot_is_acked_with_its_batch(void **state)
     assert_int_equal(atomic_load(&c->req.q_worker.word), atomic_load(&c->req.q_host.word));
     assert_int_equal(knit__arena_live(&e->host.tx_arena), 1); /* its region was not freed */
     cap.n = 0;
-    assert_int_equal(knit__ep_drain(&e->worker, capture_cb, &cap, 0, 0), 0);
-    epfx_close(e);
+    assert_int_equal(knit__ep_drain(&e->worker, knit_test_capture_cb, &cap, 0, 0), 0);
+    knit_test_lane_close(e);
 }
 
 int main(void)

@@ -206,11 +206,7 @@ static void test_validate_cause_depth_limit(void **state)
     (void)state;
     knit_error_value_t chain[34];
     knit_value_t vals[34];
-    for (int i = 33; i >= 0; i--) {
-        chain[i] = (knit_error_value_t) {
-            .name = "E", .message = "m", .cause = i < 33 ? &vals[i + 1] : NULL};
-        vals[i] = knit_v_error(&chain[i]);
-    }
+    knit_test_error_chain(chain, vals, 34);
     assert_int_equal(knit_value_validate(&vals[1]), 0);            /* 33 errors */
     assert_int_equal(knit_value_validate(&vals[0]), KNIT_E_INVAL); /* 34 errors */
 }
@@ -435,28 +431,13 @@ static void test_shared_buffer_refcount(void **state)
     assert_int_equal(knit_shared_buf_new(1, NULL), KNIT_E_INVAL);
 }
 
-typedef struct release_log {
-    int calls;
-    void *data;
-    void *ctx;
-} release_log_t;
-
-static void log_release(void *data, void *ctx)
-{
-    release_log_t *log = ctx;
-    log->calls++;
-    log->data = data;
-    log->ctx = ctx;
-    free(data);
-}
-
 static void test_moved_buffer_release(void **state)
 {
     (void)state;
-    release_log_t log = {0};
+    knit_test_release_log_t log = {0};
     void *data = malloc(64);
     knit_moved_buf_t *m = NULL;
-    assert_int_equal(knit_moved_new(data, 64, log_release, &log, &m), 0);
+    assert_int_equal(knit_moved_new(data, 64, knit_test_log_release, &log, &m), 0);
     assert_ptr_equal(m->data, data);
     assert_int_equal(m->len, 64);
     knit_value_t v = knit_v_moved(m);
