@@ -664,59 +664,57 @@ static void test_back_pressure_keeps_submission_order(void **state)
 
 /* --- balancers ----------------------------------------------------------------------------- */
 
-static void test_round_robin_distribution(void **state)
+/* n calls of which_worker over 3 workers with balancer `b`: per-worker counts, calls that did
+ * not land on worker i % 3 (round-robin order), and answers outside [0, 3). */
+typedef struct spread {
+    int counts[3];
+    int not_cyclic;
+    int out_of_range;
+} spread_t;
+
+static spread_t spread(void **state, knit_balancer_t b, int n)
 {
-    knit_pool_opts_t o = {.threads = 3, .balancer = KNIT_BALANCER_ROUND_ROBIN};
+    knit_pool_opts_t o = {.threads = 3, .balancer = b};
     knit_pool_t *p = make(state, &o);
     int t = task(p, "which_worker");
-    enum { N = 300 };
-    knit_future_t *fs[N];
-    for (int i = 0; i < N; i++)
+    knit_future_t **fs = calloc((size_t)n, sizeof *fs);
+    assert_non_null(fs);
+    for (int i = 0; i < n; i++)
         fs[i] = call(p, t, knit_v_null());
-    int counts[3] = {0}, wrong = 0;
-    for (int i = 0; i < N; i++) {
+    spread_t r = {{0}, 0, 0};
+    for (int i = 0; i < n; i++) {
         int64_t w = wait_i64(fs[i]);
-        if (w != i % 3)
-            wrong++;
+        r.not_cyclic += w != i % 3;
         if (w >= 0 && w < 3)
-            counts[w]++;
+            r.counts[w]++;
+        else
+            r.out_of_range++;
         knit_future_release(fs[i]);
     }
-    print_message(
-        "%s: roundRobin %d/%d/%d\n", runtime_name(state), counts[0], counts[1], counts[2]);
-    assert_int_equal(wrong, 0);
-    assert_int_equal(counts[0], N / 3);
-    assert_int_equal(counts[1], N / 3);
-    assert_int_equal(counts[2], N / 3);
+    print_message("%s: %s %d/%d/%d\n", runtime_name(state), knit_balancer_name(b), r.counts[0],
+        r.counts[1], r.counts[2]);
+    free(fs);
     knit_pool_destroy(p);
+    return r;
+}
+
+static void test_round_robin_distribution(void **state)
+{
+    spread_t r = spread(state, KNIT_BALANCER_ROUND_ROBIN, 300);
+    assert_int_equal(r.not_cyclic, 0);
+    assert_int_equal(r.counts[0], 100);
+    assert_int_equal(r.counts[1], 100);
+    assert_int_equal(r.counts[2], 100);
 }
 
 static void test_random_lane_uses_every_worker(void **state)
 {
-    knit_pool_opts_t o = {.threads = 3, .balancer = KNIT_BALANCER_RANDOM_LANE};
-    knit_pool_t *p = make(state, &o);
-    int t = task(p, "which_worker");
-    enum { N = 600 };
-    knit_future_t *fs[N];
-    for (int i = 0; i < N; i++)
-        fs[i] = call(p, t, knit_v_null());
-    int counts[3] = {0}, out_of_range = 0;
-    for (int i = 0; i < N; i++) {
-        int64_t w = wait_i64(fs[i]);
-        if (w >= 0 && w < 3)
-            counts[w]++;
-        else
-            out_of_range++;
-        knit_future_release(fs[i]);
-    }
-    print_message(
-        "%s: randomLane %d/%d/%d\n", runtime_name(state), counts[0], counts[1], counts[2]);
-    assert_int_equal(out_of_range, 0);
+    spread_t r = spread(state, KNIT_BALANCER_RANDOM_LANE, 600);
+    assert_int_equal(r.out_of_range, 0);
     /* each worker is missed by all 600 calls with probability (2/3)^600 */
-    assert_true(counts[0] > 0);
-    assert_true(counts[1] > 0);
-    assert_true(counts[2] > 0);
-    knit_pool_destroy(p);
+    assert_true(r.counts[0] > 0);
+    assert_true(r.counts[1] > 0);
+    assert_true(r.counts[2] > 0);
 }
 
 /* --- rejection and chains ------------------------------------------------------------------ */
