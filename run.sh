@@ -24,9 +24,10 @@ Commands:
   test [--fast]          set up, build and run every test through ctest: the Release build,
                          then the AddressSanitizer+UBSan and ThreadSanitizer builds
                          (--fast: Release build only). Exits non-zero on any failure.
-  micro [--json] [ARGS]  Google Benchmark micro-benchmarks of the codec, slots and arenas
-                         (--json: Google Benchmark's JSON on stdout; other ARGS go to
-                         Google Benchmark, e.g. --benchmark_filter=encode)
+  micro [--json] [ARGS]  Google Benchmark micro-benchmarks of the codec, slots, arenas and
+                         pool (round trips with p50/p99, bursts, start-up); --json: Google
+                         Benchmark's JSON on stdout; other ARGS go to Google Benchmark,
+                         e.g. --benchmark_filter=pool/roundtrip --benchmark_min_time=1
   compare BASE.json NEW.json [--threshold PCT] [--alpha A]
                          regression gate: exit 0 no regression, 1 regression, 2 bad input
                                                                                      [not yet]
