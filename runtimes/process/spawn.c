@@ -32,7 +32,9 @@
 extern char **environ;
 
 struct knit__runner {
-    int unused; /* a process lane's runner state lives in the lane (pid, pidfd) */
+    /* Marks a lane whose child is running. The child's pid, pidfd and exit status live in
+     * the lane itself, where the monitor thread finds them. */
+    int marker;
 };
 
 int knit__process_named_memory(knit_pool_t *p, knit__lane_t *lane)
