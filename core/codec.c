@@ -113,6 +113,34 @@ bool knit__tag_is_dynamic(uint32_t tag)
     return tag_table[tag].kind == KNIT_KIND_ENVELOPE;
 }
 
+uint32_t knit__frame_static_bytes(const uint32_t *hdr)
+{
+    uint32_t tag = hdr[KNIT__W_TAG];
+    if (tag >= KNIT__T_MAX_ || tag_table[tag].place == P_INLINE || tag_table[tag].place == P_NONE)
+        return 0;
+    if (tag_table[tag].kind == KNIT_KIND_ENVELOPE) {
+        bool ext = tag >= KNIT__T_ENV_STATIC_JSON_EXT;
+        bool dyn_header
+            = (tag - (ext ? KNIT__T_ENV_STATIC_JSON_EXT : KNIT__T_ENV_STATIC_JSON)) & 1u;
+        return dyn_header ? 0 : hdr[KNIT__W_LEN];
+    }
+    if (tag_table[tag].place == P_DYNAMIC)
+        return 0;
+    return hdr[KNIT__W_LEN] < KNIT__STATIC_BYTES ? hdr[KNIT__W_LEN] : KNIT__STATIC_BYTES;
+}
+
+uint64_t knit__frame_region_bytes(const uint32_t *hdr)
+{
+    uint32_t tag = hdr[KNIT__W_TAG];
+    if (!knit__tag_is_dynamic(tag))
+        return 0;
+    if (tag_table[tag].kind != KNIT_KIND_ENVELOPE)
+        return hdr[KNIT__W_LEN];
+    bool ext = tag >= KNIT__T_ENV_STATIC_JSON_EXT;
+    bool dyn_header = (tag - (ext ? KNIT__T_ENV_STATIC_JSON_EXT : KNIT__T_ENV_STATIC_JSON)) & 1u;
+    return (dyn_header ? (uint64_t)hdr[KNIT__W_LEN] : 0) + hdr[KNIT__W_END];
+}
+
 const char *knit__tag_name(uint32_t tag)
 {
     return tag < KNIT__T_MAX_ && tag_table[tag].name ? tag_table[tag].name : "unknown";

@@ -108,6 +108,13 @@ int knit__decode(const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *
 /* True when the tag's payload lives in an arena region (header word 6 holds its index). */
 bool knit__tag_is_dynamic(uint32_t tag);
 
+/* Bytes of the static area the frame uses (what a message transport must carry). */
+uint32_t knit__frame_static_bytes(const uint32_t *hdr);
+
+/* Bytes of the frame's payload that live in its arena region (0 for inline and static
+ * payloads): what a message transport must carry after the static area. */
+uint64_t knit__frame_region_bytes(const uint32_t *hdr);
+
 /* Text name of a tag (for errors and debugging). */
 const char *knit__tag_name(uint32_t tag);
 
