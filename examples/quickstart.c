@@ -46,7 +46,7 @@ int main(void)
 
     if (knit_future_wait(four, -1) == 0 && knit_future_wait(message, -1) == 0)
         printf("square(2) = %g, greet = %s\n", knit_future_value(four)->u.f64,
-               (const char *)knit_future_value(message)->u.ptr);
+            (const char *)knit_future_value(message)->u.ptr);
     knit_future_release(four);
     knit_future_release(message);
 
