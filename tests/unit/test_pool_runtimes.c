@@ -72,6 +72,16 @@ static int reject(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result)
 }
 
 /* int64 + 1 (counted per worker); anything else rejects. */
+/* A task that reports a worker-local counter (each process worker has its own). */
+#define REPORT_TASK(fn, counter)                                                                   \
+    static int fn(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result)                   \
+    {                                                                                              \
+        (void)ctx;                                                                                 \
+        (void)arg;                                                                                 \
+        *result = knit_v_int64((int64_t)(counter));                                                \
+        return 0;                                                                                  \
+    }
+
 static int add_one(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result)
 {
     (void)ctx;
@@ -84,13 +94,8 @@ static int add_one(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result
     return 0;
 }
 
-static int add_one_runs_task(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result)
-{
-    (void)ctx;
-    (void)arg;
-    *result = knit_v_int64(add_one_runs);
-    return 0;
-}
+/* How many calls of add_one this worker ran. */
+REPORT_TASK(add_one_runs_task, add_one_runs)
 
 /* How many calls of this task the worker ran before this one. */
 static int sequence(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result)
@@ -156,13 +161,8 @@ static int until_aborted(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *
     return 0;
 }
 
-static int aborts_seen_task(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result)
-{
-    (void)ctx;
-    (void)arg;
-    *result = knit_v_int64(aborts_seen);
-    return 0;
-}
+/* How many aborts this worker's until_aborted calls saw. */
+REPORT_TASK(aborts_seen_task, aborts_seen)
 
 /* Abort-aware, returns at once; rejects if its abort bit was set before it started. */
 static int aware_echo(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result)

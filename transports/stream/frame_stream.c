@@ -21,6 +21,16 @@ static uint64_t align64(uint64_t n)
     return (n + 63u) & ~(uint64_t)63u;
 }
 
+static int set_nonblock(int fd);
+
+/* The fields both directions share; makes the descriptor non-blocking. */
+static int init_end(
+    knit__fs_end_t *e, int fd, bool is_socket, uint32_t record_max, const knit__codec_cfg_t *codec)
+{
+    *e = (knit__fs_end_t) {fd, is_socket, record_max, *codec};
+    return set_nonblock(fd);
+}
+
 static int set_nonblock(int fd)
 {
     int fl = fcntl(fd, F_GETFL);
@@ -33,10 +43,9 @@ int knit__fs_writer_init(knit__fs_writer_t *w, int fd, bool is_socket, uint32_t 
     const knit__codec_cfg_t *codec)
 {
     memset(w, 0, sizeof *w);
-    w->fd = fd;
-    w->is_socket = is_socket;
-    w->record_max = record_max;
-    w->codec = *codec;
+    int rc = init_end(&w->end, fd, is_socket, record_max, codec);
+    if (rc < 0)
+        return rc;
     w->region = -1;
     uint64_t bytes
         = KNIT__ARENA_RESERVED + align64(codec->max_payload_bytes ? codec->max_payload_bytes : 1);
@@ -44,7 +53,7 @@ int knit__fs_writer_init(knit__fs_writer_t *w, int fd, bool is_socket, uint32_t 
     if (!w->arena_mem)
         return knit__err(KNIT_E_NOMEM, "frame arena of %llu bytes", (unsigned long long)bytes);
     knit__arena_init(&w->arena, w->arena_mem, bytes, bytes, &w->alloc_bits, &w->free_bits);
-    return set_nonblock(fd);
+    return 0;
 }
 
 void knit__fs_writer_fini(knit__fs_writer_t *w)
@@ -58,7 +67,7 @@ static ssize_t write_some(knit__fs_writer_t *w)
 {
     struct iovec iov[3];
     int n = 0;
-    uint64_t skip = w->done, limit = w->record_max ? w->record_max : UINT64_MAX;
+    uint64_t skip = w->done, limit = w->end.record_max ? w->end.record_max : UINT64_MAX;
     for (int i = 0; i < w->iovcnt && limit; i++) {
         if (skip >= w->iov[i].iov_len) {
             skip -= w->iov[i].iov_len;
@@ -72,9 +81,9 @@ static ssize_t write_some(knit__fs_writer_t *w)
         limit -= len;
         skip = 0;
     }
-    if (w->is_socket) {
+    if (w->end.is_socket) {
         struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        return sendmsg(w->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        return sendmsg(w->end.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     }
     /* a pipe whose reader is gone raises SIGPIPE: hold it, and take back only our own */
     sigset_t pipe_set, old, pending;
@@ -83,7 +92,7 @@ static ssize_t write_some(knit__fs_writer_t *w)
     pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
     sigpending(&pending);
     bool was_pending = sigismember(&pending, SIGPIPE);
-    ssize_t r = writev(w->fd, iov, n);
+    ssize_t r = writev(w->end.fd, iov, n);
     int err = errno;
     if (r < 0 && err == EPIPE && !was_pending) {
         struct timespec zero = {0, 0};
@@ -127,7 +136,7 @@ int knit__fs_send(knit__fs_writer_t *w, uint32_t w0, uint32_t id, uint32_t stamp
     hdr[KNIT__W_ID] = id;
     hdr[KNIT__W_SCRATCH] = seq;
     knit__hdr_set_stamp(hdr, stamp_ms);
-    int rc = knit__encode(v, hdr, w->stat, &w->arena, &w->codec);
+    int rc = knit__encode(v, hdr, w->stat, &w->arena, &w->end.codec);
     if (rc < 0)
         return rc;
     uint32_t slen = knit__frame_static_bytes(hdr);
@@ -156,16 +165,15 @@ int knit__fs_reader_init(knit__fs_reader_t *r, int fd, bool is_socket, uint32_t 
     const knit__codec_cfg_t *codec)
 {
     memset(r, 0, sizeof *r);
-    r->fd = fd;
-    r->is_socket = is_socket;
-    r->record_max = record_max;
-    r->codec = *codec;
+    int rc = init_end(&r->end, fd, is_socket, record_max, codec);
+    if (rc < 0)
+        return rc;
     r->max_frame = PREFIX_BYTES - 4u + KNIT__STATIC_BYTES + codec->max_payload_bytes;
     r->cap = 64 * 1024 > record_max ? 64 * 1024 : record_max;
     r->buf = malloc(HEADROOM + r->cap);
     if (!r->buf)
         return knit__err(KNIT_E_NOMEM, "frame reader buffer");
-    return set_nonblock(fd);
+    return 0;
 }
 
 void knit__fs_reader_fini(knit__fs_reader_t *r)
@@ -214,7 +222,7 @@ static int take_frame(knit__fs_reader_t *r, uint32_t frame_bytes, knit__msg_t *m
     m->id = hdr[KNIT__W_ID];
     m->stamp = knit__hdr_stamp(hdr);
     m->seq = hdr[KNIT__W_SCRATCH];
-    m->status = knit__decode(hdr, stat, &view, &r->codec, &m->value);
+    m->status = knit__decode(hdr, stat, &view, &r->end.codec, &m->value);
     return m->status == KNIT_E_CORRUPT ? KNIT_E_CORRUPT : 0;
 }
 
@@ -235,25 +243,25 @@ int knit__fs_recv(knit__fs_reader_t *r, knit__msg_t *m)
                 r->have -= whole;
                 return rc;
             }
-            int rc = grow(r, whole + r->record_max);
+            int rc = grow(r, whole + r->end.record_max);
             if (rc < 0)
                 return rc;
         }
-        if (r->record_max && r->cap - r->have < r->record_max) {
-            int rc = grow(r, r->have + r->record_max);
+        if (r->end.record_max && r->cap - r->have < r->end.record_max) {
+            int rc = grow(r, r->have + r->end.record_max);
             if (rc < 0)
                 return rc;
         }
         ssize_t n;
-        if (r->is_socket) {
+        if (r->end.is_socket) {
             struct iovec iov = {r->buf + HEADROOM + r->have, r->cap - r->have};
             struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-            n = recvmsg(r->fd, &msg, MSG_DONTWAIT);
+            n = recvmsg(r->end.fd, &msg, MSG_DONTWAIT);
             if (n > 0 && (msg.msg_flags & MSG_TRUNC))
                 return knit__err(
-                    KNIT_E_CORRUPT, "a record was longer than %u bytes", r->record_max);
+                    KNIT_E_CORRUPT, "a record was longer than %u bytes", r->end.record_max);
         } else {
-            n = read(r->fd, r->buf + HEADROOM + r->have, r->cap - r->have);
+            n = read(r->end.fd, r->buf + HEADROOM + r->have, r->cap - r->have);
         }
         if (n > 0) {
             r->have += (uint64_t)n;

@@ -33,11 +33,16 @@
 
 #define KNIT__FS_PREFIX_WORDS 10u /* frame_bytes, header[8], static_bytes */
 
-typedef struct knit__fs_writer {
+/* What both directions know about their descriptor. */
+typedef struct knit__fs_end {
     int fd;
-    bool is_socket; /* sendmsg with MSG_NOSIGNAL; otherwise writev with SIGPIPE held */
+    bool is_socket; /* sendmsg/recvmsg (MSG_NOSIGNAL); otherwise writev with SIGPIPE held */
     uint32_t record_max;
     knit__codec_cfg_t codec;
+} knit__fs_end_t;
+
+typedef struct knit__fs_writer {
+    knit__fs_end_t end;
     knit__arena_t arena; /* private: holds the region of the frame being written */
     uint8_t *arena_mem;
     _Atomic uint32_t alloc_bits, free_bits;
@@ -51,10 +56,7 @@ typedef struct knit__fs_writer {
 } knit__fs_writer_t;
 
 typedef struct knit__fs_reader {
-    int fd;
-    bool is_socket;
-    uint32_t record_max;
-    knit__codec_cfg_t codec;
+    knit__fs_end_t end;
     uint64_t max_frame; /* the largest frame a sender with this codec config can produce */
     uint8_t *buf;       /* 64 bytes of headroom, then the frame being read */
     uint64_t cap, have;
