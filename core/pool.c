@@ -4,9 +4,11 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -63,29 +65,6 @@ bool knit__fifo_remove(knit__fifo_t *q, knit_future_t *f)
     return false;
 }
 
-void knit__doorbell_ring(const knit__doorbell_t *d)
-{
-    /* seq_cst fence: orders our publication of results (release store of H) before the read of
-     * `parked`; pairs with the host's fence between setting `parked` and re-checking. */
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(d->parked, memory_order_relaxed)) {
-        atomic_fetch_add_explicit(d->seq, 1, memory_order_relaxed);
-        knit__futex_wake(d->seq, 1);
-    }
-}
-
-/* Wake a parked worker if the lane's one is parked (after the caller's publication). */
-static bool wake_if_parked(knit__lane_t *lane)
-{
-    knit__ctrl_t *c = lane->ep.ctrl;
-    if (atomic_load_explicit(&c->sig.rx_status.word, memory_order_relaxed) == 0) {
-        atomic_fetch_add_explicit(&c->sig.op.word, 1, memory_order_relaxed);
-        knit__futex_wake(&c->sig.op.word, 1);
-        return true;
-    }
-    return false;
-}
-
 /* Stealing: any worker may take the work, so wake the first parked one, scanning round-robin
  * (knitting's wakeOne, minus waking a worker that is already awake). */
 static void steal_wake(knit_pool_t *p)
@@ -95,7 +74,7 @@ static void steal_wake(knit_pool_t *p)
     atomic_thread_fence(memory_order_seq_cst);
     for (uint32_t k = 0; k < p->nworkers; k++) {
         uint32_t i = (p->wake_cursor + k) % p->nworkers;
-        if (wake_if_parked(&p->lanes[i])) {
+        if (knit__ctrl_wake_worker(p->lanes[i].link.ep.ctrl)) {
             p->wake_cursor = (i + 1) % p->nworkers;
             return;
         }
@@ -104,11 +83,7 @@ static void steal_wake(knit_pool_t *p)
 
 void knit__lane_wake(knit__lane_t *lane)
 {
-    /* seq_cst fence: orders the release store of H that published the call (or of W that freed
-     * return slots) before the read of rxStatus; pairs with the worker's fence between
-     * rxStatus = 0 and its re-check. */
-    atomic_thread_fence(memory_order_seq_cst);
-    wake_if_parked(lane);
+    lane->link.ops->wake_peer(&lane->link);
 }
 
 static int discard_frame(void *ctx, knit__msg_t *m)
@@ -341,14 +316,18 @@ static int publish(knit_pool_t *p, knit__lane_t *lane, knit_future_t *f)
     if (lane->is_submit) {
         int slot = knit__steal_prod_claim(&lane->steal);
         rc = slot < 0 ? slot
-                      : knit__slot_fill(&lane->ep.tx_slab[slot], &lane->ep.tx_arena,
-                          &lane->ep.codec, w0, id, stamp, lane->ep.tx_seq, &f->arg);
+                      : knit__slot_fill(&lane->link.ep.tx_slab[slot], &lane->link.ep.tx_arena,
+                          &lane->link.ep.codec, w0, id, stamp, lane->link.ep.tx_seq, &f->arg);
         if (rc == 0) {
-            lane->ep.tx_seq++;
+            lane->link.ep.tx_seq++;
             knit__steal_prod_publish(&lane->steal, (unsigned)slot);
         }
     } else {
-        rc = knit__ep_send(&lane->ep, w0, id, stamp, &f->arg);
+        rc = knit__link_send(&lane->link, w0, id, stamp, &f->arg);
+        if (rc == KNIT_E_WORKER_DIED)
+            rc = KNIT_E_FULL; /* the worker's end is gone: the call waits in the backlog; the
+                                 drain reads end-of-stream and handles the lane (a replacement
+                                 worker takes the backlog, or it is rejected) */
     }
     if (rc < 0) {
         reg_free(p, id);
@@ -519,10 +498,19 @@ static int on_result(void *ctx, knit__msg_t *m)
     return 0;
 }
 
+static void link_broke(knit_pool_t *p, knit__lane_t *lane, int rc);
+static void check_lanes(knit_pool_t *p);
+
 static int drain_lane(knit_pool_t *p, knit__lane_t *lane)
 {
+    if (lane->link_down)
+        return 0; /* the lane's failure is being handled, or was */
     drain_ctx_t d = {p, lane};
-    int n = knit__ep_drain(&lane->ep, on_result, &d, KNIT__RESULT_ACKS, 0);
+    int n = knit__link_drain(&lane->link, on_result, &d);
+    if (n < 0) {
+        link_broke(p, lane, n);
+        return 1;
+    }
     if (lane->backlog.len)
         flush_backlog(p, lane); /* wakes the worker when it publishes */
     else if (n > 0)
@@ -584,7 +572,7 @@ static bool expects_results(const knit_pool_t *p, const knit__lane_t *lane)
 static bool results_waiting(knit_pool_t *p)
 {
     for (uint32_t i = 0; i < p->nworkers; i++)
-        if (expects_results(p, &p->lanes[i]) && knit__qcons_pending(&p->lanes[i].ep.rx))
+        if (expects_results(p, &p->lanes[i]) && knit__link_ready(&p->lanes[i].link))
             return true;
     return false;
 }
@@ -680,6 +668,31 @@ static void worker_died(knit_pool_t *p, knit__lane_t *lane)
             knit__abort_signal(&lane->aborts, (uint32_t)f->abort_id);
     if (lane->backlog.len)
         flush_backlog(p, lane);
+}
+
+/* A message transport's stream broke: the worker closed its end, or sent a malformed frame
+ * (KNIT_E_CORRUPT: nothing after it can be trusted). A process worker that closed its end has
+ * exited or is exiting: the monitor reports it and worker_died() handles it (respawn). */
+static void link_broke(knit_pool_t *p, knit__lane_t *lane, int rc)
+{
+    char why[200];
+    snprintf(why, sizeof why, "%s", knit_errmsg());
+    lane->link_down = rc;
+    if (lane->failed)
+        return;
+    bool process = p->opts.runtime == KNIT_RUNTIME_PROCESS;
+    if (process && rc == KNIT_E_WORKER_DIED)
+        return;
+    if (!process) {
+        check_lanes(p); /* a worker whose start-up failed closes its end after reporting */
+        if (lane->failed)
+            return;
+    }
+    snprintf(lane->fail_msg, sizeof lane->fail_msg, "worker %u: its %s stream broke: %s",
+        lane->index, knit_transport_name(p->opts.transport), why);
+    if (process)
+        knit__process_kill(lane); /* it may still run: the lane is done with it */
+    worker_failed(p, lane, rc == KNIT_E_WORKER_DIED ? rc : KNIT_E_CORRUPT);
 }
 
 /* Start-up reports and deaths of the workers. */
@@ -799,6 +812,35 @@ static void park_host(knit_pool_t *p, uint64_t wake_at)
         atomic_store_explicit(p->lanes[i].bell.parked, 0, memory_order_relaxed);
 }
 
+/* Message transports: sleep in poll() until a worker's frame (or end of stream) arrives, a
+ * partly written frame can go on, the monitor reports a death, or `wake_at`. */
+static void park_host_fds(knit_pool_t *p, uint64_t wake_at)
+{
+    struct pollfd *fds = p->pfds;
+    unsigned n = 0;
+    for (uint32_t i = 0; i < p->nworkers; i++) {
+        knit__lane_t *lane = &p->lanes[i];
+        if (!lane->failed && !lane->link_down && knit__link_open_p(&lane->link))
+            n += lane->link.ops->wait_fds(&lane->link, &fds[n]);
+    }
+    unsigned efd = n;
+    if (p->wake_fd >= 0)
+        fds[n++] = (struct pollfd) {.fd = p->wake_fd, .events = POLLIN};
+    if (n == 0 && wake_at == UINT64_MAX)
+        return;
+    struct timespec ts, *tp = NULL;
+    if (wake_at != UINT64_MAX) {
+        uint64_t now = knit__now_ns(), left = wake_at > now ? wake_at - now : 0;
+        ts = (struct timespec) {(time_t)(left / 1000000000ull), (long)(left % 1000000000ull)};
+        tp = &ts;
+    }
+    if (ppoll(fds, n, tp, NULL) > 0 && p->wake_fd >= 0 && fds[efd].revents) {
+        uint64_t v;
+        if (read(p->wake_fd, &v, sizeof v) < 0) { /* EAGAIN: somebody else read it */
+        }
+    }
+}
+
 int knit_pool_progress(knit_pool_t *p, int64_t timeout_ns)
 {
     if (!p)
@@ -848,7 +890,10 @@ int knit_pool_progress(knit_pool_t *p, int64_t timeout_ns)
             wake_at = tn;
         if (p->inline_q.len || (tn && tn <= now))
             continue;
-        park_host(p, wake_at);
+        if (p->link_ops->uses_fds)
+            park_host_fds(p, wake_at);
+        else
+            park_host(p, wake_at);
     }
 }
 
@@ -921,13 +966,28 @@ static int choose_topology(knit_pool_t *p)
             ? KNIT_STEAL_ON
             : KNIT_STEAL_OFF;
     p->stealing = steal == KNIT_STEAL_ON && o->threads > 1 && !o->inliner.enabled
-        && o->runtime == KNIT_RUNTIME_THREAD;
+        && o->runtime == KNIT_RUNTIME_THREAD && o->transport == KNIT_TRANSPORT_KNIT;
     if (steal == KNIT_STEAL_ON && o->threads > KNIT__STEAL_MAX_CONSUMERS
         && o->steal == KNIT_STEAL_ON)
         return knit__err(KNIT_E_RANGE, "%u stealing workers need more than 32 lanes", o->threads);
     if (p->stealing)
         return knit__steal_region_lanes(o->threads, o->steal_region_lanes, &p->steal_lanes);
     return 0;
+}
+
+/* The host's side of a lane's data path; a message transport's worker descriptors wait in
+ * lane->worker_fds for the runtime to hand over. */
+static int open_link(knit_pool_t *p, knit__lane_t *lane)
+{
+    int host[2] = {-1, -1};
+    knit_transport_t t = lane->is_submit ? KNIT_TRANSPORT_KNIT : p->opts.transport;
+    lane->link_down = 0;
+    if (t != KNIT_TRANSPORT_KNIT) {
+        int rc = knit__link_fds(t, host, lane->worker_fds);
+        if (rc < 0)
+            return rc;
+    }
+    return knit__link_open(&lane->link, t, KNIT__SIDE_HOST, &lane->mem, host);
 }
 
 /* Create a lane's memory (memfd, or a named object for named process workers) and the host's
@@ -942,7 +1002,9 @@ static int lane_memory(knit_pool_t *p, knit__lane_t *lane)
                : knit__shm_lane_create(&lane->mem, &p->lane_cfg);
     if (rc < 0)
         return rc;
-    knit__endpoint_init(&lane->ep, &lane->mem, KNIT__SIDE_HOST);
+    rc = open_link(p, lane);
+    if (rc < 0)
+        return rc;
     /* relaxed: before the worker exists. A worker that is not in its loop (starting, or
      * failed to start) must not look parked, or stealing wake-ups would go to it. */
     atomic_store_explicit(&knit__shm_ctrl(&lane->mem)->sig.rx_status.word, 1, memory_order_relaxed);
@@ -961,6 +1023,8 @@ static int lane_memory(knit_pool_t *p, knit__lane_t *lane)
 static void lane_memory_close(knit_pool_t *p, knit__lane_t *lane)
 {
     lane->aborts.shared = NULL; /* the bitmap lives in this memory */
+    knit__link_close(&lane->link);
+    knit__link_fds_close(lane->worker_fds);
     if (!lane->mem.map)
         return;
     knit__shm_lane_close(&lane->mem);
@@ -994,6 +1058,8 @@ static int make_lanes(knit_pool_t *p)
         lane->is_inline = i == p->inline_lane;
         lane->is_submit = i == p->submit;
         lane->pidfd = -1;
+        lane->wake_fd = p->wake_fd;
+        lane->worker_fds[0] = lane->worker_fds[1] = -1;
         if (lane->is_inline)
             continue;
         int rc = lane_memory(p, lane);
@@ -1034,8 +1100,17 @@ int knit_pool_create(
         rc = knit__err(KNIT_E_INVAL,
             "process workers cannot call a host function pointer as bootstrap: pass "
             "it to knit_worker_process_main() or set bootstrap_import_path");
-    else if (o->transport != KNIT_TRANSPORT_KNIT)
-        rc = knit__err(KNIT_E_UNSUPPORTED, "only the knit transport is available in this build");
+    else if ((unsigned)o->transport > KNIT_TRANSPORT_TCP)
+        rc = knit__err(KNIT_E_INVAL, "unknown transport %d", (int)o->transport);
+    else if (o->transport != KNIT_TRANSPORT_KNIT && o->steal == KNIT_STEAL_ON)
+        rc = knit__err(KNIT_E_UNSUPPORTED,
+            "work stealing needs the knit transport (the %s transport has no shared request "
+            "lock); disable stealing",
+            knit_transport_name(o->transport));
+    else if (o->transport != KNIT_TRANSPORT_KNIT && o->wait.spin_only)
+        rc = knit__err(KNIT_E_UNSUPPORTED,
+            "spin_only needs the knit transport: the %s transport blocks in poll()",
+            knit_transport_name(o->transport));
     else if (o->threads > 1024)
         rc = knit__err(KNIT_E_RANGE, "threads must be at most 1024; got %u", o->threads);
     if (rc == 0)
@@ -1068,6 +1143,20 @@ int knit_pool_create(
         if (getrandom(&p->rng, sizeof p->rng, 0) != (ssize_t)sizeof p->rng)
             p->rng = (uint64_t)knit__now_ns();
         p->rng |= 1;
+    }
+    p->wake_fd = -1;
+    p->link_ops
+        = o->transport == KNIT_TRANSPORT_KNIT ? &knit__link_knit_ops : &knit__link_stream_ops;
+    if (rc == 0 && p->link_ops->uses_fds) {
+        p->spin_ns = 0; /* the message transports block in poll(), on both sides */
+        p->pfds = calloc(2u * p->nworkers + 1u, sizeof *p->pfds);
+        if (!p->pfds)
+            rc = knit__err(KNIT_E_NOMEM, "poll set for %u workers", p->nworkers);
+        if (rc == 0 && o->runtime == KNIT_RUNTIME_PROCESS) {
+            p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+            if (p->wake_fd < 0)
+                rc = knit__err(KNIT_E_SYS, "eventfd: %s", strerror(errno));
+        }
     }
     if (rc == 0 && o->runtime == KNIT_RUNTIME_PROCESS && !o->worker.process.program) {
         p->self_exe = realpath("/proc/self/exe", NULL);
@@ -1186,15 +1275,21 @@ void knit_pool_destroy(knit_pool_t *p)
         } else if (!lane->is_inline && lane->mem.map) {
             /* results nobody reads, and requests a worker that failed or died never took:
              * release what they hold (shared buffer references, moved buffers) */
-            knit__ep_drain(&lane->ep, discard_frame, NULL, 0, 0);
-            knit__endpoint_t view;
-            knit__endpoint_init(&view, &lane->mem, KNIT__SIDE_WORKER);
-            knit__ep_drain(&view, discard_frame, NULL, 0, 0);
+            if (knit__link_open_p(&lane->link))
+                knit__link_drain(&lane->link, discard_frame, NULL);
+            if (!p->link_ops->uses_fds) {
+                knit__endpoint_t view;
+                knit__endpoint_init(&view, &lane->mem, KNIT__SIDE_WORKER);
+                knit__ep_drain(&view, discard_frame, NULL, 0, 0);
+            }
         }
         lane_memory_close(p, lane);
         knit__abort_fini(&lane->aborts);
     }
     knit__monitor_stop(p);
+    if (p->wake_fd >= 0)
+        close(p->wake_fd);
+    free(p->pfds);
     free(p->self_exe);
     for (uint32_t i = 0; p->tasks && i < p->ntasks; i++)
         free(p->tasks[i].name);

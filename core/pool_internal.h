@@ -5,6 +5,7 @@
 #ifndef KNIT_CORE_POOL_INTERNAL_H
 #define KNIT_CORE_POOL_INTERNAL_H
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -15,10 +16,10 @@
 #include "knit/knit.h"
 #include "transports/knit/shm_lane.h"
 #include "transports/knit/steal.h"
+#include "transports/lane.h"
 
 #define KNIT__MAX_TASKS       65536u
 #define KNIT__DEFAULT_ABORTS  258u
-#define KNIT__RESULT_ACKS     8u    /* the host acknowledges return slots every 8 frames */
 #define KNIT__DEFAULT_SPIN_NS 50000 /* spin budget before parking, per lane (knitting: 50 us) */
 
 /* Call states. */
@@ -106,11 +107,14 @@ typedef struct knit__lane {
     bool is_submit;           /* the shared request lock of a stealing pool */
     knit__steal_prod_t steal; /* is_submit: the host's side of it */
     knit__shm_lane_t mem;
-    knit__endpoint_t ep;    /* host side */
+    knit__link_t link;      /* host side of the data path */
+    int worker_fds[2];      /* message transports: the worker's descriptors until it takes them */
+    int link_down;          /* 0, or why the link broke (the lane's failure is handled apart) */
     knit__runner_t *runner; /* the running worker (thread or process) */
     int failed;             /* 0, or why the lane's worker is gone (KNIT_E_WORKER_...) */
     char fail_msg[256];
     _Atomic uint32_t died; /* process runtime: set by the monitor when the child exited */
+    int wake_fd;           /* the pool's eventfd the monitor also signals, or -1 */
     int32_t pid;           /* process runtime: the child's pid */
     int exit_code;         /* process runtime: exit status, -1 when killed by a signal */
     int exit_signal;       /* process runtime: the signal that killed it, or 0 */
@@ -176,6 +180,9 @@ struct knit_pool {
     bool force_close; /* a hard timeout fired: close at the end of this pass */
     bool joined;      /* worker threads joined */
     int64_t spin_ns;
+    const knit__link_ops_t *link_ops; /* the transport's */
+    int wake_fd; /* message transports, process runtime: eventfd the monitor writes on a death */
+    struct pollfd *pfds; /* message transports: the host's poll set */
 };
 
 /* pool.c */

@@ -14,6 +14,7 @@
  * settings in a knit__worker_cfg_t, so a process worker builds one from its boot payload.
  */
 #include <dlfcn.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,13 +68,13 @@ struct knit__worker {
     knit_task_fn *fns; /* resolved task functions (imports loaded here) */
     void **handles;    /* dlopen handles to close */
     uint32_t nhandles;
-    knit__endpoint_t ep;
+    knit__link_t link; /* the data path: our requests in, our results out */
     bool stealing;
     knit__steal_cons_t sc;   /* stealing: our side of the shared request lock */
     knit__endpoint_t sub_ep; /* stealing: reader view of the shared lock's slots and arena */
     _Atomic uint32_t *abort_bits;
     _Atomic uint32_t *stop;
-    knit__doorbell_t bell;
+    bool host_gone; /* the host closed its end of a message transport */
     ring_t runq;
     ring_t backlog;
     bool sent; /* results published this turn: ring the host's doorbell */
@@ -134,14 +135,16 @@ static uint32_t status_word(int status)
  * into a rejection carrying the encoder's message as a string. */
 static int send_result(knit__worker_t *w, job_t *j)
 {
-    int rc = knit__ep_send(&w->ep, status_word(j->status), j->id, 0, &j->result);
+    int rc = knit__link_send(&w->link, status_word(j->status), j->id, 0, &j->result);
     if (rc == KNIT_E_FULL)
         return rc;
-    if (rc < 0) {
+    if (rc == KNIT_E_WORKER_DIED || rc == KNIT_E_SYS) {
+        w->host_gone = true; /* nobody reads results any more: drop it */
+    } else if (rc < 0) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", knit_errmsg());
         knit_value_t s = knit_v_str(msg);
-        int rc2 = knit__ep_send(&w->ep, status_word(rc), j->id, 0, &s);
+        int rc2 = knit__link_send(&w->link, status_word(rc), j->id, 0, &s);
         if (rc2 == KNIT_E_FULL) {
             knit_value_free(&j->result);
             j->status = rc;
@@ -243,17 +246,31 @@ static bool stopping(const knit__worker_t *w)
 /* Something to do: new requests, a stop request, or room for backlogged results. */
 static bool has_work(knit__worker_t *w)
 {
-    if (w->stealing ? knit__steal_pending(&w->sc) != 0 : knit__qcons_pending(&w->ep.rx) != 0)
+    if (w->stealing ? knit__steal_pending(&w->sc) != 0 : knit__link_ready(&w->link))
         return true;
     if (stopping(w))
         return true;
-    return w->backlog.len && knit__qprod_claim(&w->ep.tx) >= 0;
+    return w->backlog.len && knit__qprod_claim(&w->link.ep.tx) >= 0;
+}
+
+/* Message transports: block in poll() until a request (or end of stream) arrives, or a partly
+ * written result can go on. */
+static void idle_poll(knit__worker_t *w)
+{
+    struct pollfd fds[2];
+    unsigned n = w->link.ops->wait_fds(&w->link, fds);
+    if (n && !stopping(w))
+        poll(fds, n, -1); /* EINTR: the loop looks again */
 }
 
 /* Spin, then park until the host publishes, frees return slots, or asks us to stop. */
 static void idle_wait(knit__worker_t *w)
 {
-    knit__ctrl_t *c = w->ep.ctrl;
+    if (w->link.ops->uses_fds) {
+        idle_poll(w);
+        return;
+    }
+    knit__ctrl_t *c = w->link.ep.ctrl;
     if (w->cfg.spin_ns > 0 || w->cfg.spin_only) {
         uint64_t end = knit__now_ns() + (uint64_t)(w->cfg.spin_ns > 0 ? w->cfg.spin_ns : 0);
         for (unsigned i = 1;; i++) {
@@ -301,17 +318,23 @@ static int discard_request(void *ctx, knit__msg_t *m)
 
 void knit__worker_run(knit__worker_t *w)
 {
-    knit__ctrl_t *c = w->ep.ctrl;
+    knit__ctrl_t *c = knit__shm_ctrl(w->cfg.lane);
     /* relaxed: a hint (see idle_wait). */
     atomic_store_explicit(&c->sig.rx_status.word, 1, memory_order_relaxed);
-    while (!stopping(w)) {
+    while (!stopping(w) && !w->host_gone) {
         bool progressed = false;
         w->sent = false;
         if (w->backlog.len)
             progressed |= flush_backlog(w);
         size_t before = w->runq.len;
-        if (w->stealing ? (!w->runq.len && steal_some(w))
-                        : knit__ep_drain(&w->ep, enqueue_request, w, 0, 0) > 0) {
+        int got = w->stealing ? (!w->runq.len && steal_some(w))
+                              : knit__link_drain(&w->link, enqueue_request, w);
+        if (got < 0) {
+            /* end of the request stream (the host stopped us or is gone), or a malformed
+             * frame: nothing more can be read; leaving closes our end, which the host sees */
+            break;
+        }
+        if (got > 0) {
             sort_new(&w->runq, before);
             progressed = true;
         }
@@ -322,7 +345,7 @@ void knit__worker_run(knit__worker_t *w)
             progressed = true;
         }
         if (w->sent)
-            knit__doorbell_ring(&w->bell);
+            w->link.ops->wake_peer(&w->link);
         if (!progressed && !w->runq.len)
             idle_wait(w);
     }
@@ -330,7 +353,7 @@ void knit__worker_run(knit__worker_t *w)
      * references, moved buffers); the host reads nothing more from this lane. (A stealing
      * pool's shared lock is cleared by the host once every worker is gone.) */
     if (!w->stealing)
-        knit__ep_drain(&w->ep, discard_request, NULL, 0, 0);
+        knit__link_drain(&w->link, discard_request, NULL);
 }
 
 /* Resolve task functions: built-in ones, or imported from a shared object (dlopen here, in
@@ -398,10 +421,13 @@ int knit__worker_new(const knit__worker_cfg_t *cfg, knit__worker_t **out)
         return knit__err(KNIT_E_NOMEM, "worker state");
     w->cfg = *cfg;
     const knit__shm_lane_t *lane = cfg->lane;
-    knit__endpoint_init(&w->ep, lane, KNIT__SIDE_WORKER);
+    int rc = knit__link_open(&w->link, cfg->transport, KNIT__SIDE_WORKER, lane, cfg->fds);
+    if (rc < 0) {
+        free(w);
+        knit__worker_report_boot(lane, rc);
+        return rc;
+    }
     w->stop = knit__lane_stop(lane->map, &lane->layout);
-    w->bell.parked = knit__bell_parked(lane->map, &lane->layout);
-    w->bell.seq = knit__bell_seq(lane->map, &lane->layout);
     const knit__shm_lane_t *aborts = cfg->submit ? cfg->submit : lane;
     if (aborts->layout.abort_bytes)
         w->abort_bits = (_Atomic uint32_t *)(aborts->map + aborts->layout.abort_off);
@@ -412,7 +438,7 @@ int knit__worker_new(const knit__worker_cfg_t *cfg, knit__worker_t **out)
         knit__steal_cons_init(
             &w->sc, &c->req.q_host.word, c->req_slab, cfg->index, cfg->consumers, cfg->steal_lanes);
     }
-    int rc = run_bootstrap(cfg, &w->handles, &w->nhandles);
+    rc = run_bootstrap(cfg, &w->handles, &w->nhandles);
     void **boot_handles = w->handles;
     uint32_t nboot = w->nhandles;
     w->handles = NULL;
@@ -429,6 +455,9 @@ int knit__worker_new(const knit__worker_cfg_t *cfg, knit__worker_t **out)
         }
         free(boot_handles);
     }
+    /* reported before a failed worker closes its link: a host that reads end-of-stream from
+     * it already sees why */
+    knit__worker_report_boot(lane, rc);
     if (rc < 0) {
         knit__worker_free(w);
         return rc;
@@ -443,6 +472,7 @@ void knit__worker_free(knit__worker_t *w)
         return;
     ring_free(&w->runq);
     ring_free(&w->backlog);
+    knit__link_close(&w->link);
     for (uint32_t i = 0; i < w->nhandles; i++)
         if (w->handles[i])
             dlclose(w->handles[i]);

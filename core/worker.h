@@ -11,6 +11,7 @@
 #include "knit/knit.h"
 #include "transports/knit/shm_lane.h"
 #include "transports/knit/steal.h"
+#include "transports/lane.h"
 
 #define KNIT__RUN_PER_TURN 5u  /* tasks a worker starts per loop turn (knitting's value) */
 #define KNIT__WRITE_MAX    64u /* backlogged results a worker retries per turn */
@@ -29,14 +30,13 @@ typedef struct knit__doorbell {
     _Atomic uint32_t *seq;    /* worker increments it; the host sleeps on it */
 } knit__doorbell_t;
 
-/* Worker side, after publishing results: wake the host if it is parked. */
-void knit__doorbell_ring(const knit__doorbell_t *d);
-
 typedef struct knit__worker_cfg {
     const knit__task_t *tasks; /* read-only for the worker's life */
     uint32_t ntasks;
     uint32_t index;                 /* worker index (knit_task_worker) */
     const knit__shm_lane_t *lane;   /* its lane: return lock, signals, doorbell, stop word */
+    knit_transport_t transport;     /* what carries its frames */
+    int fds[2];                     /* message transports: {rx, tx}, taken by knit__worker_new */
     const knit__shm_lane_t *submit; /* stealing: the shared request lock's lane, else NULL */
     uint32_t consumers;             /* stealing: number of workers */
     uint32_t steal_lanes;           /* stealing: lanes per region */
@@ -57,8 +57,9 @@ static inline bool knit__abort_is_set(_Atomic uint32_t *shared, uint32_t id)
 
 typedef struct knit__worker knit__worker_t;
 
-/* Set up a worker: endpoints, the bootstrap hook, then the task functions (imports are
- * dlopen'ed here). KNIT_E_WORKER_STARTUP when the hook or an import fails. */
+/* Set up a worker: its link, the bootstrap hook, then the task functions (imports are
+ * dlopen'ed here), and report the outcome in the lane's boot word. KNIT_E_WORKER_STARTUP when
+ * the hook or an import fails. cfg->fds are taken in every case. */
 int knit__worker_new(const knit__worker_cfg_t *cfg, knit__worker_t **out);
 
 /* Run the loop until the host sets the lane's stop word. */

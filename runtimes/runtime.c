@@ -12,8 +12,12 @@ int knit__runner_start(knit_pool_t *p, knit__lane_t *lane)
 
 void knit__runner_stop(knit__lane_t *lane)
 {
-    if (lane->runner && lane->mem.map)
+    if (lane->runner && lane->mem.map) {
         knit__worker_signal_stop(&lane->mem);
+        /* message transports: the worker reads end-of-stream after the last request */
+        if (knit__link_open_p(&lane->link))
+            lane->link.ops->end_tx(&lane->link);
+    }
 }
 
 void knit__runner_join(knit_pool_t *p, knit__lane_t *lane)

@@ -23,11 +23,12 @@ int knit__boot_encode(const knit_pool_t *p, const knit__lane_t *lane, char **jso
     }
     const knit_worker_opts_t *w = &p->opts.worker;
     json_t *root = tasks
-        ? json_pack("{s:i, s:i, s:i, s:{s:s, s:s, s:I, s:I, s:I, s:I}, s:{s:I, s:b}, "
+        ? json_pack("{s:i, s:i, s:i, s:s, s:{s:s, s:s, s:I, s:I, s:I, s:I}, s:{s:I, s:b}, "
                     "s:o, s:{s:s*, s:s*}}",
             "version", KNIT__BOOT_VERSION, "hostPid", (int)getpid(), "worker", (int)lane->index,
-            "memory", "mode", lane->shm_name[0] ? "named" : "inherit", "name", lane->shm_name,
-            "payloadMax", (json_int_t)c->payload_max_bytes, "payloadInitial",
+            "transport", knit_transport_name(p->opts.transport), "memory", "mode",
+            lane->shm_name[0] ? "named" : "inherit", "name", lane->shm_name, "payloadMax",
+            (json_int_t)c->payload_max_bytes, "payloadInitial",
             (json_int_t)c->payload_initial_bytes, "maxPayload", (json_int_t)c->max_payload_bytes,
             "abortCapacity", (json_int_t)c->abort_capacity, "wait", "spinNs",
             (json_int_t)p->spin_ns, "spinOnly", p->opts.wait.spin_only, "tasks", tasks, "bootstrap",
@@ -95,7 +96,7 @@ int knit__boot_decode(const char *text, knit__boot_t *b)
         return knit__err(KNIT_E_WORKER_STARTUP, "boot payload is not JSON: %s (at %d)", jerr.text,
             jerr.position);
     int version = 0, host_pid = 0, worker = -1, spin_only = 0;
-    const char *mode = NULL, *name = NULL, *bpath = NULL, *bsym = NULL;
+    const char *mode = NULL, *name = NULL, *bpath = NULL, *bsym = NULL, *transport = "knit";
     json_int_t pmax = 0, pinit = 0, maxp = 0, aborts = 0, spin = 0;
     json_t *tasks = NULL;
     int rc = 0;
@@ -104,16 +105,18 @@ int knit__boot_decode(const char *text, knit__boot_t *b)
             "boot payload version %d is not supported (this worker reads version %d)", version,
             KNIT__BOOT_VERSION);
     else if (json_unpack(root,
-                 "{s:i, s:i, s:{s:s, s:s, s:I, s:I, s:I, s:I}, s:{s:I, s:b}, s:o, "
+                 "{s:i, s:i, s?s, s:{s:s, s:s, s:I, s:I, s:I, s:I}, s:{s:I, s:b}, s:o, "
                  "s:{s?s, s?s}}",
-                 "hostPid", &host_pid, "worker", &worker, "memory", "mode", &mode, "name", &name,
-                 "payloadMax", &pmax, "payloadInitial", &pinit, "maxPayload", &maxp,
-                 "abortCapacity", &aborts, "wait", "spinNs", &spin, "spinOnly", &spin_only, "tasks",
-                 &tasks, "bootstrap", "path", &bpath, "symbol", &bsym)
+                 "hostPid", &host_pid, "worker", &worker, "transport", &transport, "memory", "mode",
+                 &mode, "name", &name, "payloadMax", &pmax, "payloadInitial", &pinit, "maxPayload",
+                 &maxp, "abortCapacity", &aborts, "wait", "spinNs", &spin, "spinOnly", &spin_only,
+                 "tasks", &tasks, "bootstrap", "path", &bpath, "symbol", &bsym)
         != 0)
         rc = bad("missing or mistyped fields");
     else if (host_pid <= 0 || worker < 0 || worker > 65535)
         rc = bad("hostPid and worker must be positive");
+    else if (knit_transport_parse(transport, &b->transport) < 0)
+        rc = bad("transport must be knit, pipe, unix, seqpacket or tcp");
     else if (strlen(name) >= sizeof b->name)
         rc = bad("memory.name is too long");
     else if (strcmp(mode, "inherit") != 0 && strcmp(mode, "named") != 0)

@@ -86,6 +86,27 @@ static int map_lane(const knit__boot_t *b, knit__shm_lane_t *lane)
     return 0;
 }
 
+/* A message transport's descriptors arrive as fds 3 (requests in) and 4 (results out): move
+ * them to close-on-exec descriptors so programs a task starts do not inherit them. */
+static int take_link_fds(const knit__boot_t *b, int fds[2])
+{
+    if (b->transport == KNIT_TRANSPORT_KNIT)
+        return 0;
+    for (int i = 0; i < 2; i++) {
+        fds[i] = fcntl(KNIT__LINK_FD_RX + i, F_DUPFD_CLOEXEC, 5);
+        if (fds[i] < 0) {
+            if (i)
+                close(fds[0]);
+            fds[0] = -1;
+            return knit__err(KNIT_E_WORKER_STARTUP,
+                "fd %d is not the %s transport's descriptor (fcntl: %m)", KNIT__LINK_FD_RX + i,
+                knit_transport_name(b->transport));
+        }
+        close(KNIT__LINK_FD_RX + i);
+    }
+    return 0;
+}
+
 int knit_worker_process_main(
     const knit_task_def_t *tasks, size_t ntasks, knit_bootstrap_fn bootstrap, void *bootstrap_ctx)
 {
@@ -106,12 +127,18 @@ int knit_worker_process_main(
         rc = map_lane(&b, &lane);
     if (rc == 0)
         rc = bind_tasks(&b, tasks, ntasks);
+    int fds[2] = {-1, -1};
+    if (rc == 0)
+        rc = take_link_fds(&b, fds);
+    bool reported = rc == 0; /* from here knit__worker_new reports the outcome */
     if (rc == 0) {
         knit__worker_cfg_t cfg = {
             .tasks = b.tasks,
             .ntasks = b.ntasks,
             .index = b.worker,
             .lane = &lane,
+            .transport = b.transport,
+            .fds = {fds[0], fds[1]},
             .spin_ns = b.spin_ns,
             .spin_only = b.spin_only,
             .bootstrap = b.bootstrap_path ? NULL : bootstrap,
@@ -121,7 +148,8 @@ int knit_worker_process_main(
         };
         rc = knit__worker_new(&cfg, &w);
     }
-    knit__worker_report_boot(&lane, rc);
+    if (!reported)
+        knit__worker_report_boot(&lane, rc);
     if (rc < 0) {
         fprintf(stderr, "knit worker %d: start-up failed: %s\n", (int)getpid(), knit_errmsg());
     } else {

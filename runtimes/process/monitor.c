@@ -46,6 +46,11 @@ static void reap(knit__lane_t *lane)
         atomic_fetch_add_explicit(lane->bell.seq, 1, memory_order_release);
         knit__futex_wake(lane->bell.seq, 1);
     }
+    if (lane->wake_fd >= 0) { /* a host waiting in poll() (message transports) */
+        uint64_t one = 1;
+        if (write(lane->wake_fd, &one, sizeof one) < 0) { /* EAGAIN: it is awake already */
+        }
+    }
 }
 
 static void *monitor_main(void *arg)

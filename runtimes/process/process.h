@@ -15,6 +15,7 @@
 #define KNIT__ENV_WORKER   "KNIT_PROCESS_WORKER"
 #define KNIT__ENV_BOOT     "KNIT_PROCESS_WORKER_BOOT"
 #define KNIT__BOOT_VERSION 1
+#define KNIT__LINK_FD_RX   3 /* message transports: the worker's descriptors (fd 4: results) */
 
 /* What a worker process learns from its boot payload. */
 typedef struct knit__boot {
@@ -23,6 +24,7 @@ typedef struct knit__boot {
     bool named;
     char name[40];
     knit__lane_cfg_t cfg;
+    knit_transport_t transport;
     int64_t spin_ns;
     bool spin_only;
     knit__task_t *tasks; /* names and imports owned */

@@ -3,8 +3,9 @@
  * the child (posix_spawn by default, fork+exec on request), and stop and reap it.
  *
  * Only fd 0 is inherited on purpose: in inherit mode it is the lane memfd, in named mode
- * /dev/null. Every descriptor knit creates is close-on-exec (memfd MFD_CLOEXEC, shm_open,
- * pidfds, the monitor's eventfd), so nothing else leaks into workers or their children.
+ * /dev/null; with a message transport fds 3 and 4 carry the worker's requests and results. Every
+ * descriptor knit creates is close-on-exec (memfd MFD_CLOEXEC, shm_open, pidfds, the monitor's
+ * eventfd), so nothing else leaks into workers or their children.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -100,7 +101,8 @@ static char **worker_argv(const knit_pool_t *p)
     return argv;
 }
 
-static int spawn_posix(char **argv, char **env, int lane_fd, pid_t *pid)
+/* `link` (message transports): the worker's descriptors, at 5 or above, become fds 3 and 4. */
+static int spawn_posix(char **argv, char **env, int lane_fd, const int link[2], pid_t *pid)
 {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -108,12 +110,14 @@ static int spawn_posix(char **argv, char **env, int lane_fd, pid_t *pid)
         posix_spawn_file_actions_adddup2(&fa, lane_fd, 0); /* clears close-on-exec on fd 0 */
     else
         posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    for (int i = 0; link[0] >= 0 && i < 2; i++)
+        posix_spawn_file_actions_adddup2(&fa, link[i], KNIT__LINK_FD_RX + i);
     int rc = posix_spawnp(pid, argv[0], &fa, NULL, argv, env);
     posix_spawn_file_actions_destroy(&fa);
     return rc;
 }
 
-static int spawn_fork(char **argv, char **env, int lane_fd, pid_t *pid)
+static int spawn_fork(char **argv, char **env, int lane_fd, const int link[2], pid_t *pid)
 {
     pid_t c = fork();
     if (c < 0)
@@ -123,6 +127,9 @@ static int spawn_fork(char **argv, char **env, int lane_fd, pid_t *pid)
         /* dup2 onto itself keeps close-on-exec: clear it by hand when fd 0 already is it */
         if (fd0 < 0 || (fd0 == 0 ? fcntl(0, F_SETFD, 0) : dup2(fd0, 0)) < 0)
             _exit(127);
+        for (int i = 0; link[0] >= 0 && i < 2; i++)
+            if (dup2(link[i], KNIT__LINK_FD_RX + i) < 0)
+                _exit(127);
         execvpe(argv[0], argv, env);
         _exit(127);
     }
@@ -144,8 +151,20 @@ int knit__process_start(knit_pool_t *p, knit__lane_t *lane)
     } else {
         pid_t pid = -1;
         int lane_fd = lane->shm_name[0] ? -1 : lane->mem.fd;
-        int e = p->opts.worker.process.fork_exec ? spawn_fork(argv, env, lane_fd, &pid)
-                                                 : spawn_posix(argv, env, lane_fd, &pid);
+        int link[2] = {-1, -1}, e = 0;
+        for (int i = 0; lane->worker_fds[0] >= 0 && i < 2 && !e; i++) {
+            /* above fds 3 and 4, so the dup2s in the child cannot overwrite each other */
+            link[i] = fcntl(lane->worker_fds[i], F_DUPFD_CLOEXEC, 5);
+            e = link[i] < 0 ? errno : 0;
+        }
+        if (!e)
+            e = p->opts.worker.process.fork_exec ? spawn_fork(argv, env, lane_fd, link, &pid)
+                                                 : spawn_posix(argv, env, lane_fd, link, &pid);
+        for (int i = 0; i < 2; i++)
+            if (link[i] >= 0)
+                close(link[i]);
+        if (e == 0) /* the child has its copies; ours would hide its death from the host */
+            knit__link_fds_close(lane->worker_fds);
         if (e != 0) {
             rc = knit__err(KNIT_E_WORKER_STARTUP, "cannot start worker %u (%s): %s", lane->index,
                 argv[0], strerror(e));

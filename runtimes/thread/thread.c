@@ -20,8 +20,7 @@ static void *thread_main(void *arg)
 {
     knit__runner_t *r = arg;
     knit__worker_t *w = NULL;
-    int rc = knit__worker_new(&r->cfg, &w);
-    knit__worker_report_boot(r->cfg.lane, rc);
+    int rc = knit__worker_new(&r->cfg, &w); /* reports start-up in the lane's boot word */
     if (rc == 0) {
         knit__worker_run(w);
         knit__worker_free(w);
@@ -39,6 +38,8 @@ int knit__thread_start(knit_pool_t *p, knit__lane_t *lane)
         .ntasks = p->ntasks,
         .index = lane->index,
         .lane = &lane->mem,
+        .transport = p->opts.transport,
+        .fds = {lane->worker_fds[0], lane->worker_fds[1]},
         .submit = p->stealing ? &p->lanes[p->submit].mem : NULL,
         .consumers = p->nworkers,
         .steal_lanes = p->steal_lanes,
@@ -55,6 +56,7 @@ int knit__thread_start(knit_pool_t *p, knit__lane_t *lane)
         return knit__err(KNIT_E_SYS, "pthread_create for worker %u: %s", lane->index, strerror(rc));
     }
     lane->runner = r;
+    lane->worker_fds[0] = lane->worker_fds[1] = -1; /* the worker's now */
     return 0;
 }
 

@@ -135,12 +135,34 @@ static void test_timeout_value_cannot_be_moved(void **state)
     expect_fail(NULL, bad, 1, KNIT_E_INVAL, "moved");
 }
 
-static void test_other_transports_unsupported(void **state)
+/* Message transports: stealing and spin-only need the shared lock and say so; an unknown
+ * transport is refused; by default a pool on a message transport does not steal. */
+static void test_transport_rules(void **state)
 {
     (void)state;
     knit_pool_opts_t o = {0};
+    o.transport = (knit_transport_t)99;
+    expect_fail(&o, tasks, 2, KNIT_E_INVAL, "transport");
     o.transport = KNIT_TRANSPORT_TCP;
-    expect_fail(&o, tasks, 2, KNIT_E_UNSUPPORTED, "transport");
+    o.threads = 2;
+    o.steal = KNIT_STEAL_ON;
+    expect_fail(&o, tasks, 2, KNIT_E_UNSUPPORTED, "tcp transport");
+    o.steal = KNIT_STEAL_DEFAULT;
+    o.wait.spin_only = true;
+    expect_fail(&o, tasks, 2, KNIT_E_UNSUPPORTED, "spin_only");
+    o.wait.spin_only = false;
+    knit_pool_t *pool = pt_pool(&o, tasks, 2);
+    assert_false(knit_pool_stealing(pool));
+    knit_pool_destroy(pool);
+
+    knit_transport_t t;
+    for (int i = KNIT_TRANSPORT_KNIT; i <= KNIT_TRANSPORT_TCP; i++) {
+        assert_int_equal(knit_transport_parse(knit_transport_name((knit_transport_t)i), &t), 0);
+        assert_int_equal(t, i);
+    }
+    assert_int_equal(knit_transport_parse("udp", &t), KNIT_E_INVAL);
+    assert_non_null(strstr(knit_errmsg(), "seqpacket"));
+    assert_string_equal(knit_transport_name((knit_transport_t)42), "unknown");
 }
 
 /* Defaults and zero values: threads 0 means one worker; all-zero options work. */
@@ -189,7 +211,7 @@ int main(void)
         cmocka_unit_test(test_too_many_tasks),
         cmocka_unit_test(test_missing_fn_or_name),
         cmocka_unit_test(test_timeout_value_cannot_be_moved),
-        cmocka_unit_test(test_other_transports_unsupported),
+        cmocka_unit_test(test_transport_rules),
         cmocka_unit_test(test_defaults),
     };
     return cmocka_run_group_tests(t, NULL, NULL);

@@ -110,4 +110,11 @@ int knit__ep_send(
 int knit__ep_drain(knit__endpoint_t *ep, int (*cb)(void *ctx, knit__msg_t *msg), void *ctx,
     unsigned ack_every, unsigned max);
 
+/* Host: wake the lane's worker if it is parked (rxStatus 0); true when it did. The caller
+ * issued a seq_cst fence after its publication. */
+bool knit__ctrl_wake_worker(knit__ctrl_t *c);
+
+/* Worker: after publishing results, wake the host if it parked on this lane's doorbell. */
+void knit__ring_host(const knit__shm_lane_t *mem);
+
 #endif
