@@ -250,13 +250,15 @@ static bool has_work(knit__worker_t *w)
         return true;
     if (stopping(w))
         return true;
-    return w->backlog.len && knit__qprod_claim(&w->link.ep.tx) >= 0;
+    return w->backlog.len && knit__link_can_send(&w->link);
 }
 
 /* Message transports: block in poll() until a request (or end of stream) arrives, or a partly
  * written result can go on. */
 static void idle_poll(knit__worker_t *w)
 {
+    if (w->backlog.len && knit__link_can_send(&w->link))
+        return; /* a drain finished the frame that held results back: send them first */
     struct pollfd fds[2];
     unsigned n = w->link.ops->wait_fds(&w->link, fds);
     if (n && !stopping(w))

@@ -29,6 +29,8 @@
  *              KNIT_E_CORRUPT (a malformed frame; the stream cannot be trusted any more).
  *   ready      frames are waiting (cheap, no system call; message transports answer false and
  *              are waited for with poll() instead).
+ *   can_send   a send now would not be KNIT_E_FULL (cheap): a side with results held back
+ *              must not go to sleep while this is true.
  *   wake_peer  after sends: make a parked peer notice (the futex doorbells; nothing for the
  *              message transports, whose write is the wake-up).
  *   wait_fds   the descriptors to poll for this link: reading, and writing while a frame is
@@ -57,6 +59,7 @@ typedef struct knit__link_ops {
     int (*send)(knit__link_t *l, uint32_t w0, uint32_t id, uint32_t stamp_ms, knit_value_t *v);
     int (*drain)(knit__link_t *l, knit__frame_cb cb, void *ctx);
     bool (*ready)(const knit__link_t *l);
+    bool (*can_send)(knit__link_t *l);
     void (*wake_peer)(knit__link_t *l);
     unsigned (*wait_fds)(const knit__link_t *l, struct pollfd *out); /* at most 2 */
     void (*end_tx)(knit__link_t *l);
@@ -106,6 +109,11 @@ static inline int knit__link_drain(knit__link_t *l, knit__frame_cb cb, void *ctx
 static inline bool knit__link_ready(const knit__link_t *l)
 {
     return l->ops->ready(l);
+}
+
+static inline bool knit__link_can_send(knit__link_t *l)
+{
+    return l->ops->can_send(l);
 }
 
 /* The knit transport's operations (transports/knit/link.c) and the message transports'

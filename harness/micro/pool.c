@@ -10,6 +10,9 @@
  * pool/burst/1000: 1000 calls submitted before the first wait (32 slots, the rest in the
  * backlog), then all awaited; items_per_second is calls per second.
  *
+ * pool/roundtrip/<transport> (pipe, unix, seqpacket, tcp) and pool/burst/1000/<transport>: the
+ * same calls over a message transport, which blocks in poll() on both sides (no spinning).
+ *
  * pool/process/...: the same with one process worker (this program re-run as the worker).
  * pool/startup/<how>: create a one-worker pool, wait for its first reply, destroy it; p50_ns
  * and p99_ns are create-to-first-reply (thread, process with the memory on fd 0, named
@@ -33,7 +36,10 @@ static int echo(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result)
 
 static const knit_task_def_t tasks[] = {{.name = "echo", .fn = echo}};
 
-enum { WAIT_ADAPTIVE, WAIT_PARK, WAIT_SPIN, PROCESS = 8 };
+enum { WAIT_ADAPTIVE, WAIT_PARK, WAIT_SPIN, PROCESS = 8, TRANSPORT_SHIFT = 4 };
+
+/* A mode's transport (bits 4-6). */
+#define VIA(t) ((int64_t)(t) << TRANSPORT_SHIFT)
 
 static uint64_t now_ns(void)
 {
@@ -68,6 +74,7 @@ static int make_pool(int mode, knit_pool_t **pool)
         o.wait.spin_ns = -1;
     if (wait == WAIT_SPIN)
         o.wait.spin_only = true;
+    o.transport = (knit_transport_t)((mode >> TRANSPORT_SHIFT) & 7);
     return knit_pool_create(&o, tasks, 1, pool);
 }
 
@@ -192,6 +199,17 @@ int knit_micro_register_pool(void)
         {"pool/process/roundtrip/adaptive", bm_roundtrip, PROCESS | WAIT_ADAPTIVE},
         {"pool/process/roundtrip/park", bm_roundtrip, PROCESS | WAIT_PARK},
         {"pool/process/burst/1000", bm_burst, ((int64_t)PROCESS << 32) | 1000},
+        {"pool/roundtrip/pipe", bm_roundtrip, VIA(KNIT_TRANSPORT_PIPE)},
+        {"pool/roundtrip/unix", bm_roundtrip, VIA(KNIT_TRANSPORT_UNIX)},
+        {"pool/roundtrip/seqpacket", bm_roundtrip, VIA(KNIT_TRANSPORT_SEQPACKET)},
+        {"pool/roundtrip/tcp", bm_roundtrip, VIA(KNIT_TRANSPORT_TCP)},
+        {"pool/process/roundtrip/pipe", bm_roundtrip, PROCESS | VIA(KNIT_TRANSPORT_PIPE)},
+        {"pool/process/roundtrip/unix", bm_roundtrip, PROCESS | VIA(KNIT_TRANSPORT_UNIX)},
+        {"pool/process/roundtrip/seqpacket", bm_roundtrip,
+            PROCESS | VIA(KNIT_TRANSPORT_SEQPACKET)},
+        {"pool/process/roundtrip/tcp", bm_roundtrip, PROCESS | VIA(KNIT_TRANSPORT_TCP)},
+        {"pool/burst/1000/pipe", bm_burst, (VIA(KNIT_TRANSPORT_PIPE) << 32) | 1000},
+        {"pool/burst/1000/tcp", bm_burst, (VIA(KNIT_TRANSPORT_TCP) << 32) | 1000},
         {"pool/startup/thread", bm_startup, START_THREAD},
         {"pool/startup/process_inherit", bm_startup, START_INHERIT},
         {"pool/startup/process_named", bm_startup, START_NAMED},

@@ -16,6 +16,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <float.h>
 #include <math.h>
 #include <sched.h>
@@ -25,7 +26,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "knit/knit.h"
 
@@ -177,6 +181,48 @@ static int aware_echo(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *res
     return echo(ctx, arg, result);
 }
 
+/* Kill this worker: SIGKILL (process workers only; the test never calls it on threads). */
+static int die(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result)
+{
+    (void)ctx;
+    (void)arg;
+    (void)result;
+    raise(SIGKILL);
+    return 0;
+}
+
+/* Write 16 bytes of 0xFF into this worker's result stream, then resolve. The result stream is
+ * the one write-only pipe (pipe transport) or the one socket of this process; a host must read
+ * an impossible frame length (process workers with a message transport only). */
+static int corrupt_link(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result)
+{
+    (void)ctx;
+    (void)arg;
+    uint8_t junk[16];
+    memset(junk, 0xFF, sizeof junk);
+    int hit = 0;
+    for (int fd = 3; fd < 1024 && !hit; fd++) {
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+            continue;
+        int fl = fcntl(fd, F_GETFL);
+        bool target
+            = S_ISSOCK(st.st_mode) || (S_ISFIFO(st.st_mode) && (fl & O_ACCMODE) == O_WRONLY);
+        if (target && write(fd, junk, sizeof junk) == (ssize_t)sizeof junk)
+            hit = fd;
+    }
+    *result = knit_v_int64(hit);
+    return 0;
+}
+
+static int pid_task(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result)
+{
+    (void)ctx;
+    (void)arg;
+    *result = knit_v_int64((int64_t)getpid());
+    return 0;
+}
+
 static const knit_error_value_t timeout_error
     = {.name = "TimeoutError", .message = "the slow task took too long"};
 
@@ -185,8 +231,11 @@ static const knit_task_def_t tasks[] = {
     {.name = "add_one_runs", .fn = add_one_runs_task},
     {.name = "aborts_seen", .fn = aborts_seen_task},
     {.name = "aware_echo", .fn = aware_echo, .abort_aware = true},
+    {.name = "corrupt_link", .fn = corrupt_link},
+    {.name = "die", .fn = die},
     {.name = "echo", .fn = echo},
     {.name = "make_bytes", .fn = make_bytes},
+    {.name = "pid", .fn = pid_task},
     {.name = "reject", .fn = reject},
     {.name = "sequence", .fn = sequence},
     {.name = "slow_error",
@@ -1003,6 +1052,197 @@ static void test_abort_capacity_exhaustion(void **state)
     knit_pool_destroy(p);
 }
 
+/* --- payload sizes up to the limit -------------------------------------------------------- */
+
+/* Bytes and strings of every size class - inline, static area edges, one region, far larger
+ * than any pipe or socket buffer - up to maxPayloadBytes (8 MiB by default) echo unchanged,
+ * one at a time and eight in flight at once. */
+static void test_payload_sizes_up_to_the_limit(void **state)
+{
+    knit_pool_opts_t o = {.threads = 1};
+    knit_pool_t *p = make(state, &o);
+    const size_t max = 8u << 20; /* the default maxPayloadBytes: 64 MiB >> 3 */
+    const size_t sizes[] = {0, 1, 7, 8, 9, 511, 512, 513, 4095, 4096, 65535, 65536, 65537, 212993,
+        1u << 20, (3u << 20) + 5, max - 1, max};
+    const size_t nsizes = sizeof sizes / sizeof sizes[0];
+    uint8_t *buf = malloc(max + 1);
+    assert_non_null(buf);
+    fill(buf, max + 1, 77);
+    int t = task(p, "echo");
+    size_t wrong = 0;
+    for (size_t i = 0; i < nsizes; i++) {
+        knit_value_t v = knit_v_bytes(buf, sizes[i]);
+        knit_future_t *f = call(p, t, v);
+        expect_status(f, 0);
+        if (!knit_value_equal(knit_future_value(f), &v) && wrong++ < 5)
+            print_error("bytes of %zu did not round-trip\n", sizes[i]);
+        knit_future_release(f);
+        knit_value_t sv = knit_v_strn((const char *)buf, sizes[i] < 4096 ? sizes[i] : 4096);
+        f = call(p, t, sv);
+        expect_status(f, 0);
+        if (!knit_value_equal(knit_future_value(f), &sv) && wrong++ < 5)
+            print_error("a string of %zu did not round-trip\n", sv.len);
+        knit_future_release(f);
+    }
+    /* eight large frames in flight at once, each larger than a socket buffer */
+    knit_future_t *fs[8];
+    for (size_t i = 0; i < 8; i++)
+        fs[i] = call(p, t, knit_v_bytes(buf + i * 4096, (1u << 20) + i));
+    for (size_t i = 0; i < 8; i++) {
+        knit_value_t want = knit_v_bytes(buf + i * 4096, (1u << 20) + i);
+        expect_status(fs[i], 0);
+        if (!knit_value_equal(knit_future_value(fs[i]), &want) && wrong++ < 5)
+            print_error("in-flight frame %zu did not round-trip\n", i);
+        knit_future_release(fs[i]);
+    }
+    /* one byte over the limit is refused, and the lane goes on */
+    knit_future_t *f = call(p, t, knit_v_bytes(buf, max + 1));
+    expect_status(f, KNIT_E_PAYLOAD_TOO_LARGE);
+    knit_future_release(f);
+    f = call(p, t, knit_v_int64(5));
+    assert_int_equal(wait_i64(f), 5);
+    knit_future_release(f);
+    free(buf);
+    assert_int_equal(wrong, 0);
+    assert_int_equal(knit_pool_pending(p), 0);
+    knit_pool_destroy(p);
+}
+
+/* --- every balancer ------------------------------------------------------------------------ */
+
+/* Bursts over three workers settle every call exactly once with the right value, whichever
+ * balancer routes them (and with the pool's default topology). */
+static void test_every_balancer_settles_bursts_once(void **state)
+{
+    const knit_balancer_t bs[] = {KNIT_BALANCER_DEFAULT, KNIT_BALANCER_ROUND_ROBIN,
+        KNIT_BALANCER_FIRST_IDLE, KNIT_BALANCER_RANDOM_LANE, KNIT_BALANCER_FIRST_IDLE_OR_RANDOM};
+    const size_t n = (size_t)knit_test_iters(3000, 200);
+    knit_future_t **fs = calloc(n, sizeof *fs);
+    int *settles = calloc(n, sizeof *settles);
+    assert_non_null(fs);
+    assert_non_null(settles);
+    for (size_t b = 0; b < sizeof bs / sizeof bs[0]; b++) {
+        knit_pool_opts_t o = {.threads = 3, .balancer = bs[b]};
+        knit_pool_t *p = make(state, &o);
+        int t = task(p, "add_one");
+        memset(settles, 0, n * sizeof *settles);
+        for (size_t i = 0; i < n; i++) {
+            fs[i] = call(p, t, knit_v_int64((int64_t)i));
+            knit_future_on_settle(fs[i], count_settle, &settles[i]);
+        }
+        size_t wrong = 0, not_once = 0;
+        for (size_t i = 0; i < n; i++) {
+            int st = knit_future_wait(fs[i], -1);
+            const knit_value_t *v = knit_future_value(fs[i]);
+            wrong += st != 0 || v->kind != KNIT_KIND_INT64 || v->u.i64 != (int64_t)i + 1;
+        }
+        knit_pool_progress(p, 0);
+        for (size_t i = 0; i < n; i++) {
+            not_once += settles[i] != 1;
+            knit_future_release(fs[i]);
+        }
+        if (wrong || not_once)
+            print_error("%s: %zu wrong, %zu not settled once\n", knit_balancer_name(bs[b]), wrong,
+                not_once);
+        assert_int_equal(wrong, 0);
+        assert_int_equal(not_once, 0);
+        assert_int_equal(knit_pool_pending(p), 0);
+        knit_pool_destroy(p);
+    }
+    free(fs);
+    free(settles);
+}
+
+/* --- worker death -------------------------------------------------------------------------- */
+
+/* A process worker killed inside a task: that call and the calls queued behind it on the same
+ * worker settle with KNIT_E_WORKER_DIED (none is lost or settled twice), a new worker replaces
+ * it, and later calls work. */
+static void test_worker_death_settles_its_calls(void **state)
+{
+    if (runtime_of(state) == KNIT_RUNTIME_THREAD) {
+        print_message("skipped: a thread worker cannot die without its host process\n");
+        skip();
+    }
+    knit_pool_opts_t o = {.threads = 1};
+    knit_pool_t *p = make(state, &o);
+    int64_t first = ask_i64(p, "pid");
+    int settles[20] = {0};
+    knit_future_t *dying = call_name(p, "die", knit_v_null());
+    knit_future_on_settle(dying, count_settle, &settles[0]);
+    knit_future_t *behind[19];
+    for (int i = 0; i < 19; i++) {
+        behind[i] = call_name(p, "echo", knit_v_int64(i));
+        knit_future_on_settle(behind[i], count_settle, &settles[i + 1]);
+    }
+    expect_status(dying, KNIT_E_WORKER_DIED);
+    assert_true(value_mentions(knit_future_value(dying), "SIGKILL")
+        || value_mentions(knit_future_value(dying), "Killed"));
+    /* calls published to the dead worker died with it; calls still in the backlog when it
+     * died went to its replacement: either way each settles once, resolved ones correctly */
+    int died = 0, resolved = 0;
+    for (int i = 0; i < 19; i++) {
+        int st = knit_future_wait(behind[i], -1);
+        if (st == 0) {
+            assert_int_equal(knit_future_value(behind[i])->u.i64, i);
+            resolved++;
+        } else {
+            assert_int_equal(st, KNIT_E_WORKER_DIED);
+            died++;
+        }
+    }
+    knit_pool_progress(p, 0);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(settles[i], 1);
+    print_message("%s/%s: %d calls died with the worker, %d ran on its replacement\n",
+        knit_transport_name(the_transport), runtime_name(state), died, resolved);
+    int64_t second = ask_i64(p, "pid");
+    assert_true(second != first);
+    assert_int_equal(knit_pool_respawns(p), 1);
+    for (int i = 0; i < 19; i++)
+        knit_future_release(behind[i]);
+    knit_future_release(dying);
+    knit_pool_destroy(p);
+}
+
+/* --- malformed frames ---------------------------------------------------------------------- */
+
+/* A worker whose result stream carries garbage (an impossible frame length): the host fails
+ * that lane with KNIT_E_CORRUPT and a message naming the stream, settles its calls, never
+ * reads past the bad length, and later calls to the lane reject at once. */
+static void test_malformed_frame_fails_the_lane(void **state)
+{
+    if (the_transport == KNIT_TRANSPORT_KNIT) {
+        print_message("skipped: the knit transport has no byte stream to corrupt (malformed "
+                      "slot headers are covered by unit/test_codec_corrupt)\n");
+        skip();
+    }
+    if (runtime_of(state) == KNIT_RUNTIME_THREAD) {
+        print_message("skipped: a thread worker's descriptors are not its own to corrupt; "
+                      "malformed streams are covered by unit/test_frame_stream\n");
+        skip();
+    }
+    knit_pool_opts_t o = {.threads = 1};
+    o.worker.process.no_respawn = true;
+    knit_pool_t *p = make(state, &o);
+    assert_int_equal(ask_i64(p, "add_one_runs"), 0);
+    knit_future_t *f = call_name(p, "corrupt_link", knit_v_null());
+    expect_status(f, KNIT_E_CORRUPT);
+    const knit_value_t *msg = knit_future_value(f);
+    if (!value_mentions(msg, "stream broke"))
+        print_error("message: %.*s\n", msg && msg->kind == KNIT_KIND_STRING ? (int)msg->len : 0,
+            msg && msg->kind == KNIT_KIND_STRING ? (const char *)msg->u.ptr : "");
+    assert_true(value_mentions(msg, "stream broke"));
+    assert_true(value_mentions(msg, knit_transport_name(the_transport)));
+    knit_future_release(f);
+    knit_future_t *later = call_name(p, "echo", knit_v_int64(1));
+    expect_status(later, KNIT_E_CORRUPT);
+    knit_future_release(later);
+    assert_int_equal(knit_pool_pending(p), 0);
+    knit_pool_destroy(p);
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1); /* the worker was killed and reaped */
+}
+
 /* --- hard timeout -------------------------------------------------------------------------- */
 
 static void test_hard_timeout_closes_the_pool(void **state)
@@ -1195,6 +1435,10 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_abort_reaches_the_task),
         cmocka_unit_test(test_cancel_rejects_at_once),
         cmocka_unit_test(test_abort_capacity_exhaustion),
+        cmocka_unit_test(test_payload_sizes_up_to_the_limit),
+        cmocka_unit_test(test_every_balancer_settles_bursts_once),
+        cmocka_unit_test(test_worker_death_settles_its_calls),
+        cmocka_unit_test(test_malformed_frame_fails_the_lane),
         cmocka_unit_test(test_hard_timeout_closes_the_pool),
         cmocka_unit_test(test_shutdown_immediate_rejects_unfinished),
         cmocka_unit_test(test_shutdown_drain_resolves_everything),

@@ -47,6 +47,11 @@ static bool knit_ready(const knit__link_t *l)
     return knit__qcons_pending(&l->ep.rx) != 0;
 }
 
+static bool knit_can_send(knit__link_t *l)
+{
+    return knit__qprod_claim(&l->ep.tx) >= 0; /* a free slot (claiming takes nothing yet) */
+}
+
 static void knit_wake_peer(knit__link_t *l)
 {
     if (l->side == KNIT__SIDE_WORKER) {
@@ -83,6 +88,7 @@ const knit__link_ops_t knit__link_knit_ops = {
     .send = knit_send,
     .drain = knit_drain,
     .ready = knit_ready,
+    .can_send = knit_can_send,
     .wake_peer = knit_wake_peer,
     .wait_fds = knit_wait_fds,
     .end_tx = knit_end_tx,

@@ -61,6 +61,12 @@ static bool stream_ready(const knit__link_t *l)
     return false;
 }
 
+static bool stream_can_send(knit__link_t *l)
+{
+    return !knit__fs_busy(&l->tx)
+        && (l->side == KNIT__SIDE_WORKER || l->outstanding < KNIT__LINK_WINDOW);
+}
+
 static void stream_wake_peer(knit__link_t *l)
 {
     (void)l; /* the write woke the reader */
@@ -108,6 +114,7 @@ const knit__link_ops_t knit__link_stream_ops = {
     .send = stream_send,
     .drain = stream_drain,
     .ready = stream_ready,
+    .can_send = stream_can_send,
     .wake_peer = stream_wake_peer,
     .wait_fds = stream_wait_fds,
     .end_tx = stream_end_tx,
