@@ -9,7 +9,7 @@ BUILD="$ROOT/build"
 # Debian packages the project needs (build, tests, benchmarks, charts, wrappers used by tests).
 PACKAGES=(
     gcc g++ make cmake ninja-build pkg-config
-    libcmocka-dev libbenchmark-dev libjansson-dev
+    libcmocka-dev libbenchmark-dev libbenchmark-tools libjansson-dev
     gnuplot-nox python3-matplotlib python3-scipy python3-numpy
     bubblewrap util-linux
 )
@@ -19,8 +19,9 @@ usage() {
 Usage: ./run.sh [COMMAND] [OPTIONS]
 
 Commands:
-  (none)                 set up, build, run the default benchmark suite, print a table, save
-                         the JSON under results/runs/ and refresh the charts        [not yet]
+  (none)                 set up, build, run the default benchmark suite (knit-bench: every
+                         scenario, under 15 minutes on 2 cores), print a table per scenario
+                         and save the JSON document under results/runs/ (charts: not yet)
   test [--fast]          set up, build and run every test through ctest: the Release build,
                          then the AddressSanitizer+UBSan and ThreadSanitizer builds
                          (--fast: Release build only). Exits non-zero on any failure.
@@ -35,17 +36,20 @@ Commands:
   setup                  only install/check the Debian packages and configure the build
   build                  set up and build (Release) without running anything
 
-Options of the benchmark suite:                                                      [not yet]
+Options of the benchmark suite (results/SCHEMA.md describes the JSON):
   --json                 stdout carries exactly one JSON document; progress goes to stderr
   --quick                reduced matrix that finishes in under 60 s on 2 cores
-  --scenario A,B         only these scenarios (floor, latency, batch, echo, types, payload,
-                         load, fairness, startup, cpu, idle, contended)
-  --transport T,U        knit, pipe, unix, seqpacket, tcp
+  --scenario A,B         only these scenarios: floor, latency, batch, echo, types, payload,
+                         load, balance, startup, idle, cpu, dispatch, contended
+  --transport T,U        knit, pipe, unix, seqpacket, tcp (floor: spin, futex, ring, memcpy,
+                         thread-spawn, process-spawn, pipe, unix, tcp)
   --runtime R            thread, process
-  --balancer B           roundRobin, firstIdle, randomLane, firstIdleOrRandom
+  --balancer B           round-robin, first-idle, random-lane, first-idle-or-random, steal
+                         (roundRobin, robinRound, firstIdle... accepted)
   --workers N,M          worker counts
-  --repetitions N        repetitions per case (default 5)
+  --repetitions N        repetitions per case (default 5; --quick 3)
   --out FILE             also write the JSON document to FILE
+  --list                 list the scenarios
 
   -h, --help             this text
 
@@ -154,6 +158,12 @@ cmd_test() {
     return "$status"
 }
 
+cmd_bench() {
+    setup_packages
+    build_release
+    "$BUILD/release/harness/knit-bench" --save-dir "$ROOT/results/runs" "$@"
+}
+
 cmd_micro() {
     local args=()
     while [ $# -gt 0 ]; do
@@ -179,7 +189,7 @@ main() {
     build) setup_packages; build_release ;;
     compare | plots) not_yet "$cmd" ;;
     "" | --json | --quick | --scenario | --transport | --runtime | --balancer | --workers | \
-        --repetitions | --out) not_yet "the benchmark suite (./run.sh ${*:-})" ;;
+        --repetitions | --out | --list) cmd_bench "$@" ;;
     *) echo "run.sh: unknown command '$cmd'" >&2; usage >&2; exit 2 ;;
     esac
 }

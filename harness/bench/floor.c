@@ -1,0 +1,799 @@
+/*
+ * knit-bench - the floor mechanisms (floor.h): the physical IPC limits, measured with no
+ * scheduler. This file owns the mechanisms, their peer threads, the CPU pinning of a floor
+ * measurement, and the opaque kb_floor_t.
+ *
+ * Each mechanism is an engine (as in fio): a struct whose first member is the common header
+ * kb_floor_t, and a table of functions - open (descriptors, buffers), peer (the thread that
+ * answers, or NULL), round (one round of timed operations), stop (make a blocked peer return so
+ * the join cannot hang) and release (free what open made; safe on a half-opened engine).
+ * The common code pins the threads, starts and joins the peer, and frees the object.
+ *
+ * Every peer echoes the caller's sequence number and the round function checks it: a mismatch
+ * counts in rep->errors, so a benchmark that never really crosses to the peer shows up.
+ */
+#define _GNU_SOURCE
+
+#include "floor.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/error_internal.h"
+
+const char *const kb_floor_mechs[] = {"spin", "futex", "pipe", "unix", "tcp", "ring", "memcpy",
+    "thread-spawn", "process-spawn", NULL};
+
+#define KB_LINE        64u
+#define KB_ROUND_TRIPS 8u /* per round: spin, futex, pipe, unix, tcp */
+#define KB_MSG_BYTES   8u
+#define KB_RING_SLOTS  1024u /* power of two; holds a whole burst (see ring_round) */
+#define KB_RING_BURST  1000u
+#define KB_COPY_BYTES  (1024u * 1024u)
+#define KB_COPIES      4u
+
+/* --- the common header and the engine table --------------------------------------------------- */
+
+typedef struct kb_floor_engine {
+    const char *name;
+    size_t size; /* of the engine's struct, whose first member is kb_floor_t */
+    int (*open)(kb_floor_t *f);
+    void *(*peer)(void *f); /* NULL: no peer thread */
+    int (*round)(kb_floor_t *f, kb_rep_t *rep);
+    void (*stop)(kb_floor_t *f); /* after the stop flag is set, before the join; may be NULL */
+    void (*release)(kb_floor_t *f);
+} kb_floor_engine_t;
+
+struct kb_floor {
+    const kb_floor_engine_t *eng;
+    pthread_t peer;
+    bool peer_running;
+    bool pinned;      /* caller on CPU 0, peer on CPU 1 */
+    cpu_set_t saved;  /* the caller's mask before open (restored by close) */
+    unsigned spin_at; /* pauses before a busy-wait starts yielding too */
+    atomic_bool stop; /* set by close; every waiting loop of a peer checks it */
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static long online_cpus(void)
+{
+    return sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+/* CPUs this thread may run on (1 when unknown). */
+static int allowed_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) < 0)
+        return 1;
+    return CPU_COUNT(&set);
+}
+
+/* One step of a busy-wait: pause; after spin_at steps also yield, so a waiter whose partner
+ * was preempted (or shares its CPU) lets the partner run. *n counts the steps of this wait. */
+static inline void relax(const kb_floor_t *f, unsigned *n)
+{
+    __builtin_ia32_pause();
+    if (++*n >= f->spin_at)
+        sched_yield();
+}
+
+static bool stopping(kb_floor_t *f)
+{
+    /* relaxed: the flag carries no data; the join orders everything after it */
+    return atomic_load_explicit(&f->stop, memory_order_relaxed);
+}
+
+static int sys_err(const char *mech, const char *what)
+{
+    return knit__err(KNIT_E_SYS, "floor %s: %s: %s", mech, what, strerror(errno));
+}
+
+/* --- spin: one padded atomic word ping-ponged between two busy-waiting threads ---------------- */
+
+typedef struct kb_spin {
+    kb_floor_t base;
+    /* The caller writes an odd sequence number, the peer answers with number + 1. */
+    _Alignas(KB_LINE) _Atomic uint64_t word;
+    char pad[KB_LINE - sizeof(uint64_t)];
+    uint64_t seq; /* caller-only: the last answer */
+} kb_spin_t;
+
+static int spin_open(kb_floor_t *f)
+{
+    kb_spin_t *s = (kb_spin_t *)f;
+    atomic_init(&s->word, 0);
+    s->seq = 0;
+    return 0;
+}
+
+static void *spin_peer(void *arg)
+{
+    kb_spin_t *s = arg;
+    uint64_t last = 0;
+    unsigned n = 0;
+    while (!stopping(&s->base)) {
+        /* acquire: pairs with the caller's release store of a request (models receiving a
+         * message; on x86 a plain load) */
+        uint64_t v = atomic_load_explicit(&s->word, memory_order_acquire);
+        if (v == last) {
+            relax(&s->base, &n);
+            continue;
+        }
+        last = v + 1;
+        n = 0;
+        /* release: publishes the answer to the caller's acquire load */
+        atomic_store_explicit(&s->word, last, memory_order_release);
+    }
+    return NULL;
+}
+
+static int spin_round(kb_floor_t *f, kb_rep_t *rep)
+{
+    kb_spin_t *s = (kb_spin_t *)f;
+    for (unsigned i = 0; i < KB_ROUND_TRIPS; i++) {
+        uint64_t req = s->seq + 1, v;
+        unsigned n = 0;
+        uint64_t t0 = now_ns();
+        /* release: publishes the request to the peer's acquire load */
+        atomic_store_explicit(&s->word, req, memory_order_release);
+        /* acquire: pairs with the peer's release store of the answer */
+        while ((v = atomic_load_explicit(&s->word, memory_order_acquire)) == req)
+            relax(f, &n);
+        kb_record(rep, now_ns() - t0);
+        rep->ops++;
+        if (v != req + 1)
+            rep->errors++;
+        s->seq = req + 1;
+    }
+    return 0;
+}
+
+/* --- futex: the same ping-pong, each side asleep in FUTEX_WAIT until the other wakes it ------- */
+
+typedef struct kb_futex {
+    kb_floor_t base;
+    /* Sequence number: odd = a request is pending, even = answered. A waiter sleeps only while
+     * the word still holds the value it last saw, so no wake-up can be lost. */
+    _Alignas(KB_LINE) _Atomic uint32_t word;
+    char pad[KB_LINE - sizeof(uint32_t)];
+    uint32_t seq; /* caller-only: the last answer */
+} kb_futex_t;
+
+static long futex_op(_Atomic uint32_t *w, int op, uint32_t val)
+{
+    return syscall(SYS_futex, (uint32_t *)w, op, val, NULL, NULL, 0);
+}
+
+static void futex_set(_Atomic uint32_t *w, uint32_t v)
+{
+    /* release: publishes the new number before the waker's FUTEX_WAKE; the sleeper's acquire
+     * load after it wakes pairs with it */
+    atomic_store_explicit(w, v, memory_order_release);
+    futex_op(w, FUTEX_WAKE_PRIVATE, 1);
+}
+
+/* Sleep until the word is no longer `seen`; returns the new value. */
+static uint32_t futex_await(_Atomic uint32_t *w, uint32_t seen, kb_floor_t *f)
+{
+    uint32_t v;
+    /* acquire: pairs with futex_set's release store (the other side's message) */
+    while ((v = atomic_load_explicit(w, memory_order_acquire)) == seen && !stopping(f))
+        futex_op(w, FUTEX_WAIT_PRIVATE, seen); /* EAGAIN (changed) and EINTR: look again */
+    return v;
+}
+
+static int futex_open(kb_floor_t *f)
+{
+    kb_futex_t *x = (kb_futex_t *)f;
+    atomic_init(&x->word, 0);
+    x->seq = 0;
+    if (futex_op(&x->word, FUTEX_WAKE_PRIVATE, 1) < 0)
+        return sys_err("futex", "futex(FUTEX_WAKE_PRIVATE)");
+    return 0;
+}
+
+static void *futex_peer(void *arg)
+{
+    kb_futex_t *x = arg;
+    uint32_t last = 0;
+    for (;;) {
+        uint32_t v = futex_await(&x->word, last, &x->base);
+        if (stopping(&x->base))
+            return NULL;
+        last = v + 1;
+        futex_set(&x->word, last);
+    }
+}
+
+static void futex_stop(kb_floor_t *f)
+{
+    kb_futex_t *x = (kb_futex_t *)f;
+    /* seq_cst: the stop flag (set before this) is visible once the peer sees the word change */
+    atomic_fetch_add(&x->word, 2);
+    futex_op(&x->word, FUTEX_WAKE_PRIVATE, 1);
+}
+
+static int futex_round(kb_floor_t *f, kb_rep_t *rep)
+{
+    kb_futex_t *x = (kb_futex_t *)f;
+    for (unsigned i = 0; i < KB_ROUND_TRIPS; i++) {
+        uint32_t req = x->seq + 1;
+        uint64_t t0 = now_ns();
+        futex_set(&x->word, req);
+        uint32_t v = futex_await(&x->word, req, f);
+        kb_record(rep, now_ns() - t0);
+        rep->ops++;
+        if (v != req + 1)
+            rep->errors++;
+        x->seq = req + 1;
+    }
+    return 0;
+}
+
+/* --- pipe, unix, tcp: 8-byte messages echoed by a peer thread over blocking descriptors ------- */
+
+typedef struct kb_stream {
+    kb_floor_t base;
+    int c_rd, c_wr; /* the caller's ends (the same socket for unix and tcp) */
+    int p_rd, p_wr; /* the peer's ends */
+    bool sock;
+    uint64_t seq;
+} kb_stream_t;
+
+/* 1 = all n bytes read, 0 = end of file before the first byte, -1 = error (errno set). */
+static int read_full(int fd, void *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, (char *)buf + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0) {
+            errno = EPIPE;
+            return got ? -1 : 0;
+        }
+        got += (size_t)r;
+    }
+    return 1;
+}
+
+/* 0 or -1 (errno set). Sockets use MSG_NOSIGNAL: a closed partner is an error, not SIGPIPE. */
+static int write_full(int fd, const void *buf, size_t n, bool sock)
+{
+    size_t put = 0;
+    while (put < n) {
+        const char *p = (const char *)buf + put;
+        ssize_t r = sock ? send(fd, p, n - put, MSG_NOSIGNAL) : write(fd, p, n - put);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        put += (size_t)r;
+    }
+    return 0;
+}
+
+static void stream_init(kb_stream_t *s, bool sock)
+{
+    s->c_rd = s->c_wr = s->p_rd = s->p_wr = -1;
+    s->sock = sock;
+    s->seq = 0;
+}
+
+static int pipe_open(kb_floor_t *f)
+{
+    kb_stream_t *s = (kb_stream_t *)f;
+    int req[2], rsp[2];
+    stream_init(s, false);
+    if (pipe2(req, O_CLOEXEC) < 0)
+        return sys_err("pipe", "pipe2");
+    s->p_rd = req[0];
+    s->c_wr = req[1];
+    if (pipe2(rsp, O_CLOEXEC) < 0)
+        return sys_err("pipe", "pipe2");
+    s->c_rd = rsp[0];
+    s->p_wr = rsp[1];
+    return 0;
+}
+
+static int unix_open(kb_floor_t *f)
+{
+    kb_stream_t *s = (kb_stream_t *)f;
+    int sv[2];
+    stream_init(s, true);
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return sys_err("unix", "socketpair(AF_UNIX, SOCK_STREAM)");
+    s->c_rd = s->c_wr = sv[0];
+    s->p_rd = s->p_wr = sv[1];
+    return 0;
+}
+
+static int tcp_nodelay(int fd)
+{
+    int one = 1;
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+/* A listener on 127.0.0.1, an ephemeral port; returns the descriptor or -1 (errno set). */
+static int tcp_listen(struct sockaddr_in *addr)
+{
+    socklen_t len = sizeof *addr;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    memset(addr, 0, sizeof *addr);
+    addr->sin_family = AF_INET;
+    addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)addr, sizeof *addr) < 0 || listen(fd, 1) < 0
+        || getsockname(fd, (struct sockaddr *)addr, &len) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+static int tcp_open(kb_floor_t *f)
+{
+    kb_stream_t *s = (kb_stream_t *)f;
+    struct sockaddr_in addr;
+    stream_init(s, true);
+    int lfd = tcp_listen(&addr);
+    if (lfd < 0)
+        return sys_err("tcp", "listen on 127.0.0.1 (is loopback up?)");
+    int rc = 0;
+    s->c_rd = s->c_wr = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s->c_rd < 0)
+        rc = sys_err("tcp", "socket");
+    else if (connect(s->c_rd, (struct sockaddr *)&addr, sizeof addr) < 0)
+        rc = sys_err("tcp", "connect to 127.0.0.1");
+    else if ((s->p_rd = s->p_wr = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0)
+        rc = sys_err("tcp", "accept4");
+    else if (tcp_nodelay(s->c_rd) < 0 || tcp_nodelay(s->p_rd) < 0)
+        rc = sys_err("tcp", "setsockopt(TCP_NODELAY)");
+    close(lfd);
+    return rc;
+}
+
+static void *stream_peer(void *arg)
+{
+    kb_stream_t *s = arg;
+    uint64_t v;
+    /* Ends at end of file (stream_stop) or on any error; the caller then sees the failure. */
+    while (!stopping(&s->base) && read_full(s->p_rd, &v, sizeof v) == 1)
+        if (write_full(s->p_wr, &v, sizeof v, s->sock) < 0)
+            break;
+    return NULL;
+}
+
+/* End of file for the peer: its blocking read returns 0 and it exits. The caller's read end
+ * stays open until after the join, so the peer's last write cannot raise SIGPIPE. */
+static void stream_stop(kb_floor_t *f)
+{
+    kb_stream_t *s = (kb_stream_t *)f;
+    if (s->sock) {
+        shutdown(s->c_wr, SHUT_WR);
+    } else {
+        close(s->c_wr);
+        s->c_wr = -1;
+    }
+}
+
+static void stream_release(kb_floor_t *f)
+{
+    kb_stream_t *s = (kb_stream_t *)f;
+    int fds[4] = {s->c_rd, s->c_wr, s->p_rd, s->p_wr};
+    for (int i = 0; i < 4; i++) {
+        bool dup = (i == 1 && fds[1] == fds[0]) || (i == 3 && fds[3] == fds[2]);
+        if (fds[i] >= 0 && !dup)
+            close(fds[i]);
+    }
+    s->c_rd = s->c_wr = s->p_rd = s->p_wr = -1;
+}
+
+static int stream_round(kb_floor_t *f, kb_rep_t *rep)
+{
+    kb_stream_t *s = (kb_stream_t *)f;
+    const char *mech = f->eng->name;
+    for (unsigned i = 0; i < KB_ROUND_TRIPS; i++) {
+        uint64_t req = ++s->seq, v = 0;
+        uint64_t t0 = now_ns();
+        if (write_full(s->c_wr, &req, sizeof req, s->sock) < 0)
+            return sys_err(mech, "write of a request");
+        int r = read_full(s->c_rd, &v, sizeof v);
+        if (r <= 0)
+            return r == 0 ? knit__err(KNIT_E_SYS, "floor %s: the peer closed its end", mech)
+                          : sys_err(mech, "read of an answer");
+        kb_record(rep, now_ns() - t0);
+        rep->ops++;
+        rep->bytes += 2 * KB_MSG_BYTES;
+        if (v != req)
+            rep->errors++;
+    }
+    return 0;
+}
+
+/* --- ring: a raw single-producer single-consumer ring, out and back --------------------------- */
+
+/* head: next slot the producer writes; tail: next slot the consumer reads. Each index sits on
+ * its own cache line; the slots themselves are plain memory handed over by those indices. */
+typedef struct kb_spsc {
+    _Alignas(KB_LINE) _Atomic uint64_t head;
+    _Alignas(KB_LINE) _Atomic uint64_t tail;
+    _Alignas(KB_LINE) uint64_t slot[KB_RING_SLOTS];
+} kb_spsc_t;
+
+/* One side's view: its own index and a cached copy of the other side's (re-read only when the
+ * ring looks full or empty, so the other side's line is not pulled on every item). */
+typedef struct kb_spsc_end {
+    kb_spsc_t *r;
+    uint64_t mine, theirs;
+} kb_spsc_end_t;
+
+/* Push v; false when the floor is stopping while the ring is full. */
+static bool spsc_push(kb_spsc_end_t *e, uint64_t v, kb_floor_t *f)
+{
+    unsigned n = 0;
+    while (e->mine - e->theirs == KB_RING_SLOTS) {
+        /* acquire: pairs with the consumer's release of tail - its reads of the slots below
+         * tail are done before we overwrite them */
+        e->theirs = atomic_load_explicit(&e->r->tail, memory_order_acquire);
+        if (e->mine - e->theirs < KB_RING_SLOTS)
+            break;
+        if (stopping(f))
+            return false;
+        relax(f, &n);
+    }
+    e->r->slot[e->mine & (KB_RING_SLOTS - 1)] = v;
+    e->mine++;
+    /* release: the slot written above is visible before the consumer sees the new head */
+    atomic_store_explicit(&e->r->head, e->mine, memory_order_release);
+    return true;
+}
+
+/* Pop into *v; false when the floor is stopping while the ring is empty. */
+static bool spsc_pop(kb_spsc_end_t *e, uint64_t *v, kb_floor_t *f)
+{
+    unsigned n = 0;
+    while (e->mine == e->theirs) {
+        /* acquire: pairs with the producer's release of head - the slots below head hold
+         * their values */
+        e->theirs = atomic_load_explicit(&e->r->head, memory_order_acquire);
+        if (e->mine != e->theirs)
+            break;
+        if (stopping(f))
+            return false;
+        relax(f, &n);
+    }
+    *v = e->r->slot[e->mine & (KB_RING_SLOTS - 1)];
+    e->mine++;
+    /* release: our read of the slot is done before the producer may reuse it */
+    atomic_store_explicit(&e->r->tail, e->mine, memory_order_release);
+    return true;
+}
+
+typedef struct kb_ring {
+    kb_floor_t base;
+    kb_spsc_t req, rsp;                        /* caller -> peer, peer -> caller */
+    _Alignas(KB_LINE) kb_spsc_end_t out, back; /* caller-only: produces req, consumes rsp */
+    uint64_t seq;
+} kb_ring_t;
+
+static void spsc_init(kb_spsc_t *r)
+{
+    atomic_init(&r->head, 0);
+    atomic_init(&r->tail, 0);
+}
+
+static int ring_open(kb_floor_t *f)
+{
+    kb_ring_t *g = (kb_ring_t *)f;
+    spsc_init(&g->req);
+    spsc_init(&g->rsp);
+    g->out = (kb_spsc_end_t) {.r = &g->req};
+    g->back = (kb_spsc_end_t) {.r = &g->rsp};
+    g->seq = 0;
+    return 0;
+}
+
+static void *ring_peer(void *arg)
+{
+    kb_ring_t *g = arg;
+    kb_spsc_end_t in = {.r = &g->req}, out = {.r = &g->rsp};
+    uint64_t v;
+    while (spsc_pop(&in, &v, &g->base) && spsc_push(&out, v, &g->base)) { }
+    return NULL;
+}
+
+/* The caller pushes the whole burst before it pops a reply, so the return ring must hold a
+ * whole burst (KB_RING_SLOTS >= KB_RING_BURST) or both sides would wait on a full ring. */
+static int ring_round(kb_floor_t *f, kb_rep_t *rep)
+{
+    kb_ring_t *g = (kb_ring_t *)f;
+    uint64_t base = g->seq, v = 0;
+    uint64_t t0 = now_ns();
+    for (uint64_t i = 1; i <= KB_RING_BURST; i++)
+        spsc_push(&g->out, base + i, f);
+    for (uint64_t i = 1; i <= KB_RING_BURST; i++) {
+        spsc_pop(&g->back, &v, f);
+        if (v != base + i)
+            rep->errors++;
+    }
+    uint64_t dt = now_ns() - t0;
+    g->seq = base + KB_RING_BURST;
+    uint64_t per_item = (dt + KB_RING_BURST / 2) / KB_RING_BURST;
+    knit_hist_record_n(rep->hist, per_item ? per_item : 1, KB_RING_BURST);
+    rep->ops += KB_RING_BURST;
+    rep->bytes += 2 * KB_MSG_BYTES * KB_RING_BURST;
+    return 0;
+}
+
+_Static_assert(KB_RING_SLOTS >= KB_RING_BURST, "the return ring must hold a whole burst");
+_Static_assert((KB_RING_SLOTS & (KB_RING_SLOTS - 1)) == 0, "ring size must be a power of two");
+
+/* --- memcpy: 1 MiB between two buffers -------------------------------------------------------- */
+
+typedef struct kb_copy {
+    kb_floor_t base;
+    char *src, *dst;
+} kb_copy_t;
+
+static int copy_open(kb_floor_t *f)
+{
+    kb_copy_t *c = (kb_copy_t *)f;
+    c->src = aligned_alloc(4096, KB_COPY_BYTES);
+    c->dst = aligned_alloc(4096, KB_COPY_BYTES);
+    if (!c->src || !c->dst)
+        return knit__err(KNIT_E_NOMEM, "floor memcpy: two buffers of %u bytes", KB_COPY_BYTES);
+    memset(c->src, 0x5a, KB_COPY_BYTES); /* touch both once: no page faults in the rounds */
+    memset(c->dst, 0, KB_COPY_BYTES);
+    return 0;
+}
+
+static int copy_round(kb_floor_t *f, kb_rep_t *rep)
+{
+    kb_copy_t *c = (kb_copy_t *)f;
+    for (unsigned i = 0; i < KB_COPIES; i++) {
+        uint64_t t0 = now_ns();
+        memcpy(c->dst, c->src, KB_COPY_BYTES);
+        __asm__ volatile("" : : "r"(c->dst), "r"(c->src) : "memory"); /* the copy is used */
+        kb_record(rep, now_ns() - t0);
+        rep->ops++;
+        rep->bytes += KB_COPY_BYTES;
+    }
+    return 0;
+}
+
+static void copy_release(kb_floor_t *f)
+{
+    kb_copy_t *c = (kb_copy_t *)f;
+    free(c->src);
+    free(c->dst);
+    c->src = c->dst = NULL;
+}
+
+/* --- thread-spawn and process-spawn ----------------------------------------------------------- */
+
+typedef struct kb_spawn {
+    kb_floor_t base;
+} kb_spawn_t;
+
+static void *empty_thread(void *arg)
+{
+    return arg;
+}
+
+static int thread_spawn_round(kb_floor_t *f, kb_rep_t *rep)
+{
+    (void)f;
+    pthread_t t;
+    uint64_t t0 = now_ns();
+    int rc = pthread_create(&t, NULL, empty_thread, NULL);
+    if (rc != 0)
+        return knit__err(KNIT_E_SYS, "floor thread-spawn: pthread_create: %s", strerror(rc));
+    pthread_join(t, NULL);
+    kb_record(rep, now_ns() - t0);
+    rep->ops++;
+    return 0;
+}
+
+#define KB_TRUE_PATH "/bin/true"
+
+static int process_spawn_open(kb_floor_t *f)
+{
+    (void)f;
+    if (access(KB_TRUE_PATH, X_OK) < 0)
+        return sys_err("process-spawn", "access(" KB_TRUE_PATH ", X_OK)");
+    return 0;
+}
+
+static int process_spawn_round(kb_floor_t *f, kb_rep_t *rep)
+{
+    (void)f;
+    char *const argv[] = {(char *)KB_TRUE_PATH, NULL};
+    pid_t pid;
+    int status = 0;
+    uint64_t t0 = now_ns();
+    int rc = posix_spawn(&pid, KB_TRUE_PATH, NULL, NULL, argv, environ);
+    if (rc != 0)
+        return knit__err(
+            KNIT_E_SYS, "floor process-spawn: posix_spawn(%s): %s", KB_TRUE_PATH, strerror(rc));
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return sys_err("process-spawn", "waitpid");
+    kb_record(rep, now_ns() - t0);
+    rep->ops++;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        rep->errors++;
+    return 0;
+}
+
+/* --- the engines, in the order of kb_floor_mechs ---------------------------------------------- */
+
+static const kb_floor_engine_t kb_engines[] = {
+    {"spin", sizeof(kb_spin_t), spin_open, spin_peer, spin_round, NULL, NULL},
+    {"futex", sizeof(kb_futex_t), futex_open, futex_peer, futex_round, futex_stop, NULL},
+    {"pipe", sizeof(kb_stream_t), pipe_open, stream_peer, stream_round, stream_stop,
+        stream_release},
+    {"unix", sizeof(kb_stream_t), unix_open, stream_peer, stream_round, stream_stop,
+        stream_release},
+    {"tcp", sizeof(kb_stream_t), tcp_open, stream_peer, stream_round, stream_stop, stream_release},
+    {"ring", sizeof(kb_ring_t), ring_open, ring_peer, ring_round, NULL, NULL},
+    {"memcpy", sizeof(kb_copy_t), copy_open, NULL, copy_round, NULL, copy_release},
+    {"thread-spawn", sizeof(kb_spawn_t), NULL, NULL, thread_spawn_round, NULL, NULL},
+    {"process-spawn", sizeof(kb_spawn_t), process_spawn_open, NULL, process_spawn_round, NULL,
+        NULL},
+};
+
+#define KB_NENGINES (sizeof kb_engines / sizeof kb_engines[0])
+
+static const kb_floor_engine_t *find_engine(const char *mech)
+{
+    for (size_t i = 0; i < KB_NENGINES; i++)
+        if (mech && strcmp(kb_engines[i].name, mech) == 0)
+            return &kb_engines[i];
+    return NULL;
+}
+
+static int unknown_mech(const char *mech)
+{
+    char names[256];
+    size_t n = 0;
+    names[0] = '\0';
+    for (size_t i = 0; kb_floor_mechs[i] && n < sizeof names; i++)
+        n += (size_t)snprintf(
+            names + n, sizeof names - n, "%s%s", i ? ", " : "", kb_floor_mechs[i]);
+    return knit__err(
+        KNIT_E_INVAL, "unknown floor mechanism '%s' (valid: %s)", mech ? mech : "(null)", names);
+}
+
+/* --- pinning: caller on CPU 0, peer on CPU 1 -------------------------------------------------- */
+
+/* Pin the caller to CPU 0 when there are two or more CPUs and CPUs 0 and 1 are both allowed
+ * (under a narrower mask, e.g. taskset, nothing is pinned). */
+static int pin_caller(kb_floor_t *f)
+{
+    cpu_set_t one;
+    if (online_cpus() < 2)
+        return 0;
+    int rc = pthread_getaffinity_np(pthread_self(), sizeof f->saved, &f->saved);
+    if (rc != 0)
+        return knit__err(KNIT_E_SYS, "floor: pthread_getaffinity_np: %s", strerror(rc));
+    if (!CPU_ISSET(0, &f->saved) || !CPU_ISSET(1, &f->saved))
+        return 0;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    rc = pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+    if (rc != 0)
+        return knit__err(KNIT_E_SYS, "floor: pin the caller to CPU 0: %s", strerror(rc));
+    f->pinned = true;
+    return 0;
+}
+
+static void unpin_caller(kb_floor_t *f)
+{
+    if (f->pinned)
+        pthread_setaffinity_np(pthread_self(), sizeof f->saved, &f->saved);
+    f->pinned = false;
+}
+
+static int start_peer(kb_floor_t *f)
+{
+    pthread_attr_t attr;
+    cpu_set_t one;
+    int rc = pthread_attr_init(&attr);
+    if (rc == 0 && f->pinned) {
+        CPU_ZERO(&one);
+        CPU_SET(1, &one);
+        rc = pthread_attr_setaffinity_np(&attr, sizeof one, &one);
+    }
+    if (rc == 0)
+        rc = pthread_create(&f->peer, &attr, f->eng->peer, f);
+    pthread_attr_destroy(&attr);
+    if (rc != 0)
+        return knit__err(
+            KNIT_E_SYS, "floor %s: start the peer thread: %s", f->eng->name, strerror(rc));
+    f->peer_running = true;
+    return 0;
+}
+
+/* --- the interface ---------------------------------------------------------------------------- */
+
+int kb_floor_open(const char *mech, kb_floor_t **out)
+{
+    const kb_floor_engine_t *eng = find_engine(mech);
+    *out = NULL;
+    if (!eng)
+        return unknown_mech(mech);
+    size_t size = (eng->size + KB_LINE - 1) / KB_LINE * KB_LINE;
+    kb_floor_t *f = aligned_alloc(KB_LINE, size);
+    if (!f)
+        return knit__err(KNIT_E_NOMEM, "floor %s: %zu bytes", mech, size);
+    memset(f, 0, size);
+    f->eng = eng;
+    /* On one usable CPU busy-waiting only burns the partner's time slice: yield at once. */
+    f->spin_at = allowed_cpus() >= 2 ? 1u << 14 : 1u;
+    atomic_init(&f->stop, false);
+    int rc = pin_caller(f);
+    if (rc == 0 && eng->open)
+        rc = eng->open(f);
+    if (rc == 0 && eng->peer)
+        rc = start_peer(f);
+    if (rc != 0) {
+        kb_floor_close(f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+int kb_floor_round(void *floor, kb_rep_t *rep)
+{
+    kb_floor_t *f = floor;
+    return f->eng->round(f, rep);
+}
+
+void kb_floor_close(kb_floor_t *f)
+{
+    if (!f)
+        return;
+    if (f->peer_running) {
+        /* seq_cst: ordered before the engine's stop action (a store the peer then sees) */
+        atomic_store(&f->stop, true);
+        if (f->eng->stop)
+            f->eng->stop(f);
+        pthread_join(f->peer, NULL);
+        f->peer_running = false;
+    }
+    if (f->eng->release)
+        f->eng->release(f);
+    unpin_caller(f);
+    free(f);
+}

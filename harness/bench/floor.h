@@ -1,0 +1,39 @@
+/*
+ * knit-bench - the physical limits (the `floor` scenario's mechanisms), with no scheduler: what
+ * every other figure is read against. Each mechanism is an object whose round function fits
+ * kb_round_fn, so the floor scenario runs them as ordinary cases and other scenarios measure a
+ * reference close in time to their own cases (kb_floor_ref).
+ *
+ *   spin           cross-core cache-line ping-pong between two threads (busy-wait), round trip
+ *   futex          futex wait/wake round trip between two threads (no spinning)
+ *   pipe           8-byte round trip over a pair of pipes between two threads (blocking)
+ *   unix           8-byte round trip over a Unix stream socket pair (blocking)
+ *   tcp            8-byte round trip over loopback TCP, TCP_NODELAY (blocking)
+ *   ring           a raw single-producer ring: bursts of 1000 8-byte items to a consumer thread
+ *                  that answers each on a return ring; one operation = one item
+ *   memcpy         memcpy of 1 MiB between two buffers; bytes counted once per copy
+ *   thread-spawn   pthread_create + pthread_join of an empty thread
+ *   process-spawn  posix_spawn of /bin/true + waitpid
+ */
+#ifndef KNIT_HARNESS_FLOOR_H
+#define KNIT_HARNESS_FLOOR_H
+
+#include "bench.h"
+
+typedef struct kb_floor kb_floor_t;
+
+/* Names of the mechanisms, in the order above; NULL-terminated. */
+extern const char *const kb_floor_mechs[];
+
+/* Start a mechanism (its peer thread, descriptors, buffers). The peer thread is pinned to CPU 1
+ * and the caller's thread to CPU 0 when the machine has two or more CPUs (restored by
+ * kb_floor_close). KNIT_E_INVAL for an unknown name. */
+int kb_floor_open(const char *mech, kb_floor_t **out);
+
+/* One round: a small fixed number of operations (about 10-100 us of work), each recorded
+ * with kb_record (the ring records burst time / 1000 per item); adds rep->ops and rep->bytes. */
+int kb_floor_round(void *floor, kb_rep_t *rep);
+
+void kb_floor_close(kb_floor_t *f);
+
+#endif

@@ -1,0 +1,248 @@
+/*
+ * knit-bench - what a run reports: the JSON document's context and entries (results/SCHEMA.md
+ * documents every field) and the human-readable table with ratio columns.
+ */
+#define _GNU_SOURCE
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "run.h"
+
+#ifndef KB_COMPILER_FLAGS
+#define KB_COMPILER_FLAGS "unknown"
+#endif
+#ifndef KB_BUILD_TYPE
+#define KB_BUILD_TYPE "unknown"
+#endif
+#ifndef KB_SOURCE_DIR
+#define KB_SOURCE_DIR "."
+#endif
+
+void kb_case_name(const kb_case_t *c, char *out, size_t n)
+{
+    int k = snprintf(out, n, "%s/%s/%s/w%u/b%u/p%llu", c->scenario, c->transport, c->runtime,
+        c->workers, c->batch, (unsigned long long)c->payload_bytes);
+    if (k > 0 && (size_t)k < n && strcmp(c->balancer, "-") != 0 && c->balancer[0])
+        k += snprintf(out + k, n - (size_t)k, "/%s", c->balancer);
+    if (k > 0 && (size_t)k < n && !strcmp(c->wait, "spin"))
+        k += snprintf(out + k, n - (size_t)k, "/spin");
+    if (k > 0 && (size_t)k < n && c->variant[0])
+        snprintf(out + k, n - (size_t)k, "/%s", c->variant);
+}
+
+/* A JSON number, or null for NaN and infinities (JSON has no such numbers). */
+static json_t *num(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+static json_t *num_array(const double *v, uint32_t n)
+{
+    json_t *a = json_array();
+    for (uint32_t i = 0; a && i < n; i++)
+        json_array_append_new(a, num(v[i]));
+    return a;
+}
+
+json_t *kb_entry_json(const kb_result_t *r, const char *name)
+{
+    const kb_case_t *c = r->c;
+    json_t *lat = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "min", num(r->min), "p50",
+        num(r->p50), "p90", num(r->p90), "p99", num(r->p99), "p999", num(r->p999), "max",
+        num(r->max), "mean", num(r->mean), "stddev", num(r->stddev));
+    json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:s, s:I, s:I, s:I,"
+                          " s:o, s:o, s:o, s:o, s:o, s:o, s:I}",
+        "name", name, "scenario", c->scenario, "transport", c->transport, "runtime", c->runtime,
+        "balancer", c->balancer, "workers", (json_int_t)c->workers, "batch", (json_int_t)c->batch,
+        "payload_bytes", (json_int_t)c->payload_bytes, "wait", c->wait, "variant", c->variant,
+        "placement", kb_placement(c), "iterations", (json_int_t)r->iterations, "repetitions",
+        (json_int_t)r->repetitions, "warmup_iterations", (json_int_t)r->warmup_iterations,
+        "latency_ns", lat ? lat : json_null(), "repetition_p50_ns",
+        num_array(r->rep_p50, r->repetitions), "repetition_p99_ns",
+        num_array(r->rep_p99, r->repetitions), "calls_per_s", num(r->calls_per_s), "bytes_per_s",
+        num(r->bytes_per_s), "cpu_ns_per_call", num(r->cpu_ns_per_call), "errors",
+        (json_int_t)r->errors);
+    if (!e)
+        return NULL;
+    json_object_set_new(e, "floor_ns", r->floor_ns > 0 ? num(r->floor_ns) : json_null());
+    json_object_set_new(
+        e, "floor_ratio", r->floor_ns > 0 && r->p50 > 0 ? num(r->p50 / r->floor_ns) : json_null());
+    if (r->extra)
+        json_object_update(e, r->extra);
+    /* Google Benchmark's fields: its compare.py and other tools read our files */
+    json_object_set_new(e, "run_name", json_string(name));
+    json_object_set_new(e, "run_type", json_string("iteration"));
+    json_object_set_new(e, "real_time", num(r->p50));
+    json_object_set_new(e, "cpu_time", num(r->cpu_ns_per_call));
+    json_object_set_new(e, "time_unit", json_string("ns"));
+    return e;
+}
+
+/* --- context ------------------------------------------------------------------------------- */
+
+static void cpu_model(char *out, size_t n)
+{
+    snprintf(out, n, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "re");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (!strncmp(line, "model name", 10) && colon) {
+            snprintf(out, n, "%s", colon + 2);
+            out[strcspn(out, "\n")] = 0;
+            break;
+        }
+    }
+    fclose(f);
+}
+
+/* The source tree's commit (with "-dirty" when it has changes), or "unknown". */
+static void git_commit(char *out, size_t n)
+{
+    snprintf(out, n, "unknown");
+    FILE *p
+        = popen("git -C '" KB_SOURCE_DIR "' rev-parse HEAD 2>/dev/null && git -C '" KB_SOURCE_DIR
+                "' status --porcelain --untracked-files=no 2>/dev/null | head -1",
+            "r");
+    if (!p)
+        return;
+    char line[128] = "", dirty[128] = "";
+    if (fgets(line, sizeof line, p)) {
+        line[strcspn(line, "\n")] = 0;
+        bool d = fgets(dirty, sizeof dirty, p) != NULL;
+        if (line[0])
+            snprintf(out, n, "%s%s", line, d ? "-dirty" : "");
+    }
+    pclose(p);
+}
+
+json_t *kb_context_json(const kb_ctx_t *ctx, int argc, char **argv)
+{
+    char date[64], model[256], commit[160], cmd[2048] = "";
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    cpu_model(model, sizeof model);
+    git_commit(commit, sizeof commit);
+    for (int i = 0; i < argc; i++) {
+        size_t k = strlen(cmd);
+        snprintf(cmd + k, sizeof cmd - k, "%s%s", i ? " " : "", argv[i]);
+    }
+    struct utsname u;
+    uname(&u);
+    char kernel[400];
+    snprintf(kernel, sizeof kernel, "%s %s", u.release, u.version);
+    char placement[200];
+    snprintf(placement, sizeof placement,
+        "host thread on cpu0 and workers on cpu1..%u when the case has fewer workers than the "
+        "machine has cpus (%u); otherwise unpinned. Each entry's placement says which.",
+        kb_cpus() - 1, kb_cpus());
+    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:I}",
+        "date", date, "host", u.nodename, "cpu_model", model, "cpus", (json_int_t)kb_cpus(),
+        "kernel", kernel, "compiler", __VERSION__, "compiler_flags", KB_COMPILER_FLAGS,
+        "build_type", KB_BUILD_TYPE, "git_commit", commit, "command_line", cmd, "quick", ctx->quick,
+        "clock", "CLOCK_MONOTONIC (clock_gettime)", "placement", placement, "repetitions",
+        (json_int_t)ctx->reps);
+}
+
+/* --- the table ----------------------------------------------------------------------------- */
+
+/* p50 of the knit case each rival is compared with: same name with the transport "knit". */
+typedef struct knit_ref {
+    char key[256];
+    double p50, calls_per_s;
+    struct knit_ref *next;
+} knit_ref_t;
+
+static knit_ref_t *refs;
+
+static void ref_key(const kb_case_t *c, char *out, size_t n)
+{
+    kb_case_t k = *c;
+    snprintf(k.transport, sizeof k.transport, "knit");
+    snprintf(k.wait, sizeof k.wait, "adaptive");
+    kb_case_name(&k, out, n);
+}
+
+static const knit_ref_t *ref_find(const char *key)
+{
+    for (knit_ref_t *r = refs; r; r = r->next)
+        if (!strcmp(r->key, key))
+            return r;
+    return NULL;
+}
+
+static void ref_note(const kb_result_t *r)
+{
+    if (strcmp(r->c->transport, "knit") != 0 || strcmp(r->c->wait, "adaptive") != 0)
+        return;
+    knit_ref_t *k = calloc(1, sizeof *k);
+    if (!k)
+        return;
+    ref_key(r->c, k->key, sizeof k->key);
+    k->p50 = r->p50;
+    k->calls_per_s = r->calls_per_s;
+    k->next = refs;
+    refs = k;
+}
+
+static void fmt_ns(char *out, size_t n, double ns)
+{
+    if (!isfinite(ns) || ns <= 0)
+        snprintf(out, n, "-");
+    else if (ns < 1e4)
+        snprintf(out, n, "%.0f ns", ns);
+    else if (ns < 1e6)
+        snprintf(out, n, "%.1f us", ns / 1e3);
+    else
+        snprintf(out, n, "%.1f ms", ns / 1e6);
+}
+
+static void fmt_rate(char *out, size_t n, double v, const char *unit)
+{
+    if (!isfinite(v) || v <= 0)
+        snprintf(out, n, "-");
+    else if (v >= 1e9)
+        snprintf(out, n, "%.2f G%s", v / 1e9, unit);
+    else if (v >= 1e6)
+        snprintf(out, n, "%.2f M%s", v / 1e6, unit);
+    else if (v >= 1e3)
+        snprintf(out, n, "%.1f k%s", v / 1e3, unit);
+    else
+        snprintf(out, n, "%.1f %s", v, unit);
+}
+
+void kb_table_row(kb_ctx_t *ctx, const kb_result_t *r, const char *name)
+{
+    FILE *o = ctx->table;
+    if (strcmp(ctx->last_table_scenario, r->c->scenario) != 0) {
+        snprintf(ctx->last_table_scenario, sizeof ctx->last_table_scenario, "%s", r->c->scenario);
+        fprintf(o, "\n== %s ==\n%-58s %10s %10s %12s %12s %10s %8s %8s\n", r->c->scenario, "case",
+            "p50", "p99", "calls/s", "bytes/s", "cpu/call", "x floor", "x knit");
+    }
+    ref_note(r);
+    char p50[32], p99[32], cps[32], bps[32], cpu[32], xf[16] = "-", xk[16] = "-";
+    fmt_ns(p50, sizeof p50, r->p50);
+    fmt_ns(p99, sizeof p99, r->p99);
+    fmt_rate(cps, sizeof cps, r->calls_per_s, "");
+    fmt_rate(bps, sizeof bps, r->bytes_per_s, "B");
+    fmt_ns(cpu, sizeof cpu, r->cpu_ns_per_call);
+    if (r->floor_ns > 0 && r->p50 > 0)
+        snprintf(xf, sizeof xf, "%.2f", r->p50 / r->floor_ns);
+    char key[256];
+    ref_key(r->c, key, sizeof key);
+    const knit_ref_t *k = ref_find(key);
+    if (k && k->p50 > 0 && r->p50 > 0 && strcmp(r->c->transport, "knit") != 0)
+        snprintf(xk, sizeof xk, "%.1f", r->p50 / k->p50);
+    fprintf(o, "%-58s %10s %10s %12s %12s %10s %8s %8s%s\n", name, p50, p99, cps, bps, cpu, xf, xk,
+        r->errors ? "  (errors)" : "");
+    fflush(o);
+}

@@ -1,0 +1,58 @@
+/*
+ * knit-bench - the runner's private state (runner.c, report.c, main.c). Scenarios see only
+ * bench.h.
+ */
+#ifndef KNIT_HARNESS_RUN_H
+#define KNIT_HARNESS_RUN_H
+
+#include <stdio.h>
+
+#include "bench.h"
+
+#define KB_MAX_FILTER 16
+#define KB_MAX_FLOORS 16
+
+typedef struct kb_filter {
+    const char *v[KB_MAX_FILTER];
+    unsigned n; /* 0 = everything */
+} kb_filter_t;
+
+typedef struct kb_floor_seen {
+    char mech[16];
+    double p50, p99;
+} kb_floor_seen_t;
+
+struct kb_ctx {
+    bool quick, json, tty;
+    uint32_t reps;
+    kb_filter_t scenarios, transports, runtimes, balancers;
+    uint32_t workers[KB_MAX_FILTER];
+    unsigned nworkers;
+    json_t *benchmarks;   /* the entries so far */
+    FILE *table;          /* the human-readable table, or NULL with --json */
+    const char *scenario; /* running now */
+    unsigned scenario_index, scenario_count;
+    uint64_t start_ns, scenario_start_ns;
+    double budget_done, budget_total; /* expected seconds: for the ETA */
+    unsigned cases, failed;
+    kb_floor_seen_t floors[KB_MAX_FLOORS];
+    unsigned nfloors;
+    char last_table_scenario[32];
+};
+
+/* The expected duration of a scenario in seconds (for the ETA). */
+double kb_budget_s(const char *scenario, bool quick);
+
+/* report.c: the JSON document's context, one entry, and the table. */
+json_t *kb_context_json(const kb_ctx_t *ctx, int argc, char **argv);
+json_t *kb_entry_json(const kb_result_t *r, const char *name);
+void kb_table_row(kb_ctx_t *ctx, const kb_result_t *r, const char *name);
+void kb_case_name(const kb_case_t *c, char *out, size_t n);
+
+/* runner.c */
+void kb_progress_done(kb_ctx_t *ctx);
+
+/* pool.c: the worker-process guard (first thing in main) and the pinning hook. */
+int kb_worker_guard(void);
+
+#endif

@@ -1,0 +1,320 @@
+/*
+ * knit-bench - running a case: filters, warm-up, repetitions, statistics after the run, CPU
+ * time, floor references, progress and ETA on stderr.
+ */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "floor.h"
+#include "run.h"
+
+#define MS 1000000ull
+
+bool kb_quick(const kb_ctx_t *ctx)
+{
+    return ctx->quick;
+}
+
+uint32_t kb_repetitions(const kb_ctx_t *ctx)
+{
+    return ctx->reps;
+}
+
+static bool in_filter(const kb_filter_t *f, const char *v)
+{
+    if (f->n == 0)
+        return true;
+    for (unsigned i = 0; i < f->n; i++)
+        if (!strcmp(f->v[i], v))
+            return true;
+    return false;
+}
+
+bool kb_want(const kb_ctx_t *ctx, const kb_case_t *c)
+{
+    if (!in_filter(&ctx->scenarios, c->scenario) || !in_filter(&ctx->transports, c->transport)
+        || !in_filter(&ctx->runtimes, c->runtime) || !in_filter(&ctx->balancers, c->balancer))
+        return false;
+    if (ctx->nworkers == 0)
+        return true;
+    for (unsigned i = 0; i < ctx->nworkers; i++)
+        if (ctx->workers[i] == c->workers)
+            return true;
+    return false;
+}
+
+/* --- progress ------------------------------------------------------------------------------ */
+
+/* Seconds left: the remaining scenarios' budgets, scaled by how the finished part compared
+ * with its budget. */
+static double eta_s(const kb_ctx_t *ctx)
+{
+    double elapsed = (double)(kb_now_ns() - ctx->start_ns) / 1e9;
+    double cur = kb_budget_s(ctx->scenario ? ctx->scenario : "", ctx->quick);
+    double in_cur = (double)(kb_now_ns() - ctx->scenario_start_ns) / 1e9;
+    double done = ctx->budget_done + (in_cur < cur ? in_cur : cur);
+    double left = ctx->budget_total - done;
+    double pace = done > 1.0 ? elapsed / done : 1.0;
+    return left > 0 ? left * pace : 0;
+}
+
+void kb_progress(kb_ctx_t *ctx, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    double eta = eta_s(ctx);
+    if (ctx->tty) {
+        double frac = ctx->budget_total > 0
+            ? 1.0 - eta / (eta + (double)(kb_now_ns() - ctx->start_ns) / 1e9)
+            : 0;
+        int fill = (int)(frac * 20.0 + 0.5);
+        fprintf(stderr, "\r\033[K[%-20.*s] %u/%u %s  ETA %.0f s", fill, "####################",
+            ctx->scenario_index + 1, ctx->scenario_count, msg, eta);
+    } else {
+        fprintf(stderr, "knit-bench: [%u/%u] %s (ETA %.0f s)\n", ctx->scenario_index + 1,
+            ctx->scenario_count, msg, eta);
+    }
+    fflush(stderr);
+}
+
+void kb_progress_done(kb_ctx_t *ctx)
+{
+    if (ctx->tty)
+        fprintf(stderr, "\r\033[K");
+}
+
+/* --- floor references ---------------------------------------------------------------------- */
+
+static kb_floor_seen_t *floor_slot(kb_ctx_t *ctx, const char *mech)
+{
+    for (unsigned i = 0; i < ctx->nfloors; i++)
+        if (!strcmp(ctx->floors[i].mech, mech))
+            return &ctx->floors[i];
+    if (ctx->nfloors == KB_MAX_FLOORS)
+        return NULL;
+    kb_floor_seen_t *s = &ctx->floors[ctx->nfloors++];
+    snprintf(s->mech, sizeof s->mech, "%s", mech);
+    return s;
+}
+
+int kb_floor_ref(kb_ctx_t *ctx, const char *mech, double *p50, double *p99)
+{
+    kb_floor_t *f;
+    int rc = kb_floor_open(mech, &f);
+    if (rc < 0)
+        return rc;
+    knit_hist_t *h = malloc(sizeof *h);
+    if (!h) {
+        kb_floor_close(f);
+        return KNIT_E_NOMEM;
+    }
+    knit_hist_init(h);
+    kb_rep_t rep = {.hist = h, .warmup = true};
+    uint64_t end = kb_now_ns() + (ctx->quick ? 2 : 5) * MS;
+    for (; rc == 0 && kb_now_ns() < end; rep.round++)
+        rc = kb_floor_round(f, &rep); /* warm-up: caches, wake-up paths, CPU frequency */
+    knit_hist_init(h);
+    rep = (kb_rep_t) {.hist = h};
+    end = kb_now_ns() + (ctx->quick ? 10 : 25) * MS;
+    for (uint64_t n = 0; rc == 0 && (n < 3 || kb_now_ns() < end); n++, rep.round++)
+        rc = kb_floor_round(f, &rep);
+    kb_floor_close(f);
+    if (rc == 0) {
+        kb_floor_seen_t *s = floor_slot(ctx, mech);
+        double a = (double)knit_hist_percentile(h, 50), b = (double)knit_hist_percentile(h, 99);
+        if (s) {
+            s->p50 = a;
+            s->p99 = b;
+        }
+        if (p50)
+            *p50 = a;
+        if (p99)
+            *p99 = b;
+    }
+    free(h);
+    return rc;
+}
+
+/* --- running a case ------------------------------------------------------------------------ */
+
+typedef struct plan_eff {
+    uint32_t reps;
+    uint64_t min_rounds, max_rounds, rep_ns, warmup_ns, warmup_rounds;
+} plan_eff_t;
+
+static plan_eff_t effective(const kb_ctx_t *ctx, const kb_plan_t *p)
+{
+    static const kb_plan_t none = {0};
+    if (!p)
+        p = &none;
+    plan_eff_t e = {
+        .reps = p->repetitions ? p->repetitions : ctx->reps,
+        .min_rounds = p->min_rounds ? p->min_rounds : 1,
+        .max_rounds = p->max_rounds ? p->max_rounds : UINT64_MAX,
+        .rep_ns = p->rep_ns ? p->rep_ns : (ctx->quick ? 40 : 200) * MS,
+        .warmup_ns = p->warmup_ns ? p->warmup_ns : (ctx->quick ? 10 : 50) * MS,
+        .warmup_rounds = p->warmup_rounds ? p->warmup_rounds : 1,
+    };
+    if (e.reps > KB_MAX_REPS)
+        e.reps = KB_MAX_REPS;
+    if (e.reps == 0)
+        e.reps = 1;
+    if (e.max_rounds < e.min_rounds)
+        e.max_rounds = e.min_rounds;
+    return e;
+}
+
+/* Warm-up: rounds until both the time and the round count are reached; their records go to a
+ * scratch histogram that is dropped. */
+static int warm_up(
+    const plan_eff_t *e, kb_round_fn fn, void *state, knit_hist_t *scratch, uint64_t *iterations)
+{
+    kb_rep_t rep = {.hist = scratch, .warmup = true};
+    uint64_t end = kb_now_ns() + e->warmup_ns;
+    int rc = 0;
+    for (; rc == 0 && (rep.round < e->warmup_rounds || kb_now_ns() < end); rep.round++)
+        rc = fn(state, &rep);
+    *iterations = rep.ops;
+    return rc;
+}
+
+typedef struct totals {
+    uint64_t ops, bytes, errors, real_ns, cpu_ns;
+} totals_t;
+
+/* One measured repetition into `h` (cleared first). */
+static int repetition(const plan_eff_t *e, kb_round_fn fn, void *state, knit_hist_t *h, totals_t *t)
+{
+    knit_hist_init(h);
+    kb_rep_t rep = {.hist = h};
+    uint64_t cpu0 = kb_cpu_ns(), t0 = kb_now_ns(), end = t0 + e->rep_ns;
+    int rc = 0;
+    while (
+        rc == 0 && rep.round < e->max_rounds && (rep.round < e->min_rounds || kb_now_ns() < end)) {
+        rc = fn(state, &rep);
+        rep.round++;
+    }
+    t->real_ns += kb_now_ns() - t0;
+    t->cpu_ns += kb_cpu_ns() - cpu0;
+    t->ops += rep.ops;
+    t->bytes += rep.bytes;
+    t->errors += rep.errors;
+    return rc;
+}
+
+static void fill_stats(kb_result_t *r, const knit_hist_t *all, const totals_t *t)
+{
+    r->min = (double)all->min;
+    r->p50 = (double)knit_hist_percentile(all, 50);
+    r->p90 = (double)knit_hist_percentile(all, 90);
+    r->p99 = (double)knit_hist_percentile(all, 99);
+    r->p999 = (double)knit_hist_percentile(all, 99.9);
+    r->max = (double)all->max;
+    r->mean = knit_hist_mean(all);
+    r->stddev = knit_hist_stddev(all);
+    r->iterations = t->ops;
+    r->errors = t->errors;
+    r->real_s = (double)t->real_ns / 1e9;
+    r->calls_per_s = t->real_ns ? (double)t->ops * 1e9 / (double)t->real_ns : 0;
+    r->bytes_per_s = t->real_ns ? (double)t->bytes * 1e9 / (double)t->real_ns : 0;
+    r->cpu_ns_per_call = t->ops ? (double)t->cpu_ns / (double)t->ops : 0;
+}
+
+int kb_run_case(kb_ctx_t *ctx, const kb_case_t *c, const kb_plan_t *plan, kb_round_fn fn,
+    void *state, json_t *extra, kb_result_t *out)
+{
+    char name[256];
+    kb_case_name(c, name, sizeof name);
+    kb_progress(ctx, "%s", name);
+    plan_eff_t e = effective(ctx, plan);
+    kb_result_t r = {.c = c, .extra = extra, .repetitions = e.reps};
+    if (plan && plan->floor_ref) {
+        double p50 = 0;
+        if (kb_floor_ref(ctx, plan->floor_ref, &p50, NULL) == 0)
+            r.floor_ns = p50 * (plan->floor_ref_scale > 0 ? plan->floor_ref_scale : 1.0);
+    }
+    knit_hist_t *all = malloc(sizeof *all), *h = malloc(sizeof *h);
+    int rc = all && h ? 0 : KNIT_E_NOMEM;
+    totals_t t = {0};
+    if (rc == 0)
+        rc = warm_up(&e, fn, state, h, &r.warmup_iterations);
+    if (all)
+        knit_hist_init(all);
+    for (uint32_t i = 0; rc == 0 && i < e.reps; i++) {
+        rc = repetition(&e, fn, state, h, &t);
+        r.rep_p50[i] = (double)knit_hist_percentile(h, 50);
+        r.rep_p99[i] = (double)knit_hist_percentile(h, 99);
+        knit_hist_add(all, h);
+    }
+    if (rc < 0) {
+        kb_fail(ctx, c, rc);
+        json_decref(extra);
+    } else {
+        fill_stats(&r, all, &t);
+        if (out) {
+            *out = r;
+            out->extra = NULL;
+        }
+        kb_emit(ctx, &r);
+    }
+    free(all);
+    free(h);
+    return rc;
+}
+
+void kb_fail(kb_ctx_t *ctx, const kb_case_t *c, int rc)
+{
+    char name[256];
+    kb_case_name(c, name, sizeof name);
+    ctx->failed++;
+    fprintf(stderr, "%sknit-bench: %s failed: %s (%s)\n", ctx->tty ? "\r\033[K" : "", name,
+        knit_strerror(rc), knit_errmsg());
+}
+
+void kb_emit(kb_ctx_t *ctx, kb_result_t *r)
+{
+    char name[256];
+    kb_case_name(r->c, name, sizeof name);
+    json_t *entry = kb_entry_json(r, name);
+    if (entry)
+        json_array_append_new(ctx->benchmarks, entry);
+    if (ctx->table)
+        kb_table_row(ctx, r, name);
+    json_decref(r->extra);
+    r->extra = NULL;
+    ctx->cases++;
+}
+
+/* --- budgets ------------------------------------------------------------------------------- */
+
+double kb_budget_s(const char *scenario, bool quick)
+{
+    static const struct {
+        const char *name;
+        double full, quick;
+    } b[] = {
+        {"floor", 15, 2},
+        {"latency", 30, 3},
+        {"batch", 90, 4},
+        {"echo", 30, 3},
+        {"types", 60, 3},
+        {"payload", 120, 4},
+        {"load", 90, 4},
+        {"balance", 90, 4},
+        {"startup", 40, 3},
+        {"idle", 60, 3},
+        {"cpu", 40, 3},
+        {"dispatch", 30, 3},
+        {"contended", 60, 4},
+    };
+    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++)
+        if (!strcmp(b[i].name, scenario))
+            return quick ? b[i].quick : b[i].full;
+    return quick ? 3 : 30;
+}

@@ -1,0 +1,186 @@
+/*
+ * The knit-bench floor mechanisms (harness/bench/floor.c): every mechanism opens, runs rounds
+ * that really cross to its peer (no sequence-number mismatch), records one histogram sample per
+ * operation, and closes without hanging; unknown names are refused with the valid list; the
+ * caller's CPU mask is restored. No timing is asserted: the medians are printed only.
+ */
+#define _GNU_SOURCE
+
+#include "testutil.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "floor.h"
+
+#define ROUNDS 20
+#define MIB    (1024u * 1024u)
+
+static void run_mech(const char *mech)
+{
+    kb_floor_t *f = NULL;
+    int rc = kb_floor_open(mech, &f);
+    if (rc != 0)
+        fail_msg("kb_floor_open(%s): %d %s", mech, rc, knit_errmsg());
+    assert_non_null(f);
+
+    knit_hist_t *h = malloc(sizeof *h);
+    assert_non_null(h);
+    knit_hist_init(h);
+    kb_rep_t rep = {.hist = h};
+    for (uint64_t r = 0; r < ROUNDS; r++) {
+        rep.round = r;
+        rc = kb_floor_round(f, &rep);
+        if (rc != 0)
+            fail_msg("kb_floor_round(%s) round %" PRIu64 ": %d %s", mech, r, rc, knit_errmsg());
+    }
+    kb_floor_close(f);
+
+    print_message("floor %-13s ops %6" PRIu64 "  p50 %8" PRIu64 " ns  min %8" PRIu64
+                  " ns  p99 %8" PRIu64 " ns\n",
+        mech, rep.ops, knit_hist_percentile(h, 50), h->min, knit_hist_percentile(h, 99));
+    assert_true(rep.ops > 0);
+    assert_int_equal(rep.errors, 0);
+    assert_int_equal(h->total, rep.ops);
+    assert_true(h->min > 0);
+    if (strcmp(mech, "memcpy") == 0)
+        assert_int_equal(rep.bytes, rep.ops * MIB);
+    free(h);
+}
+
+static void test_spin(void **s)
+{
+    (void)s;
+    run_mech("spin");
+}
+
+static void test_futex(void **s)
+{
+    (void)s;
+    run_mech("futex");
+}
+
+static void test_pipe(void **s)
+{
+    (void)s;
+    run_mech("pipe");
+}
+
+static void test_unix(void **s)
+{
+    (void)s;
+    run_mech("unix");
+}
+
+static void test_tcp(void **s)
+{
+    (void)s;
+    run_mech("tcp");
+}
+
+static void test_ring(void **s)
+{
+    (void)s;
+    run_mech("ring");
+}
+
+static void test_memcpy(void **s)
+{
+    (void)s;
+    run_mech("memcpy");
+}
+
+static void test_thread_spawn(void **s)
+{
+    (void)s;
+    run_mech("thread-spawn");
+}
+
+static void test_process_spawn(void **s)
+{
+    (void)s;
+    run_mech("process-spawn");
+}
+
+static void test_names_are_the_nine_mechanisms(void **s)
+{
+    (void)s;
+    static const char *const want[] = {
+        "spin", "futex", "pipe", "unix", "tcp", "ring", "memcpy", "thread-spawn", "process-spawn"};
+    size_t n = 0;
+    while (kb_floor_mechs[n])
+        n++;
+    assert_int_equal(n, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(kb_floor_mechs[i], want[i]);
+}
+
+static void test_unknown_name_lists_the_valid_ones(void **s)
+{
+    (void)s;
+    kb_floor_t *f = NULL;
+    assert_int_equal(kb_floor_open("carrier-pigeon", &f), KNIT_E_INVAL);
+    assert_null(f);
+    const char *msg = knit_errmsg();
+    assert_non_null(strstr(msg, "carrier-pigeon"));
+    for (size_t i = 0; kb_floor_mechs[i]; i++)
+        assert_non_null(strstr(msg, kb_floor_mechs[i]));
+}
+
+/* Every peer is stopped and joined by close even when it never got any work (blocked in a
+ * read, a futex wait or a busy-wait). */
+static void test_close_without_rounds(void **s)
+{
+    (void)s;
+    kb_floor_close(NULL);
+    for (size_t i = 0; kb_floor_mechs[i]; i++) {
+        kb_floor_t *f = NULL;
+        int rc = kb_floor_open(kb_floor_mechs[i], &f);
+        if (rc != 0)
+            fail_msg("kb_floor_open(%s): %d %s", kb_floor_mechs[i], rc, knit_errmsg());
+        kb_floor_close(f);
+    }
+}
+
+/* Open pins the caller (on two or more CPUs); close puts its mask back. */
+static void test_close_restores_the_callers_cpus(void **s)
+{
+    (void)s;
+    cpu_set_t before, during, after;
+    assert_int_equal(pthread_getaffinity_np(pthread_self(), sizeof before, &before), 0);
+    kb_floor_t *f = NULL;
+    assert_int_equal(kb_floor_open("pipe", &f), 0);
+    assert_int_equal(pthread_getaffinity_np(pthread_self(), sizeof during, &during), 0);
+    if (sysconf(_SC_NPROCESSORS_ONLN) >= 2 && CPU_ISSET(0, &before) && CPU_ISSET(1, &before)) {
+        assert_int_equal(CPU_COUNT(&during), 1);
+        assert_true(CPU_ISSET(0, &during));
+    } else {
+        assert_true(CPU_EQUAL(&before, &during));
+    }
+    kb_floor_close(f);
+    assert_int_equal(pthread_getaffinity_np(pthread_self(), sizeof after, &after), 0);
+    assert_true(CPU_EQUAL(&before, &after));
+}
+
+int main(void)
+{
+    const struct CMUnitTest t[] = {
+        cmocka_unit_test(test_spin),
+        cmocka_unit_test(test_futex),
+        cmocka_unit_test(test_pipe),
+        cmocka_unit_test(test_unix),
+        cmocka_unit_test(test_tcp),
+        cmocka_unit_test(test_ring),
+        cmocka_unit_test(test_memcpy),
+        cmocka_unit_test(test_thread_spawn),
+        cmocka_unit_test(test_process_spawn),
+        cmocka_unit_test(test_names_are_the_nine_mechanisms),
+        cmocka_unit_test(test_unknown_name_lists_the_valid_ones),
+        cmocka_unit_test(test_close_without_rounds),
+        cmocka_unit_test(test_close_restores_the_callers_cpus),
+    };
+    return cmocka_run_group_tests(t, NULL, NULL);
+}
