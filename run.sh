@@ -11,7 +11,7 @@ PACKAGES=(
     gcc g++ make cmake ninja-build pkg-config
     libcmocka-dev libbenchmark-dev libbenchmark-tools libjansson-dev
     gnuplot-nox python3-matplotlib python3-scipy python3-numpy
-    bubblewrap util-linux
+    bubblewrap util-linux valgrind
 )
 
 usage() {
