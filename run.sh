@@ -44,8 +44,8 @@ Options of the benchmark suite (results/SCHEMA.md describes the JSON):
   --transport T,U        knit, pipe, unix, seqpacket, tcp (floor: spin, futex, ring, memcpy,
                          thread-spawn, process-spawn, pipe, unix, tcp)
   --runtime R            thread, process
-  --balancer B           round-robin, first-idle, random-lane, first-idle-or-random, steal
-                         (roundRobin, robinRound, firstIdle... accepted)
+  --balancer B           roundRobin (robinRound accepted), firstIdle, randomLane,
+                         firstIdleOrRandom, steal (work stealing), - (the pool's default)
   --workers N,M          worker counts
   --repetitions N        repetitions per case (default 5; --quick 3)
   --out FILE             also write the JSON document to FILE

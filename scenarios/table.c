@@ -24,23 +24,3 @@ const kb_scenario_t kb_scenarios[] = {
 };
 
 const unsigned kb_nscenarios = sizeof kb_scenarios / sizeof kb_scenarios[0];
-
-/* TEMPORARY weak stand-ins while the drivers land. */
-#define STUB(fn)                                                                                   \
-    __attribute__((weak)) int fn(kb_ctx_t *ctx)                                                    \
-    {                                                                                              \
-        (void)ctx;                                                                                 \
-        return 0;                                                                                  \
-    }
-STUB(kb_scenario_latency)
-STUB(kb_scenario_batch)
-STUB(kb_scenario_echo)
-STUB(kb_scenario_types)
-STUB(kb_scenario_payload)
-STUB(kb_scenario_load)
-STUB(kb_scenario_balance)
-STUB(kb_scenario_startup)
-STUB(kb_scenario_idle)
-STUB(kb_scenario_cpu)
-STUB(kb_scenario_dispatch)
-STUB(kb_scenario_contended)

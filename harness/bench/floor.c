@@ -696,23 +696,30 @@ static int unknown_mech(const char *mech)
 
 /* --- pinning: caller on CPU 0, peer on CPU 1 -------------------------------------------------- */
 
-/* Pin the caller to CPU 0 when there are two or more CPUs and CPUs 0 and 1 are both allowed
- * (under a narrower mask, e.g. taskset, nothing is pinned). */
+/* Pin the caller to CPU 0 (and later the peer to CPU 1) when there are two or more CPUs,
+ * whatever the caller's mask is now (the harness may have pinned it to CPU 0 already, and a
+ * peer thread would inherit that mask). When the system refuses CPU 1 for this process (e.g.
+ * under taskset), nothing is pinned. */
 static int pin_caller(kb_floor_t *f)
 {
-    cpu_set_t one;
+    cpu_set_t one, two;
     if (online_cpus() < 2)
         return 0;
     int rc = pthread_getaffinity_np(pthread_self(), sizeof f->saved, &f->saved);
     if (rc != 0)
         return knit__err(KNIT_E_SYS, "floor: pthread_getaffinity_np: %s", strerror(rc));
-    if (!CPU_ISSET(0, &f->saved) || !CPU_ISSET(1, &f->saved))
-        return 0;
+    CPU_ZERO(&two);
+    CPU_SET(0, &two);
+    CPU_SET(1, &two);
+    if (pthread_setaffinity_np(pthread_self(), sizeof two, &two) != 0)
+        return 0; /* CPUs 0 and 1 are not both ours: leave the mask alone */
     CPU_ZERO(&one);
     CPU_SET(0, &one);
     rc = pthread_setaffinity_np(pthread_self(), sizeof one, &one);
-    if (rc != 0)
+    if (rc != 0) {
+        pthread_setaffinity_np(pthread_self(), sizeof f->saved, &f->saved);
         return knit__err(KNIT_E_SYS, "floor: pin the caller to CPU 0: %s", strerror(rc));
+    }
     f->pinned = true;
     return 0;
 }
@@ -758,10 +765,10 @@ int kb_floor_open(const char *mech, kb_floor_t **out)
         return knit__err(KNIT_E_NOMEM, "floor %s: %zu bytes", mech, size);
     memset(f, 0, size);
     f->eng = eng;
-    /* On one usable CPU busy-waiting only burns the partner's time slice: yield at once. */
-    f->spin_at = allowed_cpus() >= 2 ? 1u << 14 : 1u;
     atomic_init(&f->stop, false);
     int rc = pin_caller(f);
+    /* On one usable CPU busy-waiting only burns the partner's time slice: yield at once. */
+    f->spin_at = f->pinned || allowed_cpus() >= 2 ? 1u << 14 : 1u;
     if (rc == 0 && eng->open)
         rc = eng->open(f);
     if (rc == 0 && eng->peer)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,8 +28,8 @@ static void usage(FILE *o)
         "  --scenario A,B       only these scenarios (see --list)\n"
         "  --transport T,U      knit, pipe, unix, seqpacket, tcp (floor: its mechanisms)\n"
         "  --runtime R          thread, process\n"
-        "  --balancer B         round-robin, first-idle, random-lane, first-idle-or-random,\n"
-        "                       steal, or - (the pool's default)\n"
+        "  --balancer B         roundRobin (or robinRound), firstIdle, randomLane,\n"
+        "                       firstIdleOrRandom, steal, or - (the pool's default)\n"
         "  --workers N,M        worker counts\n"
         "  --repetitions N      measured repetitions per case (default 5, quick 3; 1-%d)\n"
         "  --out FILE           also write the JSON document to FILE\n"
@@ -73,8 +74,7 @@ static int check_filters(kb_ctx_t *ctx)
     static const char *const transports[] = {"knit", "pipe", "unix", "seqpacket", "tcp", "spin",
         "futex", "ring", "memcpy", "thread-spawn", "process-spawn", NULL};
     static const char *const runtimes[] = {"thread", "process", NULL};
-    static const char *const balancers[]
-        = {"round-robin", "first-idle", "random-lane", "first-idle-or-random", "steal", "-", NULL};
+    static const char *const balancers[] = {"steal", "-", NULL};
     for (unsigned i = 0; i < ctx->scenarios.n; i++) {
         bool ok = false;
         for (unsigned k = 0; k < kb_nscenarios; k++)
@@ -91,14 +91,14 @@ static int check_filters(kb_ctx_t *ctx)
         if (!known(ctx->runtimes.v[i], runtimes))
             return bad("unknown runtime '%s' (thread, process)", ctx->runtimes.v[i]);
     for (unsigned i = 0; i < ctx->balancers.n; i++) {
-        knit_balancer_t b;
-        if (!strcmp(ctx->balancers.v[i], "robinRound"))
-            ctx->balancers.v[i] = "round-robin";
-        else if (!known(ctx->balancers.v[i], balancers)
-            && knit_balancer_parse(ctx->balancers.v[i], &b) == 0)
-            ctx->balancers.v[i] = knit_balancer_name(b);
-        if (!known(ctx->balancers.v[i], balancers))
-            return bad("unknown balancer '%s'", ctx->balancers.v[i]);
+        knit_balancer_t b; /* the seed's names; robinRound is accepted and reported as roundRobin */
+        if (known(ctx->balancers.v[i], balancers))
+            continue;
+        if (knit_balancer_parse(ctx->balancers.v[i], &b) < 0 || b == KNIT_BALANCER_DEFAULT)
+            return bad("unknown balancer '%s' (roundRobin, firstIdle, randomLane, "
+                       "firstIdleOrRandom, steal, -)",
+                ctx->balancers.v[i]);
+        ctx->balancers.v[i] = knit_balancer_name(b);
     }
     return 0;
 }
@@ -281,6 +281,7 @@ int main(int argc, char **argv)
             printf("%-10s %s\n", kb_scenarios[i].name, kb_scenarios[i].summary);
         return 0;
     }
+    prctl(PR_SET_TIMERSLACK, 1ul); /* sleeps that scenarios time (idle gaps) end on time */
     ctx.tty = isatty(2);
     ctx.table = ctx.json ? NULL : stdout;
     ctx.benchmarks = json_array();

@@ -211,23 +211,30 @@ int kb_worker_guard(void)
 
 /* --- CPU time ------------------------------------------------------------------------------ */
 
-/* utime + stime of one process from /proc/<pid>/stat, in ns (0 when it is gone). */
+/* CPU time of one process in ns: the sum over its threads of /proc/<pid>/task/<tid>/schedstat's
+ * first field (time on a CPU, in ns); 0 when it is gone. */
 static uint64_t proc_cpu_ns(const char *pid)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%s/stat", pid);
-    FILE *f = fopen(path, "re");
-    if (!f)
+    char path[300];
+    snprintf(path, sizeof path, "/proc/%s/task", pid);
+    DIR *d = opendir(path);
+    if (!d)
         return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-    unsigned long long ut = 0, st = 0;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        return 0;
-    long hz = sysconf(_SC_CLK_TCK);
-    return (ut + st) * (1000000000ull / (uint64_t)(hz > 0 ? hz : 100));
+    uint64_t sum = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/task/%s/schedstat", pid, e->d_name);
+        FILE *f = fopen(path, "re");
+        unsigned long long ns = 0;
+        if (f) {
+            if (fscanf(f, "%llu", &ns) == 1)
+                sum += ns;
+            fclose(f);
+        }
+    }
+    closedir(d);
+    return sum;
 }
 
 /* Add the CPU time of the children listed in /proc/self/task/<tid>/children. */

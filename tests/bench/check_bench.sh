@@ -31,7 +31,7 @@ if [ ! -f "$compare" ]; then
     exit 1
 fi
 /usr/bin/python3 "$compare" benchmarks "$tmp/a.json" "$tmp/b.json" >"$tmp/compare.txt"
-for name in floor/spin/thread/w1/b1/p8 floor/pipe/thread/w1/b1/p8; do
+for name in floor/spin/thread/w1/b1/p8 latency/knit/thread/w1/b1/p8 latency/pipe/process/w1/b1/p8; do
     grep -q "$name" "$tmp/compare.txt" || {
         echo "check_bench: compare.py did not report $name" >&2
         cat "$tmp/compare.txt" >&2

@@ -47,6 +47,8 @@ def parse_schema(path):
 
 def type_ok(value, types):
     for t in types:
+        if t == "optional":
+            continue
         want = TYPES[t]
         if t in ("integer", "number") and isinstance(value, bool):
             continue
@@ -58,7 +60,8 @@ def type_ok(value, types):
 def check_object(obj, table, where, problems):
     for field, types in table.items():
         if field not in obj:
-            problems.append(f"{where}: missing field '{field}'")
+            if "optional" not in types:
+                problems.append(f"{where}: missing field '{field}'")
         elif not type_ok(obj[field], types):
             problems.append(f"{where}: '{field}' is {type(obj[field]).__name__}, "
                             f"the schema says {'|'.join(types)}")
