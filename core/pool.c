@@ -17,6 +17,7 @@
 #include "core/error_internal.h"
 #include "core/futex.h"
 #include "core/pool_internal.h"
+#include "core/spin.h"
 #include "runtimes/process/process.h"
 #include "runtimes/runtime.h"
 
@@ -862,18 +863,19 @@ int knit_pool_progress(knit_pool_t *p, int64_t timeout_ns)
         if (left <= 0)
             return settled;
         /* Spin while the workers are likely to answer soon. */
-        if (p->spin_ns > 0 || p->opts.wait.spin_only) {
+        if (p->opts.wait.spin_only || (p->spin_ns > 0 && knit__spin_begin(&p->spin, now))) {
             uint64_t end = now + (uint64_t)(p->spin_ns > 0 ? p->spin_ns : 0);
             bool got = false;
             for (unsigned i = 1;; i++) {
                 if (results_waiting(p)) {
                     got = true;
+                    knit__spin_calm(&p->spin);
                     break;
                 }
                 knit__cpu_relax();
                 if ((i & 63u) == 0) {
                     uint64_t t = knit__now_ns();
-                    if ((!p->opts.wait.spin_only && t >= end)
+                    if ((!p->opts.wait.spin_only && (t >= end || knit__spin_preempted(&p->spin, t)))
                         || (timeout_ns >= 0 && t - start >= (uint64_t)timeout_ns)
                         || (knit__timer_next(p) && t >= knit__timer_next(p)))
                         break;
@@ -898,6 +900,12 @@ int knit_pool_progress(knit_pool_t *p, int64_t timeout_ns)
 }
 
 /* --- creation ------------------------------------------------------------------------------ */
+
+unsigned knit__cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1u;
+}
 
 static int cmp_task(const void *a, const void *b)
 {
@@ -1140,6 +1148,13 @@ int knit_pool_create(
         p->spin_ns = o->wait.spin_ns < 0 ? 0
             : o->wait.spin_ns > 0        ? o->wait.spin_ns
                                          : (int64_t)KNIT__DEFAULT_SPIN_NS * lanes;
+        /* Spinning pays only with a free core. With more workers than CPUs beside the host,
+         * an idle worker's spin takes the CPU a working one needs (on 2 cores with 2 workers
+         * every call waited for a spin budget to run out): by default such workers park at
+         * once and only the host spins. An explicit budget is obeyed. */
+        p->worker_spin_ns = p->spin_ns;
+        if (o->wait.spin_ns == 0 && p->nworkers + 1 > knit__cpus())
+            p->worker_spin_ns = 0;
         if (getrandom(&p->rng, sizeof p->rng, 0) != (ssize_t)sizeof p->rng)
             p->rng = (uint64_t)knit__now_ns();
         p->rng |= 1;
@@ -1148,7 +1163,7 @@ int knit_pool_create(
     p->link_ops
         = o->transport == KNIT_TRANSPORT_KNIT ? &knit__link_knit_ops : &knit__link_stream_ops;
     if (rc == 0 && p->link_ops->uses_fds) {
-        p->spin_ns = 0; /* the message transports block in poll(), on both sides */
+        p->spin_ns = p->worker_spin_ns = 0; /* message transports block in poll(), both sides */
         p->pfds = calloc(2u * p->nworkers + 1u, sizeof *p->pfds);
         if (!p->pfds)
             rc = knit__err(KNIT_E_NOMEM, "poll set for %u workers", p->nworkers);

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/spin.h"
 #include "core/value_internal.h"
 #include "core/worker.h"
 #include "knit/knit.h"
@@ -180,6 +181,8 @@ struct knit_pool {
     bool force_close; /* a hard timeout fired: close at the end of this pass */
     bool joined;      /* worker threads joined */
     int64_t spin_ns;
+    int64_t worker_spin_ns; /* the workers' budget (0 when they outnumber the free CPUs) */
+    knit__spin_t spin;      /* the host's spinning backs off while it is being preempted */
     const knit__link_ops_t *link_ops; /* the transport's */
     int wake_fd; /* message transports, process runtime: eventfd the monitor writes on a death */
     struct pollfd *pfds; /* message transports: the host's poll set */

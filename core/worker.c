@@ -5,7 +5,8 @@
  * (one acknowledgement for the batch; a stealing worker claims one region of the shared lock,
  * and only when its run queue is empty), run up to 5 tasks, sending each result as soon as it
  * exists, then ring the host's doorbell if results went out. With nothing to do the worker
- * spins for its budget, then parks on the lane's `op` futex word. Parking cannot lose a wake-up:
+ * spins for its budget (less when it finds itself preempted: core/spin.h), then parks on the
+ * lane's `op` futex word. Parking cannot lose a wake-up:
  * the worker stores rxStatus = 0, issues a full fence, and re-checks for work before it sleeps;
  * the host publishes (or frees return slots, or sets the stop word), issues a full fence, then
  * reads rxStatus and bumps `op` when it reads 0. An idle worker sleeps without a timeout.
@@ -22,6 +23,7 @@
 #include "core/clock.h"
 #include "core/error_internal.h"
 #include "core/futex.h"
+#include "core/spin.h"
 #include "core/value_internal.h"
 #include "core/worker.h"
 
@@ -74,7 +76,8 @@ struct knit__worker {
     knit__endpoint_t sub_ep; /* stealing: reader view of the shared lock's slots and arena */
     _Atomic uint32_t *abort_bits;
     _Atomic uint32_t *stop;
-    bool host_gone; /* the host closed its end of a message transport */
+    bool host_gone;    /* the host closed its end of a message transport */
+    knit__spin_t spin; /* spinning backs off while this worker is being preempted */
     ring_t runq;
     ring_t backlog;
     bool sent; /* results published this turn: ring the host's doorbell */
@@ -273,14 +276,20 @@ static void idle_wait(knit__worker_t *w)
         return;
     }
     knit__ctrl_t *c = w->link.ep.ctrl;
-    if (w->cfg.spin_ns > 0 || w->cfg.spin_only) {
-        uint64_t end = knit__now_ns() + (uint64_t)(w->cfg.spin_ns > 0 ? w->cfg.spin_ns : 0);
+    uint64_t now = knit__now_ns();
+    if (w->cfg.spin_only || (w->cfg.spin_ns > 0 && knit__spin_begin(&w->spin, now))) {
+        uint64_t end = now + (uint64_t)(w->cfg.spin_ns > 0 ? w->cfg.spin_ns : 0);
         for (unsigned i = 1;; i++) {
-            if (has_work(w))
+            if (has_work(w)) {
+                knit__spin_calm(&w->spin);
                 return;
+            }
             knit__cpu_relax();
-            if (!w->cfg.spin_only && (i & 63u) == 0 && knit__now_ns() >= end)
-                break;
+            if (w->cfg.spin_only || (i & 63u) != 0)
+                continue;
+            now = knit__now_ns();
+            if (now >= end || knit__spin_preempted(&w->spin, now))
+                break; /* budget spent, or sharing the CPU: park */
         }
     }
     /* relaxed: the futex compares the value; a later host increment makes the wait return. */

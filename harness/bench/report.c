@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,7 +72,14 @@ json_t *kb_entry_json(const kb_result_t *r, const char *name)
         return NULL;
     json_object_set_new(e, "floor_ns", r->floor_ns > 0 ? num(r->floor_ns) : json_null());
     json_object_set_new(
+        e, "floor_p99_ns", r->floor_p99_ns > 0 ? num(r->floor_p99_ns) : json_null());
+    json_object_set_new(
         e, "floor_ratio", r->floor_ns > 0 && r->p50 > 0 ? num(r->p50 / r->floor_ns) : json_null());
+    struct rusage self, kids;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &kids);
+    json_object_set_new(e, "peak_rss_kib", json_integer(self.ru_maxrss));
+    json_object_set_new(e, "children_peak_rss_kib", json_integer(kids.ru_maxrss));
     if (r->extra)
         json_object_update(e, r->extra);
     /* Google Benchmark's fields: its compare.py and other tools read our files */

@@ -235,9 +235,11 @@ int kb_run_case(kb_ctx_t *ctx, const kb_case_t *c, const kb_plan_t *plan, kb_rou
     plan_eff_t e = effective(ctx, plan);
     kb_result_t r = {.c = c, .extra = extra, .repetitions = e.reps};
     if (plan && plan->floor_ref) {
-        double p50 = 0;
-        if (kb_floor_ref(ctx, plan->floor_ref, &p50, NULL) == 0)
-            r.floor_ns = p50 * (plan->floor_ref_scale > 0 ? plan->floor_ref_scale : 1.0);
+        double p50 = 0, p99 = 0, scale = plan->floor_ref_scale > 0 ? plan->floor_ref_scale : 1.0;
+        if (kb_floor_ref(ctx, plan->floor_ref, &p50, &p99) == 0) {
+            r.floor_ns = p50 * scale;
+            r.floor_p99_ns = p99 * scale;
+        }
     }
     knit_hist_t *all = malloc(sizeof *all), *h = malloc(sizeof *h);
     int rc = all && h ? 0 : KNIT_E_NOMEM;

@@ -31,8 +31,8 @@ int knit__boot_encode(const knit_pool_t *p, const knit__lane_t *lane, char **jso
             (json_int_t)c->payload_max_bytes, "payloadInitial",
             (json_int_t)c->payload_initial_bytes, "maxPayload", (json_int_t)c->max_payload_bytes,
             "abortCapacity", (json_int_t)c->abort_capacity, "wait", "spinNs",
-            (json_int_t)p->spin_ns, "spinOnly", p->opts.wait.spin_only, "tasks", tasks, "bootstrap",
-            "path", w->bootstrap_import_path, "symbol", w->bootstrap_import_symbol)
+            (json_int_t)p->worker_spin_ns, "spinOnly", p->opts.wait.spin_only, "tasks", tasks,
+            "bootstrap", "path", w->bootstrap_import_path, "symbol", w->bootstrap_import_symbol)
         : NULL;
     if (!root)
         return knit__err(KNIT_E_NOMEM, "building the worker boot payload");

@@ -43,7 +43,7 @@ int knit__thread_start(knit_pool_t *p, knit__lane_t *lane)
         .submit = p->stealing ? &p->lanes[p->submit].mem : NULL,
         .consumers = p->nworkers,
         .steal_lanes = p->steal_lanes,
-        .spin_ns = p->spin_ns,
+        .spin_ns = p->worker_spin_ns,
         .spin_only = p->opts.wait.spin_only,
         .bootstrap = p->opts.worker.bootstrap,
         .bootstrap_ctx = p->opts.worker.bootstrap_ctx,
