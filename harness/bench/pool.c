@@ -28,8 +28,12 @@ uint64_t kb_now_ns(void)
 
 unsigned kb_cpus(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (unsigned)n : 1u;
+    static unsigned cached; /* sysconf reads a file each time */
+    if (!cached) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cached = n > 0 ? (unsigned)n : 1u;
+    }
+    return cached;
 }
 
 /* --- tasks --------------------------------------------------------------------------------- */
@@ -200,8 +204,12 @@ int kb_pool_create(const kb_case_t *c, const knit_pool_opts_t *o_in, knit_pool_t
         setenv("KB_PIN", "1", 1); /* process workers inherit it */
     else
         unsetenv("KB_PIN");
+    /* Create with the host free to run anywhere: a thread inherits its creator's mask, and a
+     * worker born on CPU 0 would have to migrate to CPU 1 in its bootstrap. */
+    place_host(false);
+    int rc = knit_pool_create(&o, kb_tasks, KB_TASK_COUNT_, out);
     place_host(pin);
-    return knit_pool_create(&o, kb_tasks, KB_TASK_COUNT_, out);
+    return rc;
 }
 
 int kb_worker_guard(void)
