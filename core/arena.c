@@ -143,8 +143,10 @@ int knit__arena_alloc(knit__arena_t *a, uint64_t bytes, uint32_t *index, uint32_
     }
 
     uint32_t ni = lowest_free_index(a->used_bits);
-    if (a->table_len >= KNIT__SLOTS || ni >= KNIT__SLOTS)
-        return knit__err(KNIT_E_ARENA_FULL, "all %u payload regions are live", KNIT__SLOTS);
+    if (a->table_len >= KNIT__SLOTS || ni >= KNIT__SLOTS) /* only with in-place arguments */
+        return knit__err(KNIT_E_FULL,
+            "all %u payload regions are live (arguments read in place): wait for a worker",
+            KNIT__SLOTS);
     if (at == UINT64_MAX)
         at = place(a, size);
     if (at + size > UINT32_MAX || ensure_capacity(a, at + size) < 0)

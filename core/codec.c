@@ -781,3 +781,27 @@ int knit__decode(const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *
         free_region(hdr, arena);
     return rc;
 }
+
+int knit__decode_in_place(const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *arena,
+    const knit__codec_cfg_t *cfg, knit_value_t *out, int32_t *region)
+{
+    uint32_t tag = hdr[KNIT__W_TAG];
+    *region = -1;
+    const tag_info_t *ti = tag < KNIT__T_MAX_ ? &tag_table[tag] : NULL;
+    bool viewable = ti && ti->place == P_DYNAMIC && arena
+        && (ti->kind == KNIT_KIND_BYTES || ti->kind == KNIT_KIND_STRING
+            || ti->kind == KNIT_KIND_JSON || ti->kind == KNIT_KIND_TYPED);
+    if (!viewable)
+        return knit__decode(hdr, stat, arena, cfg, out);
+    uint64_t len = hdr[KNIT__W_LEN];
+    const uint8_t *src = NULL;
+    int rc = locate(hdr, stat, arena, true, len, &src);
+    if (rc < 0)
+        return rc;
+    if (ti->kind == KNIT_KIND_TYPED && len % knit_elem_size((knit_elem_t)ti->sub))
+        return knit__err(KNIT_E_CORRUPT, "%s payload of %llu bytes is not whole elements",
+            knit_elem_name((knit_elem_t)ti->sub), (unsigned long long)len);
+    *out = (knit_value_t) {.kind = ti->kind, .sub = ti->sub, .len = (size_t)len, .u.ptr = src};
+    *region = (int32_t)(hdr[KNIT__W_META] & KNIT__META_REGION_MASK);
+    return 0;
+}

@@ -85,6 +85,8 @@ enum knit__tag {
 typedef struct knit__codec_cfg {
     uint64_t max_payload_bytes; /* bytes one value may reserve in an arena */
     bool process_boundary;      /* frames cross a process: reject SHARED and MOVED */
+    const bool *in_place;       /* requests: task index -> decode the argument as a view */
+    uint32_t in_place_tasks;    /* entries of in_place */
 } knit__codec_cfg_t;
 
 /*
@@ -104,6 +106,15 @@ int knit__encode(knit_value_t *v, uint32_t *hdr, uint8_t *stat, knit__arena_t *a
  */
 int knit__decode(const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *arena,
     const knit__codec_cfg_t *cfg, knit_value_t *out);
+
+/*
+ * Decode a request whose task reads its argument in place (cfg->in_place): a buffer-like
+ * payload in an arena region becomes a view into the region (not owned, region kept) and
+ * `*region` its index; anything else decodes as knit__decode does and `*region` is -1. The
+ * caller frees the region (knit__arena_free) once the view is no longer used.
+ */
+int knit__decode_in_place(const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *arena,
+    const knit__codec_cfg_t *cfg, knit_value_t *out, int32_t *region);
 
 /* True when the tag's payload lives in an arena region (header word 6 holds its index). */
 bool knit__tag_is_dynamic(uint32_t tag);

@@ -55,7 +55,11 @@ uint32_t knit_task_worker(const knit_task_ctx_t *ctx)
 /* A request waiting to run, or a result waiting for a free return slot. */
 typedef struct job {
     uint32_t w0, id, stamp, seq;
-    int status; /* decode status (run queue) or result status (backlog) */
+    int status;                    /* decode status (run queue) or result status (backlog) */
+    int32_t region;                /* an in-place argument's arena region, or -1 */
+    _Atomic uint32_t *region_free; /* the free word of that region's arena */
+    const uint8_t *view;           /* that argument's bytes in the region */
+    size_t view_len;
     knit_value_t arg;
     knit_value_t result;
 } job_t;
@@ -78,6 +82,8 @@ struct knit__worker {
     _Atomic uint32_t *stop;
     bool host_gone;    /* the host closed its end of a message transport */
     knit__spin_t spin; /* spinning backs off while this worker is being preempted */
+    bool *in_place;    /* per task: its argument is read in place (knit transport only) */
+    const knit__arena_t *taking_from; /* the arena of the frames being taken now */
     ring_t runq;
     ring_t backlog;
     bool sent; /* results published this turn: ring the host's doorbell */
@@ -113,12 +119,20 @@ static void ring_pop(ring_t *r)
     r->len--;
 }
 
+/* The job is done with its argument: an in-place argument's region goes back to the host. */
+static void job_release(job_t *j)
+{
+    knit_value_free(&j->result);
+    knit_value_free(&j->arg);
+    if (j->region >= 0)
+        knit__arena_free(j->region_free, (uint32_t)j->region);
+    j->region = -1;
+}
+
 static void ring_free(ring_t *r)
 {
-    for (job_t *j; (j = ring_front(r)); ring_pop(r)) {
-        knit_value_free(&j->result);
-        knit_value_free(&j->arg);
-    }
+    for (job_t *j; (j = ring_front(r)); ring_pop(r))
+        job_release(j);
     free(r->v);
     memset(r, 0, sizeof *r);
 }
@@ -156,8 +170,7 @@ static int send_result(knit__worker_t *w, job_t *j)
         }
     }
     w->sent = true;
-    knit_value_free(&j->result);
-    knit_value_free(&j->arg);
+    job_release(j);
     return 0;
 }
 
@@ -198,6 +211,10 @@ static int enqueue_request(void *ctx, knit__msg_t *m)
         .stamp = m->stamp,
         .seq = m->seq,
         .status = m->status,
+        .region = m->region,
+        .region_free = w->taking_from ? w->taking_from->free_bits : NULL,
+        .view = m->region >= 0 ? m->value.u.ptr : NULL,
+        .view_len = m->region >= 0 ? m->value.len : 0,
         .arg = m->value,
         .result = knit_v_undefined()};
     if (ring_push(&w->runq, &j) < 0) {
@@ -206,9 +223,63 @@ static int enqueue_request(void *ctx, knit__msg_t *m)
         knit_value_free(&m->value);
         j.arg = knit_v_undefined();
         j.status = KNIT_E_NOMEM;
-        send_result(w, &j);
+        if (send_result(w, &j) == KNIT_E_FULL)
+            job_release(&j);
     }
     return 0;
+}
+
+static bool points_into(const knit_value_t *v, const uint8_t *base, size_t len)
+{
+    bool buffer = v->kind == KNIT_KIND_BYTES || v->kind == KNIT_KIND_STRING
+        || v->kind == KNIT_KIND_JSON || v->kind == KNIT_KIND_TYPED;
+    const uint8_t *p = v->u.ptr;
+    return buffer && !(v->flags & KNIT_VF_OWNED) && p >= base && p <= base + len;
+}
+
+static void free_view_region(void *ctx)
+{
+    job_t *j = ctx;
+    knit__arena_free(j->region_free, (uint32_t)j->region);
+    j->region = -1;
+}
+
+/* The task returned its in-place argument as its result: encode it straight from the view
+ * and hand the region back before the frame is published (no copy beyond the encode). 0 when
+ * sent; otherwise release_view() copies the result out and it goes the usual way. */
+static int send_view_result(knit__worker_t *w, job_t *j)
+{
+    if (j->region < 0 || j->status != 0 || w->link.ops->uses_fds
+        || !points_into(&j->result, j->view, j->view_len))
+        return KNIT_E_AGAIN;
+    int rc = knit__ep_send_hook(
+        &w->link.ep, KNIT__FLAG_RESOLVE, j->id, 0, &j->result, free_view_region, j);
+    if (rc < 0)
+        return rc;
+    w->sent = true;
+    j->result = knit_v_undefined();
+    j->arg = knit_v_undefined();
+    return 0;
+}
+
+/* The task has returned: hand an in-place argument's region back before the result goes out
+ * (a host that sees the result may need that region for its next call). A result that still
+ * points into the region (the task returned the view) is copied out first. */
+static void release_view(job_t *j)
+{
+    if (j->region < 0)
+        return;
+    if (points_into(&j->result, j->view, j->view_len)) {
+        knit_value_t view = j->result;
+        if (knit__value_keep(&view, &j->result) < 0) {
+            j->result = knit_v_str("out of memory copying an in-place result");
+            j->status = KNIT_E_NOMEM;
+        }
+    }
+    if (points_into(&j->arg, j->view, j->view_len))
+        j->arg = knit_v_undefined(); /* a view owns nothing */
+    knit__arena_free(j->region_free, (uint32_t)j->region);
+    j->region = -1;
 }
 
 /* Run one request; the result goes out now or into the backlog. */
@@ -234,10 +305,11 @@ static void run_one(knit__worker_t *w, job_t *j)
             j->status = knit__task_status(w->fns[fn](&ctx, &j->arg, &j->result));
         }
     }
-    if (send_result(w, j) == KNIT_E_FULL && ring_push(&w->backlog, j) < 0) {
-        knit_value_free(&j->result);
-        knit_value_free(&j->arg);
-    }
+    if (send_view_result(w, j) == 0)
+        return;
+    release_view(j);
+    if (send_result(w, j) == KNIT_E_FULL && ring_push(&w->backlog, j) < 0)
+        job_release(j);
 }
 
 static bool stopping(const knit__worker_t *w)
@@ -309,6 +381,7 @@ static void idle_wait(knit__worker_t *w)
 static bool steal_some(knit__worker_t *w)
 {
     uint32_t take = knit__steal_claim(&w->sc);
+    w->taking_from = &w->sub_ep.rx_arena;
     for (uint32_t left = take; left; left &= left - 1) {
         knit__msg_t m;
         knit__slot_take(
@@ -338,6 +411,7 @@ void knit__worker_run(knit__worker_t *w)
         if (w->backlog.len)
             progressed |= flush_backlog(w);
         size_t before = w->runq.len;
+        w->taking_from = w->link.ops->uses_fds ? NULL : &w->link.ep.rx_arena;
         int got = w->stealing ? (!w->runq.len && steal_some(w))
                               : knit__link_drain(&w->link, enqueue_request, w);
         if (got < 0) {
@@ -396,6 +470,29 @@ static int resolve_tasks(knit__worker_t *w)
     return 0;
 }
 
+/* Tasks that read their argument in place get views into the request arena (the knit
+ * transport's; a stream's buffer is reused at once, so message transports copy). */
+static int in_place_tasks(knit__worker_t *w)
+{
+    bool any = false;
+    for (uint32_t i = 0; i < w->cfg.ntasks; i++)
+        any |= w->cfg.tasks[i].def.arg_in_place;
+    if (!any || w->link.ops->uses_fds)
+        return 0;
+    w->in_place = calloc(w->cfg.ntasks, sizeof *w->in_place);
+    if (!w->in_place)
+        return knit__err(KNIT_E_NOMEM, "task table of %u entries", w->cfg.ntasks);
+    for (uint32_t i = 0; i < w->cfg.ntasks; i++)
+        w->in_place[i] = w->cfg.tasks[i].def.arg_in_place;
+    knit__codec_cfg_t *codecs[2] = {&w->link.ep.codec, w->stealing ? &w->sub_ep.codec : NULL};
+    for (int k = 0; k < 2; k++)
+        if (codecs[k]) {
+            codecs[k]->in_place = w->in_place;
+            codecs[k]->in_place_tasks = w->cfg.ntasks;
+        }
+    return 0;
+}
+
 /* Run the bootstrap hook: a function, or one imported from a shared object. */
 static int run_bootstrap(const knit__worker_cfg_t *cfg, void ***handles, uint32_t *nhandles)
 {
@@ -449,7 +546,9 @@ int knit__worker_new(const knit__worker_cfg_t *cfg, knit__worker_t **out)
         knit__steal_cons_init(
             &w->sc, &c->req.q_host.word, c->req_slab, cfg->index, cfg->consumers, cfg->steal_lanes);
     }
-    rc = run_bootstrap(cfg, &w->handles, &w->nhandles);
+    rc = in_place_tasks(w);
+    if (rc == 0)
+        rc = run_bootstrap(cfg, &w->handles, &w->nhandles);
     void **boot_handles = w->handles;
     uint32_t nboot = w->nhandles;
     w->handles = NULL;
@@ -489,6 +588,7 @@ void knit__worker_free(knit__worker_t *w)
             dlclose(w->handles[i]);
     free(w->handles);
     free(w->fns);
+    free(w->in_place);
     free(w);
 }
 

@@ -139,13 +139,14 @@ int kb_floor_ref(kb_ctx_t *ctx, const char *mech, double *p50, double *p99);
 
 /* Tasks every knit-bench pool has (indices after knit_pool_create are by sorted name). */
 enum kb_task {
-    KB_TASK_BURN = 0, /* arg int64 ns: busy-wait that long on CLOCK_MONOTONIC; resolves the
-                         worker index (int64) */
-    KB_TASK_ECHO,     /* returns its argument */
-    KB_TASK_EMPTY,    /* returns null */
-    KB_TASK_PRIMES,   /* arg int64 (start << 32 | count): counts the primes in
-                         [start, start + count) by trial division; resolves int64 */
-    KB_TASK_WHO,      /* resolves the worker index */
+    KB_TASK_BURN = 0,      /* arg int64 ns: busy-wait that long on CLOCK_MONOTONIC; resolves the
+                              worker index (int64) */
+    KB_TASK_ECHO,          /* returns its argument */
+    KB_TASK_ECHO_IN_PLACE, /* the same, reading its argument in place (arg_in_place) */
+    KB_TASK_EMPTY,         /* returns null */
+    KB_TASK_PRIMES,        /* arg int64 (start << 32 | count): counts the primes in
+                              [start, start + count) by trial division; resolves int64 */
+    KB_TASK_WHO,           /* resolves the worker index */
     KB_TASK_COUNT_
 };
 

@@ -100,6 +100,7 @@ static int task_who(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *resul
 static const knit_task_def_t kb_tasks[KB_TASK_COUNT_] = {
     [KB_TASK_BURN] = {.name = "burn", .fn = task_burn},
     [KB_TASK_ECHO] = {.name = "echo", .fn = task_echo},
+    [KB_TASK_ECHO_IN_PLACE] = {.name = "echo_in_place", .fn = task_echo, .arg_in_place = true},
     [KB_TASK_EMPTY] = {.name = "empty", .fn = task_empty},
     [KB_TASK_PRIMES] = {.name = "primes", .fn = task_primes},
     [KB_TASK_WHO] = {.name = "who", .fn = task_who},

@@ -62,7 +62,13 @@ typedef struct knit_task_def {
     knit_timeout_action_t on_timeout;
     knit_value_t timeout_value; /* borrowed; must outlive the pool */
     bool abort_aware;           /* the task polls knit_task_aborted() */
-    void *user_data;            /* returned by knit_task_user_data() */
+    /* The task reads its argument in place: a bytes, string, JSON or typed-array argument too
+     * big for the slot arrives as a view into the lane's payload arena instead of a copy. The
+     * view is valid until the task's result has been sent (the task may return it as its
+     * result), is not NUL-terminated, and is not owned: knit_value_free() ignores it. Small
+     * arguments, and arguments over a message transport, are copies as usual. */
+    bool arg_in_place;
+    void *user_data; /* returned by knit_task_user_data() */
 } knit_task_def_t;
 
 /* Inside a task. */

@@ -13,9 +13,9 @@ int knit__boot_encode(const knit_pool_t *p, const knit__lane_t *lane, char **jso
     json_t *tasks = json_array();
     for (uint32_t i = 0; tasks && i < p->ntasks; i++) {
         const knit_task_def_t *d = &p->tasks[i].def;
-        json_t *t = json_pack("{s:s, s:I, s:b, s:s*, s:s*}", "name", d->name, "timeoutMs",
-            (json_int_t)d->timeout_ms, "abortAware", d->abort_aware, "importPath", d->import_path,
-            "importSymbol", d->import_symbol);
+        json_t *t = json_pack("{s:s, s:I, s:b, s:b, s:s*, s:s*}", "name", d->name, "timeoutMs",
+            (json_int_t)d->timeout_ms, "abortAware", d->abort_aware, "argInPlace", d->arg_in_place,
+            "importPath", d->import_path, "importSymbol", d->import_symbol);
         if (!t || json_array_append_new(tasks, t) < 0) {
             json_decref(tasks);
             tasks = NULL;
@@ -63,10 +63,10 @@ static int decode_tasks(json_t *arr, knit__boot_t *b)
     for (size_t i = 0; i < n; i++) {
         const char *name = NULL, *path = NULL, *sym = NULL;
         json_int_t tmo = 0;
-        int abort_aware = 0;
-        if (json_unpack(json_array_get(arr, i), "{s:s, s:I, s:b, s?s, s?s}", "name", &name,
-                "timeoutMs", &tmo, "abortAware", &abort_aware, "importPath", &path, "importSymbol",
-                &sym)
+        int abort_aware = 0, in_place = 0;
+        if (json_unpack(json_array_get(arr, i), "{s:s, s:I, s:b, s?b, s?s, s?s}", "name", &name,
+                "timeoutMs", &tmo, "abortAware", &abort_aware, "argInPlace", &in_place,
+                "importPath", &path, "importSymbol", &sym)
                 != 0
             || !name[0] || tmo < 0 || tmo > UINT32_MAX)
             return bad("a task entry needs name, timeoutMs and abortAware");
@@ -77,6 +77,7 @@ static int decode_tasks(json_t *arr, knit__boot_t *b)
         t->def.name = t->name;
         t->def.timeout_ms = (uint32_t)tmo;
         t->def.abort_aware = abort_aware;
+        t->def.arg_in_place = in_place;
         t->def.import_path = dup_opt(path);
         t->def.import_symbol = dup_opt(sym);
         if (!t->name || (path && !t->def.import_path) || (sym && !t->def.import_symbol))

@@ -185,11 +185,16 @@ void knit__slot_take(const knit__slot_t *s, const knit__arena_t *arena,
     m->id = hdr[KNIT__W_ID];
     m->stamp = knit__hdr_stamp(hdr);
     m->seq = hdr[KNIT__W_SCRATCH];
-    m->status = knit__decode(hdr, s->stat, arena, codec, &m->value);
+    m->region = -1;
+    uint32_t fn = hdr[KNIT__W_FN] & 0xFFFFu;
+    if (codec->in_place && fn < codec->in_place_tasks && codec->in_place[fn])
+        m->status = knit__decode_in_place(hdr, s->stat, arena, codec, &m->value, &m->region);
+    else
+        m->status = knit__decode(hdr, s->stat, arena, codec, &m->value);
 }
 
-int knit__ep_send(
-    knit__endpoint_t *ep, uint32_t w0, uint32_t id, uint32_t stamp_ms, knit_value_t *v)
+int knit__ep_send_hook(knit__endpoint_t *ep, uint32_t w0, uint32_t id, uint32_t stamp_ms,
+    knit_value_t *v, void (*before_publish)(void *ctx), void *ctx)
 {
     int slot = knit__qprod_claim(&ep->tx);
     if (slot < 0)
@@ -199,8 +204,16 @@ int knit__ep_send(
     if (rc < 0)
         return rc;
     ep->tx_seq++;
+    if (before_publish)
+        before_publish(ctx);
     knit__qprod_publish(&ep->tx, (unsigned)slot);
     return 0;
+}
+
+int knit__ep_send(
+    knit__endpoint_t *ep, uint32_t w0, uint32_t id, uint32_t stamp_ms, knit_value_t *v)
+{
+    return knit__ep_send_hook(ep, w0, id, stamp_ms, v, NULL, NULL);
 }
 
 int knit__ep_drain(knit__endpoint_t *ep, int (*cb)(void *ctx, knit__msg_t *msg), void *ctx,

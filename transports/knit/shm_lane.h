@@ -67,6 +67,7 @@ typedef struct knit__msg {
     uint32_t stamp; /* 27-bit enqueue stamp (ms) */
     uint32_t seq;   /* the producer's publication number (header word 7) */
     int status;     /* 0, or the decode error (value is then UNDEFINED) */
+    int32_t region; /* an in-place argument's arena region, to free after use; else -1 */
     knit_value_t value;
 } knit__msg_t;
 
@@ -100,6 +101,12 @@ void knit__slot_take(const knit__slot_t *s, const knit__arena_t *arena,
  */
 int knit__ep_send(
     knit__endpoint_t *ep, uint32_t w0, uint32_t id, uint32_t stamp_ms, knit_value_t *v);
+
+/* knit__ep_send that calls `before_publish(ctx)` once the value is encoded (copied into the
+ * slot and arena) and before the frame is published: a worker hands an in-place argument's
+ * region back there when the result was that very argument. */
+int knit__ep_send_hook(knit__endpoint_t *ep, uint32_t w0, uint32_t id, uint32_t stamp_ms,
+    knit_value_t *v, void (*before_publish)(void *ctx), void *ctx);
 
 /*
  * Take the frames published so far, in the queue's order, handing each to `cb`; acknowledge
