@@ -74,8 +74,11 @@ def targets(by):
             pay["bytes_per_s"] / allowed, lambda v: v >= 0.6, "{:.0%}")
     else:
         row(rows, "4 payload 1 MiB batch 100 bytes/s >= 60 % of the memcpy bound", None, None, "")
-    rows.append(("4b read-in-place argument option", "not built", "FAIL",
-                 "no option yet to hand a task a view into the arena"))
+    for name in ("payload/knit/thread/w1/b100/p1048576", "payload/knit/thread/w1/b1/p8388608"):
+        base, view = get(by, name), get(by, name + "/in-place")
+        row(rows, f"4b arg_in_place: bytes/s gain over copying, {name.split('/', 4)[4]}",
+            ratio(view and view["bytes_per_s"], base and base["bytes_per_s"]),
+            lambda v: True, "{:.2f}x", "the option exists; the figure is what it saves")
     idle = get(by, "idle/knit/thread/w1/b1/p8/cpu")
     row(rows, "5a idle CPU per worker < 1 % of a core",
         idle and idle.get("cpu_percent_per_worker"), lambda v: v < 1, "{:.3f} %")
