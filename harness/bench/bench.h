@@ -92,9 +92,10 @@ typedef struct kb_result {
     double rep_p50[KB_MAX_REPS], rep_p99[KB_MAX_REPS];
     double calls_per_s, bytes_per_s, cpu_ns_per_call, real_s;
     uint64_t errors;
-    double floor_ns;     /* the reference this case is read against: its p50 (0 = none) */
-    double floor_p99_ns; /* and its p99 */
-    json_t *extra;       /* scenario fields added to the entry (owned by the runner) */
+    double floor_ns;        /* the reference this case is read against: its p50 (0 = none) */
+    double floor_p99_ns;    /* and its p99 */
+    const char *floor_mech; /* which mechanism (the plan's floor_ref), or NULL */
+    json_t *extra;          /* scenario fields added to the entry (owned by the runner) */
 } kb_result_t;
 
 /* Is this case selected by the filters (--scenario --transport --runtime --balancer

@@ -50,6 +50,21 @@ static json_t *num_array(const double *v, uint32_t n)
     return a;
 }
 
+/* How many times the floor this case is: time over the floor's time for round-trip
+ * mechanisms; for `ring` the ring's items/s over the case's calls/s; for `memcpy` the copy
+ * bandwidth over the case's bytes/s. 0 when there is no floor. */
+static double floor_ratio(const kb_result_t *r)
+{
+    if (r->floor_ns <= 0)
+        return 0;
+    const char *m = r->floor_mech ? r->floor_mech : "";
+    if (!strcmp(m, "ring"))
+        return r->calls_per_s > 0 ? (1e9 / r->floor_ns) / r->calls_per_s : 0;
+    if (!strcmp(m, "memcpy"))
+        return r->bytes_per_s > 0 ? ((double)(1u << 20) * 1e9 / r->floor_ns) / r->bytes_per_s : 0;
+    return r->p50 > 0 ? r->p50 / r->floor_ns : 0;
+}
+
 json_t *kb_entry_json(const kb_result_t *r, const char *name)
 {
     const kb_case_t *c = r->c;
@@ -73,8 +88,9 @@ json_t *kb_entry_json(const kb_result_t *r, const char *name)
     json_object_set_new(e, "floor_ns", r->floor_ns > 0 ? num(r->floor_ns) : json_null());
     json_object_set_new(
         e, "floor_p99_ns", r->floor_p99_ns > 0 ? num(r->floor_p99_ns) : json_null());
+    json_object_set_new(e, "floor_ratio", floor_ratio(r) > 0 ? num(floor_ratio(r)) : json_null());
     json_object_set_new(
-        e, "floor_ratio", r->floor_ns > 0 && r->p50 > 0 ? num(r->p50 / r->floor_ns) : json_null());
+        e, "floor_mechanism", r->floor_mech ? json_string(r->floor_mech) : json_null());
     struct rusage self, kids;
     getrusage(RUSAGE_SELF, &self);
     getrusage(RUSAGE_CHILDREN, &kids);
@@ -243,8 +259,8 @@ void kb_table_row(kb_ctx_t *ctx, const kb_result_t *r, const char *name)
     fmt_rate(cps, sizeof cps, r->calls_per_s, "");
     fmt_rate(bps, sizeof bps, r->bytes_per_s, "B");
     fmt_ns(cpu, sizeof cpu, r->cpu_ns_per_call);
-    if (r->floor_ns > 0 && r->p50 > 0)
-        snprintf(xf, sizeof xf, "%.2f", r->p50 / r->floor_ns);
+    if (floor_ratio(r) > 0)
+        snprintf(xf, sizeof xf, "%.2f", floor_ratio(r));
     char key[256];
     ref_key(r->c, key, sizeof key);
     const knit_ref_t *k = ref_find(key);

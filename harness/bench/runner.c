@@ -239,6 +239,7 @@ int kb_run_case(kb_ctx_t *ctx, const kb_case_t *c, const kb_plan_t *plan, kb_rou
         if (kb_floor_ref(ctx, plan->floor_ref, &p50, &p99) == 0) {
             r.floor_ns = p50 * scale;
             r.floor_p99_ns = p99 * scale;
+            r.floor_mech = plan->floor_ref;
         }
     }
     knit_hist_t *all = malloc(sizeof *all), *h = malloc(sizeof *h);
