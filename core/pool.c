@@ -1149,11 +1149,13 @@ int knit_pool_create(
             : o->wait.spin_ns > 0        ? o->wait.spin_ns
                                          : (int64_t)KNIT__DEFAULT_SPIN_NS * lanes;
         /* Spinning pays only with a free core. With more workers than CPUs beside the host,
-         * an idle worker's spin takes the CPU a working one needs (on 2 cores with 2 workers
-         * every call waited for a spin budget to run out): by default such workers park at
-         * once and only the host spins. An explicit budget is obeyed. */
+         * an idle worker's spin takes the CPU that the worker a call was routed to needs (on
+         * 2 cores with 2 round-robin workers every call waited for a spin budget to run
+         * out): by default such workers park at once and only the host spins. A stealing
+         * pool is different - whichever worker spins takes the call - so its workers keep
+         * spinning. An explicit budget is obeyed. */
         p->worker_spin_ns = p->spin_ns;
-        if (o->wait.spin_ns == 0 && p->nworkers + 1 > knit__cpus())
+        if (o->wait.spin_ns == 0 && !p->stealing && p->nworkers + 1 > knit__cpus())
             p->worker_spin_ns = 0;
         if (getrandom(&p->rng, sizeof p->rng, 0) != (ssize_t)sizeof p->rng)
             p->rng = (uint64_t)knit__now_ns();
