@@ -29,9 +29,11 @@ Commands:
                          pool (round trips with p50/p99, bursts, start-up); --json: Google
                          Benchmark's JSON on stdout; other ARGS go to Google Benchmark,
                          e.g. --benchmark_filter=pool/roundtrip --benchmark_min_time=1
-  compare BASE.json NEW.json [--threshold PCT] [--alpha A]
-                         regression gate: exit 0 no regression, 1 regression, 2 bad input
-                                                                                     [not yet]
+  compare BASE.json NEW.json [--threshold PCT] [--alpha A] [--normalize] [--json]
+                         regression gate: a case regresses when its repetitions are slower
+                         (one-sided Mann-Whitney U, p < alpha, default 0.05) and its median
+                         moved more than PCT (default 10); --normalize divides by each run's
+                         floor reference; exit 0 no regression, 1 regression, 2 bad input
   plots [RESULT.json]    regenerate docs/charts/ from a result (default: the latest) [not yet]
   setup                  only install/check the Debian packages and configure the build
   build                  set up and build (Release) without running anything
@@ -187,7 +189,8 @@ main() {
     micro) shift; cmd_micro "$@" ;;
     setup) setup_packages; configure "$BUILD/release" -DCMAKE_BUILD_TYPE=Release ;;
     build) setup_packages; build_release ;;
-    compare | plots) not_yet "$cmd" ;;
+    compare) shift; setup_packages; /usr/bin/python3 "$ROOT/harness/compare.py" "$@" ;;
+    plots) not_yet "$cmd" ;;
     "" | --json | --quick | --scenario | --transport | --runtime | --balancer | --workers | \
         --repetitions | --out | --list) cmd_bench "$@" ;;
     *) echo "run.sh: unknown command '$cmd'" >&2; usage >&2; exit 2 ;;
