@@ -903,8 +903,16 @@ int knit_pool_progress(knit_pool_t *p, int64_t timeout_ns)
 
 unsigned knit__cpus(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (unsigned)n : 1u;
+    /* sysconf reads a /sys file each call: once per process is enough (relaxed: any thread
+     * computes the same value) */
+    static _Atomic unsigned cached;
+    unsigned n = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (!n) {
+        long v = sysconf(_SC_NPROCESSORS_ONLN);
+        n = v > 0 ? (unsigned)v : 1u;
+        atomic_store_explicit(&cached, n, memory_order_relaxed);
+    }
+    return n;
 }
 
 static int cmp_task(const void *a, const void *b)

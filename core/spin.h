@@ -60,8 +60,8 @@ static inline void knit__spin_calm(knit__spin_t *s)
     s->backoff /= 2;
 }
 
-/* Online CPUs (sysconf; not the calling thread's affinity, which a host may have narrowed
- * to pin itself). */
+/* Online CPUs (sysconf, read once; not the calling thread's affinity, which a host may have
+ * narrowed to pin itself). */
 unsigned knit__cpus(void);
 
 #endif

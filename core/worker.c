@@ -83,7 +83,6 @@ struct knit__worker {
     bool host_gone;    /* the host closed its end of a message transport */
     knit__spin_t spin; /* spinning backs off while this worker is being preempted */
     bool *in_place;    /* per task: its argument is read in place (knit transport only) */
-    const knit__arena_t *taking_from; /* the arena of the frames being taken now */
     ring_t runq;
     ring_t backlog;
     bool sent; /* results published this turn: ring the host's doorbell */
@@ -119,14 +118,20 @@ static void ring_pop(ring_t *r)
     r->len--;
 }
 
-/* The job is done with its argument: an in-place argument's region goes back to the host. */
+/* An in-place argument's region goes back to the host (once). */
+static void drop_region(job_t *j)
+{
+    if (j->region >= 0)
+        knit__arena_free(j->region_free, (uint32_t)j->region);
+    j->region = -1;
+}
+
+/* The job is done with its argument and result. */
 static void job_release(job_t *j)
 {
     knit_value_free(&j->result);
     knit_value_free(&j->arg);
-    if (j->region >= 0)
-        knit__arena_free(j->region_free, (uint32_t)j->region);
-    j->region = -1;
+    drop_region(j);
 }
 
 static void ring_free(ring_t *r)
@@ -212,7 +217,7 @@ static int enqueue_request(void *ctx, knit__msg_t *m)
         .seq = m->seq,
         .status = m->status,
         .region = m->region,
-        .region_free = w->taking_from ? w->taking_from->free_bits : NULL,
+        .region_free = m->region_free,
         .view = m->region >= 0 ? m->value.u.ptr : NULL,
         .view_len = m->region >= 0 ? m->value.len : 0,
         .arg = m->value,
@@ -239,9 +244,7 @@ static bool points_into(const knit_value_t *v, const uint8_t *base, size_t len)
 
 static void free_view_region(void *ctx)
 {
-    job_t *j = ctx;
-    knit__arena_free(j->region_free, (uint32_t)j->region);
-    j->region = -1;
+    drop_region(ctx);
 }
 
 /* The task returned its in-place argument as its result: encode it straight from the view
@@ -249,8 +252,7 @@ static void free_view_region(void *ctx)
  * sent; otherwise release_view() copies the result out and it goes the usual way. */
 static int send_view_result(knit__worker_t *w, job_t *j)
 {
-    if (j->region < 0 || j->status != 0 || w->link.ops->uses_fds
-        || !points_into(&j->result, j->view, j->view_len))
+    if (j->region < 0 || j->status != 0 || !points_into(&j->result, j->view, j->view_len))
         return KNIT_E_AGAIN;
     int rc = knit__ep_send_hook(
         &w->link.ep, KNIT__FLAG_RESOLVE, j->id, 0, &j->result, free_view_region, j);
@@ -278,8 +280,7 @@ static void release_view(job_t *j)
     }
     if (points_into(&j->arg, j->view, j->view_len))
         j->arg = knit_v_undefined(); /* a view owns nothing */
-    knit__arena_free(j->region_free, (uint32_t)j->region);
-    j->region = -1;
+    drop_region(j);
 }
 
 /* Run one request; the result goes out now or into the backlog. */
@@ -332,11 +333,11 @@ static bool has_work(knit__worker_t *w)
  * written result can go on. */
 static void idle_poll(knit__worker_t *w)
 {
-    if (w->backlog.len && knit__link_can_send(&w->link))
-        return; /* a drain finished the frame that held results back: send them first */
+    if (has_work(w))
+        return; /* e.g. a drain finished the frame that held results back: send them now */
     struct pollfd fds[2];
     unsigned n = w->link.ops->wait_fds(&w->link, fds);
-    if (n && !stopping(w))
+    if (n)
         poll(fds, n, -1); /* EINTR: the loop looks again */
 }
 
@@ -381,7 +382,6 @@ static void idle_wait(knit__worker_t *w)
 static bool steal_some(knit__worker_t *w)
 {
     uint32_t take = knit__steal_claim(&w->sc);
-    w->taking_from = &w->sub_ep.rx_arena;
     for (uint32_t left = take; left; left &= left - 1) {
         knit__msg_t m;
         knit__slot_take(
@@ -411,7 +411,6 @@ void knit__worker_run(knit__worker_t *w)
         if (w->backlog.len)
             progressed |= flush_backlog(w);
         size_t before = w->runq.len;
-        w->taking_from = w->link.ops->uses_fds ? NULL : &w->link.ep.rx_arena;
         int got = w->stealing ? (!w->runq.len && steal_some(w))
                               : knit__link_drain(&w->link, enqueue_request, w);
         if (got < 0) {

@@ -228,14 +228,8 @@ static int bal_case(kb_ctx_t *ctx, const kb_case_t *c, const bal_shape_t *shape)
     int rc = bal_state_init(&st, c, shape);
     if (rc < 0)
         return rc;
-    kb_plan_t plan = {.min_rounds = 1};
-    if (!kb_quick(ctx)) {
-        plan.warmup_ns = 1; /* one round */
-        plan.warmup_rounds = 1;
-        plan.rep_ns = kb_rep_budget(ctx, 700000000ull, 1);
-    }
-    json_incref(st.extra); /* the runner takes one reference; rounds update the object */
-    kb_run_case(ctx, c, &plan, bal_round, &st, st.extra, NULL);
+    kb_plan_t plan = kb_slow_case_plan(ctx, 700000000ull);
+    kb_run_updating_case(ctx, c, &plan, bal_round, &st, st.extra);
     bal_state_free(&st);
     return 0;
 }

@@ -141,14 +141,8 @@ static double cpu_case(kb_ctx_t *ctx, const kb_case_t *c, const cpu_work_t *work
     json_object_set_new(st.extra, "primes_expected", json_integer((json_int_t)work->total));
     json_object_set_new(st.extra, "primes", json_null());
     json_object_set_new(st.extra, "speedup_vs_1", json_null());
-    kb_plan_t plan = {.min_rounds = 1};
-    if (!kb_quick(ctx)) {
-        plan.warmup_ns = 1; /* one round */
-        plan.warmup_rounds = 1;
-        plan.rep_ns = kb_rep_budget(ctx, 2000000000ull, 1);
-    }
-    json_incref(st.extra); /* the runner takes one reference; rounds update the object */
-    int rc = kb_run_case(ctx, c, &plan, cpu_round, &st, st.extra, NULL);
+    kb_plan_t plan = kb_slow_case_plan(ctx, 2000000000ull);
+    int rc = kb_run_updating_case(ctx, c, &plan, cpu_round, &st, st.extra);
     kb_lazy_pool_close(&st.lp); /* before the calls: settling runs their callbacks */
     kb_track_free(&st.calls);
     json_decref(st.extra);

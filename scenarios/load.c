@@ -182,8 +182,7 @@ static int load_case(kb_ctx_t *ctx, const kb_case_t *c, bool poisson, uint64_t r
     kb_plan_t plan = {.min_rounds = 1, .warmup_ns = LOAD_WINDOW_NS, .warmup_rounds = 1};
     if (!kb_quick(ctx))
         plan.rep_ns = kb_rep_budget(ctx, 400000000ull, LOAD_WINDOW_NS);
-    json_incref(st.extra); /* the runner takes one reference; rounds update the object */
-    rc = kb_run_case(ctx, c, &plan, load_round, &st, st.extra, NULL);
+    rc = kb_run_updating_case(ctx, c, &plan, load_round, &st, st.extra);
     *stop = rc < 0 || st.saturated || st.done == 0;
     load_state_free(&st);
     return 0;

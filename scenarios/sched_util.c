@@ -186,6 +186,24 @@ uint64_t kb_rep_budget(const kb_ctx_t *ctx, uint64_t total_ns, uint64_t min_ns)
     return ns > min_ns ? ns : min_ns;
 }
 
+kb_plan_t kb_slow_case_plan(const kb_ctx_t *ctx, uint64_t total_ns)
+{
+    kb_plan_t plan = {.min_rounds = 1};
+    if (!kb_quick(ctx)) {
+        plan.warmup_ns = 1; /* one round */
+        plan.warmup_rounds = 1;
+        plan.rep_ns = kb_rep_budget(ctx, total_ns, 1);
+    }
+    return plan;
+}
+
+int kb_run_updating_case(kb_ctx_t *ctx, const kb_case_t *c, const kb_plan_t *plan, kb_round_fn fn,
+    void *state, json_t *extra)
+{
+    json_incref(extra); /* the runner takes one reference; rounds update the object */
+    return kb_run_case(ctx, c, plan, fn, state, extra, NULL);
+}
+
 void kb_extra_real(json_t *extra, const char *key, double v)
 {
     if (extra)

@@ -92,6 +92,15 @@ void kb_samples_free(kb_samples_t *s);
  * never below min_ns. */
 uint64_t kb_rep_budget(const kb_ctx_t *ctx, uint64_t total_ns, uint64_t min_ns);
 
+/* The plan of a slow case: at least one round; in a full run one warm-up round and
+ * repetitions that together take about total_ns. */
+kb_plan_t kb_slow_case_plan(const kb_ctx_t *ctx, uint64_t total_ns);
+
+/* kb_run_case for a case whose rounds keep updating `extra`: the runner takes one reference,
+ * the case keeps its own. */
+int kb_run_updating_case(kb_ctx_t *ctx, const kb_case_t *c, const kb_plan_t *plan, kb_round_fn fn,
+    void *state, json_t *extra);
+
 /* Set a number field of an entry's extra object (which the case keeps a reference to). */
 void kb_extra_real(json_t *extra, const char *key, double v);
 

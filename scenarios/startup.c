@@ -93,8 +93,7 @@ static int start_case(kb_ctx_t *ctx, const kb_case_t *c, const char *floor_ref)
     kb_plan_t plan = {.min_rounds = 3, .warmup_rounds = 1, .floor_ref = floor_ref};
     if (!kb_quick(ctx))
         plan.rep_ns = kb_rep_budget(ctx, 1200000000ull, 1);
-    json_incref(st.extra); /* the runner takes one reference; rounds update the object */
-    kb_run_case(ctx, c, &plan, start_round, &st, st.extra, NULL);
+    kb_run_updating_case(ctx, c, &plan, start_round, &st, st.extra);
     kb_track_free(&st.calls);
     free(st.shutdown);
     json_decref(st.extra);

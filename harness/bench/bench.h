@@ -130,9 +130,9 @@ unsigned kb_cpus(void);
 void kb_progress(kb_ctx_t *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
- * Floor references: measure mechanism `mech` now (a short run, about 30 ms; `spin` is
- * measured again each time because it flips between modes), and return its p50 and p99 in
- * ns. The last value is kept for cases whose plan names it. Returns 0 or a negative code.
+ * Floor references: measure mechanism `mech` now (a short run, about 30 ms, taken again for
+ * every case because the spin floor flips between modes) and return its p50 and p99 in ns.
+ * Returns 0 or a negative code.
  */
 int kb_floor_ref(kb_ctx_t *ctx, const char *mech, double *p50, double *p99);
 

@@ -231,25 +231,14 @@ static int save_copy(json_t *doc, const char *dir, bool quick)
 
 static void run_all(kb_ctx_t *ctx)
 {
-    unsigned n = 0;
-    for (unsigned i = 0; i < kb_nscenarios; i++) {
-        kb_filter_t *f = &ctx->scenarios;
-        bool want = f->n == 0;
-        for (unsigned k = 0; k < f->n; k++)
-            want |= !strcmp(f->v[k], kb_scenarios[i].name);
-        if (want) {
+    for (unsigned i = 0; i < kb_nscenarios; i++)
+        if (kb_in_filter(&ctx->scenarios, kb_scenarios[i].name)) {
             ctx->budget_total += kb_budget_s(kb_scenarios[i].name, ctx->quick);
-            n++;
+            ctx->scenario_count++;
         }
-    }
-    ctx->scenario_count = n;
-    ctx->scenario_index = 0;
     for (unsigned i = 0; i < kb_nscenarios; i++) {
         const kb_scenario_t *s = &kb_scenarios[i];
-        bool want = ctx->scenarios.n == 0;
-        for (unsigned k = 0; k < ctx->scenarios.n; k++)
-            want |= !strcmp(ctx->scenarios.v[k], s->name);
-        if (!want)
+        if (!kb_in_filter(&ctx->scenarios, s->name))
             continue;
         ctx->scenario = s->name;
         ctx->scenario_start_ns = kb_now_ns();

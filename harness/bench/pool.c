@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/spin.h"
 #include "run.h"
 
 const char *const kb_transport_names[] = {"knit", "pipe", "unix", "seqpacket", "tcp", NULL};
@@ -28,12 +29,7 @@ uint64_t kb_now_ns(void)
 
 unsigned kb_cpus(void)
 {
-    static unsigned cached; /* sysconf reads a file each time */
-    if (!cached) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        cached = n > 0 ? (unsigned)n : 1u;
-    }
-    return cached;
+    return knit__cpus(); /* the count the pool decides its spinning by */
 }
 
 /* --- tasks --------------------------------------------------------------------------------- */

@@ -10,17 +10,11 @@
 #include "bench.h"
 
 #define KB_MAX_FILTER 16
-#define KB_MAX_FLOORS 16
 
 typedef struct kb_filter {
     const char *v[KB_MAX_FILTER];
     unsigned n; /* 0 = everything */
 } kb_filter_t;
-
-typedef struct kb_floor_seen {
-    char mech[16];
-    double p50, p99;
-} kb_floor_seen_t;
 
 struct kb_ctx {
     bool quick, json, tty;
@@ -35,8 +29,6 @@ struct kb_ctx {
     uint64_t start_ns, scenario_start_ns;
     double budget_done, budget_total; /* expected seconds: for the ETA */
     unsigned cases, failed;
-    kb_floor_seen_t floors[KB_MAX_FLOORS];
-    unsigned nfloors;
     char last_table_scenario[32];
 };
 
@@ -49,7 +41,8 @@ json_t *kb_entry_json(const kb_result_t *r, const char *name);
 void kb_table_row(kb_ctx_t *ctx, const kb_result_t *r, const char *name);
 void kb_case_name(const kb_case_t *c, char *out, size_t n);
 
-/* runner.c */
+/* runner.c: is `v` selected by filter `f` (an empty filter selects everything)? */
+bool kb_in_filter(const kb_filter_t *f, const char *v);
 void kb_progress_done(kb_ctx_t *ctx);
 
 /* pool.c: the worker-process guard (first thing in main) and the pinning hook. */

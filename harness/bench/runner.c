@@ -23,7 +23,7 @@ uint32_t kb_repetitions(const kb_ctx_t *ctx)
     return ctx->reps;
 }
 
-static bool in_filter(const kb_filter_t *f, const char *v)
+bool kb_in_filter(const kb_filter_t *f, const char *v)
 {
     if (f->n == 0)
         return true;
@@ -35,8 +35,8 @@ static bool in_filter(const kb_filter_t *f, const char *v)
 
 bool kb_want(const kb_ctx_t *ctx, const kb_case_t *c)
 {
-    if (!in_filter(&ctx->scenarios, c->scenario) || !in_filter(&ctx->transports, c->transport)
-        || !in_filter(&ctx->runtimes, c->runtime) || !in_filter(&ctx->balancers, c->balancer))
+    if (!kb_in_filter(&ctx->scenarios, c->scenario) || !kb_in_filter(&ctx->transports, c->transport)
+        || !kb_in_filter(&ctx->runtimes, c->runtime) || !kb_in_filter(&ctx->balancers, c->balancer))
         return false;
     if (ctx->nworkers == 0)
         return true;
@@ -87,58 +87,6 @@ void kb_progress_done(kb_ctx_t *ctx)
 {
     if (ctx->tty)
         fprintf(stderr, "\r\033[K");
-}
-
-/* --- floor references ---------------------------------------------------------------------- */
-
-static kb_floor_seen_t *floor_slot(kb_ctx_t *ctx, const char *mech)
-{
-    for (unsigned i = 0; i < ctx->nfloors; i++)
-        if (!strcmp(ctx->floors[i].mech, mech))
-            return &ctx->floors[i];
-    if (ctx->nfloors == KB_MAX_FLOORS)
-        return NULL;
-    kb_floor_seen_t *s = &ctx->floors[ctx->nfloors++];
-    snprintf(s->mech, sizeof s->mech, "%s", mech);
-    return s;
-}
-
-int kb_floor_ref(kb_ctx_t *ctx, const char *mech, double *p50, double *p99)
-{
-    kb_floor_t *f;
-    int rc = kb_floor_open(mech, &f);
-    if (rc < 0)
-        return rc;
-    knit_hist_t *h = malloc(sizeof *h);
-    if (!h) {
-        kb_floor_close(f);
-        return KNIT_E_NOMEM;
-    }
-    knit_hist_init(h);
-    kb_rep_t rep = {.hist = h, .warmup = true};
-    uint64_t end = kb_now_ns() + (ctx->quick ? 2 : 5) * MS;
-    for (; rc == 0 && kb_now_ns() < end; rep.round++)
-        rc = kb_floor_round(f, &rep); /* warm-up: caches, wake-up paths, CPU frequency */
-    knit_hist_init(h);
-    rep = (kb_rep_t) {.hist = h};
-    end = kb_now_ns() + (ctx->quick ? 10 : 25) * MS;
-    for (uint64_t n = 0; rc == 0 && (n < 3 || kb_now_ns() < end); n++, rep.round++)
-        rc = kb_floor_round(f, &rep);
-    kb_floor_close(f);
-    if (rc == 0) {
-        kb_floor_seen_t *s = floor_slot(ctx, mech);
-        double a = (double)knit_hist_percentile(h, 50), b = (double)knit_hist_percentile(h, 99);
-        if (s) {
-            s->p50 = a;
-            s->p99 = b;
-        }
-        if (p50)
-            *p50 = a;
-        if (p99)
-            *p99 = b;
-    }
-    free(h);
-    return rc;
 }
 
 /* --- running a case ------------------------------------------------------------------------ */
@@ -205,6 +153,37 @@ static int repetition(const plan_eff_t *e, kb_round_fn fn, void *state, knit_his
     t->ops += rep.ops;
     t->bytes += rep.bytes;
     t->errors += rep.errors;
+    return rc;
+}
+
+/* --- floor references ---------------------------------------------------------------------- */
+
+int kb_floor_ref(kb_ctx_t *ctx, const char *mech, double *p50, double *p99)
+{
+    kb_floor_t *f;
+    int rc = kb_floor_open(mech, &f);
+    if (rc < 0)
+        return rc;
+    /* short, because it is taken next to every case that names it; the warm-up settles
+     * caches, wake-up paths and the CPU frequency */
+    plan_eff_t e = {.reps = 1,
+        .min_rounds = 3,
+        .max_rounds = UINT64_MAX,
+        .rep_ns = (ctx->quick ? 10 : 25) * MS,
+        .warmup_ns = (ctx->quick ? 2 : 5) * MS,
+        .warmup_rounds = 1};
+    knit_hist_t *h = malloc(sizeof *h);
+    totals_t t = {0};
+    uint64_t warm;
+    rc = h ? warm_up(&e, kb_floor_round, f, h, &warm) : KNIT_E_NOMEM;
+    if (rc == 0)
+        rc = repetition(&e, kb_floor_round, f, h, &t);
+    kb_floor_close(f);
+    if (rc == 0 && p50)
+        *p50 = (double)knit_hist_percentile(h, 50);
+    if (rc == 0 && p99)
+        *p99 = (double)knit_hist_percentile(h, 99);
+    free(h);
     return rc;
 }
 

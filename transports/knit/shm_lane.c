@@ -186,6 +186,7 @@ void knit__slot_take(const knit__slot_t *s, const knit__arena_t *arena,
     m->stamp = knit__hdr_stamp(hdr);
     m->seq = hdr[KNIT__W_SCRATCH];
     m->region = -1;
+    m->region_free = arena->free_bits;
     uint32_t fn = hdr[KNIT__W_FN] & 0xFFFFu;
     if (codec->in_place && fn < codec->in_place_tasks && codec->in_place[fn])
         m->status = knit__decode_in_place(hdr, s->stat, arena, codec, &m->value, &m->region);

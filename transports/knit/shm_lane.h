@@ -68,6 +68,7 @@ typedef struct knit__msg {
     uint32_t seq;   /* the producer's publication number (header word 7) */
     int status;     /* 0, or the decode error (value is then UNDEFINED) */
     int32_t region; /* an in-place argument's arena region, to free after use; else -1 */
+    _Atomic uint32_t *region_free; /* that region's arena free word (knit__arena_free) */
     knit_value_t value;
 } knit__msg_t;
 

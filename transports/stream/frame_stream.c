@@ -223,6 +223,7 @@ static int take_frame(knit__fs_reader_t *r, uint32_t frame_bytes, knit__msg_t *m
     m->stamp = knit__hdr_stamp(hdr);
     m->seq = hdr[KNIT__W_SCRATCH];
     m->region = -1; /* arguments never stay in a stream's buffer: always copies */
+    m->region_free = NULL;
     m->status = knit__decode(hdr, stat, &view, &r->end.codec, &m->value);
     return m->status == KNIT_E_CORRUPT ? KNIT_E_CORRUPT : 0;
 }
