@@ -3,7 +3,8 @@
  *
  * A turn: flush results that found the return lock full, take new requests into the run queue
  * (one acknowledgement for the batch; a stealing worker claims one region of the shared lock,
- * and only when its run queue is empty), run up to 5 tasks, sending each result as soon as it
+ * only when its run queue is empty, and takes one call per claim while its tasks run long),
+ * run up to 5 tasks, sending each result as soon as it
  * exists, then ring the host's doorbell if results went out. With nothing to do the worker
  * spins for its budget (less when it finds itself preempted: core/spin.h), then parks on the
  * lane's `op` futex word. Parking cannot lose a wake-up:
@@ -85,8 +86,17 @@ struct knit__worker {
     bool *in_place;    /* per task: its argument is read in place (knit transport only) */
     ring_t runq;
     ring_t backlog;
-    bool sent; /* results published this turn: ring the host's doorbell */
+    bool sent;            /* results published this turn: ring the host's doorbell */
+    uint64_t job_ns;      /* stealing: task run time (see note_run_time) */
+    uint64_t last_job_ns; /* stealing: the last turn's time per task */
 };
+
+/* Stealing: tasks at least this long are claimed one at a time. A claim (the WANT handshake,
+ * then the acknowledgement) costs well under a microsecond even when peers contend, so above
+ * 20 us per task one claim per call costs under 5 %; taking a whole region of long tasks
+ * instead leaves a peer that frees up idle while one worker still holds up to a region of
+ * them (the `cpu` scenario: 2 workers gave 1.78x one worker with region claims). */
+#define KNIT__STEAL_ONE_NS 20000u
 
 static int ring_push(ring_t *r, const job_t *j)
 {
@@ -381,7 +391,7 @@ static void idle_wait(knit__worker_t *w)
 /* Stealing: claim one region of the shared lock and queue what it holds. */
 static bool steal_some(knit__worker_t *w)
 {
-    uint32_t take = knit__steal_claim(&w->sc);
+    uint32_t take = knit__steal_claim(&w->sc, w->job_ns >= KNIT__STEAL_ONE_NS ? 1u : 32u);
     for (uint32_t left = take; left; left &= left - 1) {
         knit__msg_t m;
         knit__slot_take(
@@ -391,6 +401,33 @@ static bool steal_some(knit__worker_t *w)
     if (take)
         knit__steal_release(&w->sc, take);
     return take != 0;
+}
+
+/* A stealing worker's task time: the shorter of the last two turns' time per task, so one
+ * turn stretched by a preemption (common with more threads than cores) does not narrow the
+ * claims; two turns of long tasks do. */
+static void note_run_time(knit__worker_t *w, uint64_t ns, unsigned ran)
+{
+    uint64_t per = ns / ran;
+    w->job_ns = per < w->last_job_ns ? per : w->last_job_ns;
+    w->last_job_ns = per;
+}
+
+/* Run up to KNIT__RUN_PER_TURN queued tasks; true when any ran. */
+static bool run_turn(knit__worker_t *w)
+{
+    if (!w->runq.len)
+        return false;
+    uint64_t t0 = w->stealing ? knit__now_ns() : 0;
+    unsigned n = 0;
+    for (; n < KNIT__RUN_PER_TURN && w->runq.len; n++) {
+        job_t j = *ring_front(&w->runq);
+        ring_pop(&w->runq);
+        run_one(w, &j);
+    }
+    if (w->stealing)
+        note_run_time(w, knit__now_ns() - t0, n);
+    return true;
 }
 
 static int discard_request(void *ctx, knit__msg_t *m)
@@ -422,12 +459,7 @@ void knit__worker_run(knit__worker_t *w)
             sort_new(&w->runq, before);
             progressed = true;
         }
-        for (unsigned n = 0; n < KNIT__RUN_PER_TURN && w->runq.len; n++) {
-            job_t j = *ring_front(&w->runq);
-            ring_pop(&w->runq);
-            run_one(w, &j);
-            progressed = true;
-        }
+        progressed |= run_turn(w);
         if (w->sent)
             w->link.ops->wake_peer(&w->link);
         if (!progressed && !w->runq.len)

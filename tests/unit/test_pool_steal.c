@@ -19,6 +19,7 @@ typedef struct steal_rig {
     knit__steal_prod_t prod;
     uint32_t consumers, g;
     uint32_t total;
+    uint32_t max;               /* slots per claim */
     _Atomic uint32_t *seen;     /* per task: times delivered */
     _Atomic uint32_t taken[31]; /* per consumer */
     _Atomic uint32_t done;
@@ -36,7 +37,7 @@ static void *consumer(void *arg)
     knit__steal_cons_t sc;
     knit__steal_cons_init(&sc, &r->c->req.q_host.word, r->c->req_slab, a->c, r->consumers, r->g);
     while (atomic_load(&r->done) < r->total) {
-        uint32_t take = knit__steal_claim(&sc);
+        uint32_t take = knit__steal_claim(&sc, r->max);
         if (!take) {
             sched_yield();
             continue;
@@ -54,9 +55,9 @@ static void *consumer(void *arg)
     return NULL;
 }
 
-static void run_protocol(uint32_t consumers, uint32_t g, uint32_t total)
+static void run_protocol(uint32_t consumers, uint32_t g, uint32_t total, uint32_t max)
 {
-    steal_rig_t r = {.consumers = consumers, .g = g, .total = total};
+    steal_rig_t r = {.consumers = consumers, .g = g, .total = total, .max = max};
     knit__lane_cfg_t cfg = {.payload_max_bytes = 1 << 16};
     assert_int_equal(knit__shm_lane_create(&r.lane, &cfg), 0);
     r.c = knit__shm_ctrl(&r.lane);
@@ -93,25 +94,71 @@ static void run_protocol(uint32_t consumers, uint32_t g, uint32_t total)
 static void test_exactly_once_2_consumers_g8(void **s)
 {
     (void)s;
-    run_protocol(2, 8, (uint32_t)knit_test_iters(400000, 400));
+    run_protocol(2, 8, (uint32_t)knit_test_iters(400000, 400), 32);
 }
 
 static void test_exactly_once_3_consumers_g8(void **s)
 {
     (void)s;
-    run_protocol(3, 8, (uint32_t)knit_test_iters(400000, 400));
+    run_protocol(3, 8, (uint32_t)knit_test_iters(400000, 400), 32);
 }
 
 static void test_exactly_once_4_consumers_g4(void **s)
 {
     (void)s;
-    run_protocol(4, 4, (uint32_t)knit_test_iters(400000, 400));
+    run_protocol(4, 4, (uint32_t)knit_test_iters(400000, 400), 32);
 }
 
 static void test_exactly_once_2_consumers_g16(void **s)
 {
     (void)s;
-    run_protocol(2, 16, (uint32_t)knit_test_iters(400000, 400));
+    run_protocol(2, 16, (uint32_t)knit_test_iters(400000, 400), 32);
+}
+
+static void test_exactly_once_3_consumers_one_slot_claims(void **s)
+{
+    (void)s;
+    run_protocol(3, 8, (uint32_t)knit_test_iters(200000, 400), 1);
+}
+
+/* A narrow claim takes the earliest published slots of its region (the producer fills the
+ * highest free slot first), and the next claim continues in the same region. */
+static void test_narrow_claims_take_the_earliest_and_stay_in_the_region(void **s)
+{
+    (void)s;
+    knit__shm_lane_t lane;
+    knit__lane_cfg_t cfg = {.payload_max_bytes = 1 << 16};
+    assert_int_equal(knit__shm_lane_create(&lane, &cfg), 0);
+    knit__ctrl_t *c = knit__shm_ctrl(&lane);
+    knit__steal_prod_t prod;
+    knit__steal_prod_init(&prod, &c->req.q_host.word, c->req_slab, 2);
+    int order[12];
+    for (int i = 0; i < 12; i++) {
+        order[i] = knit__steal_prod_claim(&prod);
+        assert_true(order[i] >= 0);
+        knit__steal_prod_publish(&prod, (unsigned)order[i]);
+    }
+    knit__steal_cons_t one;
+    knit__steal_cons_init(&one, &c->req.q_host.word, c->req_slab, 1, 2, 8);
+    uint32_t first = knit__steal_claim(&one, 1);
+    assert_int_equal(__builtin_popcount(first), 1);
+    uint32_t region = (uint32_t)__builtin_ctz(first) / 8;
+    knit__steal_release(&one, first);
+    uint32_t second = knit__steal_claim(&one, 2);
+    assert_int_equal(__builtin_popcount(second), 2);
+    for (uint32_t left = second; left; left &= left - 1)
+        assert_int_equal((uint32_t)__builtin_ctz(left) / 8, region); /* same region */
+    assert_true(second < first); /* below it: published after it */
+    knit__steal_release(&one, second);
+    /* a wide claim takes what is left of the region */
+    uint32_t rest = knit__steal_claim(&one, 32);
+    uint32_t region_bits = 0xFFu << (region * 8);
+    uint32_t published = 0;
+    for (int i = 0; i < 12; i++)
+        published |= 1u << order[i];
+    assert_int_equal(rest, published & region_bits & ~first & ~second);
+    knit__steal_release(&one, rest);
+    knit__shm_lane_close(&lane);
 }
 
 static void test_region_width_rules(void **s)
@@ -149,11 +196,11 @@ static void test_stale_senior_want_blocks_until_retired(void **s)
     atomic_store(&c->req_slab[0].aux[KNIT__AUX_STEAL_WANT], UINT32_MAX);
     knit__steal_cons_t junior;
     knit__steal_cons_init(&junior, &c->req.q_host.word, c->req_slab, 1, 2, 16);
-    assert_int_equal(knit__steal_claim(&junior), 0);
+    assert_int_equal(knit__steal_claim(&junior, 32), 0);
     knit__steal_prod_retire(&prod, 0);
     /* retiring does not touch the dead consumer's WANT word */
     assert_int_equal(atomic_load(&c->req_slab[0].aux[KNIT__AUX_STEAL_WANT]), UINT32_MAX);
-    uint32_t take = knit__steal_claim(&junior);
+    uint32_t take = knit__steal_claim(&junior, 32);
     assert_int_equal(take, 1u << slot);
     knit__steal_release(&junior, take);
     assert_int_equal(knit__steal_pending(&junior), 0);
@@ -352,6 +399,8 @@ int main(void)
         cmocka_unit_test(test_exactly_once_3_consumers_g8),
         cmocka_unit_test(test_exactly_once_4_consumers_g4),
         cmocka_unit_test(test_exactly_once_2_consumers_g16),
+        cmocka_unit_test(test_exactly_once_3_consumers_one_slot_claims),
+        cmocka_unit_test(test_narrow_claims_take_the_earliest_and_stay_in_the_region),
         cmocka_unit_test(test_stale_senior_want_blocks_until_retired),
         cmocka_unit_test(test_defaults_pick_stealing),
         cmocka_unit_test(test_stealing_2_workers),
