@@ -7,7 +7,8 @@ Cases are matched by name. A case regresses when its repetitions are slower with
 significance (one-sided Mann-Whitney U over `repetition_p50_ns`, p < alpha, default 0.05) and
 its median moved by more than the threshold (default 10 %). With --normalize every value is
 first divided by the case's own floor reference (`floor_ns`, measured in the same run next to
-the case), so results from different machines can be compared. Prints a table (case, base,
+the case), so results from different machines can be compared; a case whose reference changed
+mechanism (`floor_mechanism`, e.g. futex -> futex-gap-100ms) is skipped then. Prints a table (case, base,
 new, change, p-value, verdict) and a last line `verdict: ok|regression`; --json prints one
 JSON document instead. Exit status: 0 no regression, 1 regression, 2 bad input.
 With 5 repetitions a side the smallest one-sided p-value is 1/252 (0.004); with 3 it is 0.05,
@@ -82,6 +83,9 @@ def values(case, normalize):
 
 
 def compare_case(name, base, new, opts):
+    ma, mb = base.get("floor_mechanism"), new.get("floor_mechanism")
+    if opts["normalize"] and ma != mb:
+        return {"name": name, "verdict": f"skipped (floor reference {ma} -> {mb})"}
     a, b = values(base, opts["normalize"]), values(new, opts["normalize"])
     if a is None or b is None:
         return {"name": name, "verdict": "skipped (no floor reference)"}

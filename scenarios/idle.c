@@ -7,10 +7,15 @@
  *     worker processes) across a 1 s window (quick: 200 ms) while the host sleeps in nanosleep.
  *     Emitted with kb_emit; extra: cpu_percent_per_worker (of one core), cpu_ns, window_ns.
  * (b) first-call latency after an idle gap (variants gap-10us, gap-100us, gap-1ms, gap-10ms,
- *     gap-100ms; one worker; read against the futex floor): a round sleeps the gap on the host
- *     (nanosleep, so the real gap is the timer's, a little longer for the short ones), then
- *     makes one call of the empty task (8-byte bytes argument) timed from send to settlement.
- *     The long gaps get few rounds so the scenario stays within its time budget.
+ *     gap-100ms; one worker): a round sleeps the gap on the host (nanosleep, so the real gap is
+ *     the timer's, a little longer for the short ones), then makes one call of the empty task
+ *     (8-byte bytes argument) timed from send to settlement. The long gaps get few rounds so
+ *     the scenario stays within its time budget. Read against the futex round trip after the
+ *     same gap (floor mechanism futex-gap-<time>, e.g. futex-gap-100ms for gap-100ms: the
+ *     same sleep, then one futex wake round trip with a parked peer), measured just before
+ *     the case with the case's own plan, so both have as many samples and both wake CPUs
+ *     that may have halted. The warm futex round trip (both CPUs busy) is measured before
+ *     that and kept as extra field warm_futex_ns, for the ratio against a warm wake-up.
  *
  * knit transport on threads (full run: also process workers, and the pipe transport).
  */
@@ -116,10 +121,15 @@ static int gap_round(void *arg, kb_rep_t *rep)
     return 0;
 }
 
-/* Rounds per gap: the short gaps run for a time budget, the long ones a few rounds each. */
+/* Rounds per gap: the short gaps run for a time budget, the long ones a few rounds each. The
+ * same-gap reference runs with this plan too. */
 static kb_plan_t gap_plan(kb_ctx_t *ctx, uint64_t gap_ns, const char *floor_ref)
 {
-    kb_plan_t p = {.min_rounds = 1, .warmup_ns = 1, .warmup_rounds = 1, .floor_ref = floor_ref};
+    kb_plan_t p = {.min_rounds = 1,
+        .warmup_ns = 1,
+        .warmup_rounds = 1,
+        .floor_ref = floor_ref,
+        .floor_ref_as_case = true};
     if (kb_quick(ctx)) {
         p.max_rounds = 3;
         return p;
@@ -138,15 +148,22 @@ static kb_plan_t gap_plan(kb_ctx_t *ctx, uint64_t gap_ns, const char *floor_ref)
     return p;
 }
 
-static int gap_case(kb_ctx_t *ctx, const kb_case_t *c, uint64_t gap_ns, const char *floor_ref)
+/* The case's variant names its gap (gap-100ms) and its reference (futex-gap-100ms). */
+static int gap_case(kb_ctx_t *ctx, const kb_case_t *c, uint64_t gap_ns)
 {
+    char floor_ref[sizeof c->variant + 8];
+    snprintf(floor_ref, sizeof floor_ref, "futex-%s", c->variant);
     gap_state_t st = {.gap_ns = gap_ns};
     kb_lazy_pool_init(&st.lp, c);
     int rc = kb_track_init(&st.calls, 1);
     if (rc < 0)
         return rc;
+    double warm = 0;
+    json_t *extra = json_object();
+    if (kb_floor_ref(ctx, "futex", &warm, NULL) == 0)
+        kb_extra_real(extra, "warm_futex_ns", warm);
     kb_plan_t plan = gap_plan(ctx, gap_ns, floor_ref);
-    kb_run_case(ctx, c, &plan, gap_round, &st, NULL, NULL);
+    kb_run_case(ctx, c, &plan, gap_round, &st, extra, NULL);
     kb_lazy_pool_close(&st.lp); /* before the calls: settling runs their callbacks */
     kb_track_free(&st.calls);
     return 0;
@@ -200,7 +217,7 @@ static int idle_gaps_all(kb_ctx_t *ctx, size_t nconfigs)
             snprintf(c.variant, sizeof c.variant, "%s", gaps[g].name);
             if (!kb_want(ctx, &c))
                 continue;
-            int rc = gap_case(ctx, &c, gaps[g].ns, "futex");
+            int rc = gap_case(ctx, &c, gaps[g].ns);
             if (rc < 0)
                 return rc;
         }

@@ -1,10 +1,8 @@
 /* knit-bench - helpers shared by the scheduling scenarios (sched_util.h). */
 #include "sched_util.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "core/error_internal.h"
 
@@ -38,13 +36,6 @@ double kb_rng_unit(kb_rng_t *r)
 double kb_rng_exp(kb_rng_t *r, double mean)
 {
     return -mean * log(kb_rng_unit(r));
-}
-
-void kb_sleep_ns(uint64_t ns)
-{
-    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)}, rem;
-    while (nanosleep(&ts, &rem) != 0 && errno == EINTR)
-        ts = rem;
 }
 
 /* --- tracked calls -------------------------------------------------------------------------- */

@@ -1,6 +1,6 @@
 /*
  * knit-bench - helpers shared by the scheduling scenarios (load, balance, startup, idle, cpu):
- * a seeded xorshift PRNG, a host sleep, tracked calls (each call's start time, settlement
+ * a seeded xorshift PRNG, tracked calls (each call's start time, settlement
  * time, status and int64 result, taken on the host thread by a settlement callback), a pool
  * created on a case's first round (so a failing start is reported by kb_run_case like any
  * other round error), medians of per-round figures, and plan sizing against a time budget.
@@ -23,9 +23,6 @@ void kb_rng_seed(kb_rng_t *r, uint64_t seed);
 uint64_t kb_rng_next(kb_rng_t *r);
 double kb_rng_unit(kb_rng_t *r);             /* uniform in (0, 1] */
 double kb_rng_exp(kb_rng_t *r, double mean); /* exponential with this mean */
-
-/* Sleep on the host thread (nanosleep; EINTR resumes). */
-void kb_sleep_ns(uint64_t ns);
 
 /* --- tracked calls -------------------------------------------------------------------------- */
 

@@ -78,9 +78,14 @@ typedef struct kb_plan {
     uint64_t warmup_rounds; /* at least this many warm-up rounds; default 1 */
     uint32_t repetitions;   /* 0 = the run's --repetitions */
     const char *floor_ref;  /* floor mechanism this case is read against ("spin", "futex",
-                               "ring", "memcpy", "thread-spawn", "process-spawn"), or NULL */
+                               "ring", "memcpy", "thread-spawn", "process-spawn",
+                               "futex-gap-<time>"), or NULL */
     double floor_ref_scale; /* reference = floor p50 x this (e.g. copies per round trip);
                                0 = 1 */
+    bool floor_ref_as_case; /* measure the reference with this plan (warm-up, repetitions,
+                               rounds) instead of the short default run: for a reference whose
+                               rounds are as slow as the case's (futex-gap-<time>), so the two
+                               have as many samples */
 } kb_plan_t;
 
 /* The statistics of a finished case, and scenario-specific fields to add to its entry. */
@@ -165,6 +170,9 @@ const char *kb_placement(const kb_case_t *c);
 
 /* Monotonic clock in ns. */
 uint64_t kb_now_ns(void);
+/* Sleep on the calling thread (nanosleep; EINTR resumes). In floor.c: the futex-gap-<time>
+ * references sleep their gaps exactly as the idle scenario's host does. */
+void kb_sleep_ns(uint64_t ns);
 /* CPU time of this process (all threads) plus its live child processes, in ns. */
 uint64_t kb_cpu_ns(void);
 

@@ -11,6 +11,11 @@
  *
  * Every peer echoes the caller's sequence number and the round function checks it: a mismatch
  * counts in rep->errors, so a benchmark that never really crosses to the peer shows up.
+ *
+ * An engine may take a gap (futex-gap): its name is then "<engine>-<time>" (futex-gap-100ms),
+ * the parsed time is kb_floor_t.gap_ns, and each round sleeps it before its one timed round
+ * trip. These are references for the idle scenario's gap cases, not cases of the floor
+ * scenario, so kb_floor_mechs does not list them.
  */
 #define _GNU_SOURCE
 
@@ -48,6 +53,7 @@ const char *const kb_floor_mechs[] = {"spin", "futex", "pipe", "unix", "tcp", "r
 #define KB_RING_BURST  1000u
 #define KB_COPY_BYTES  (1024u * 1024u)
 #define KB_COPIES      4u
+#define KB_GAP_MAX_NS  10000000000ull /* 10 s: a longer gap in a name is a typo */
 
 /* --- the common header and the engine table --------------------------------------------------- */
 
@@ -59,6 +65,7 @@ typedef struct kb_floor_engine {
     int (*round)(kb_floor_t *f, kb_rep_t *rep);
     void (*stop)(kb_floor_t *f); /* after the stop flag is set, before the join; may be NULL */
     void (*release)(kb_floor_t *f);
+    bool gap; /* the name takes a time: "<name>-<time>" (kb_floor_t.gap_ns) */
 } kb_floor_engine_t;
 
 struct kb_floor {
@@ -68,6 +75,7 @@ struct kb_floor {
     bool pinned;      /* caller on CPU 0, peer on CPU 1 */
     cpu_set_t saved;  /* the caller's mask before open (restored by close) */
     unsigned spin_at; /* pauses before a busy-wait starts yielding too */
+    uint64_t gap_ns;  /* engines with a gap: the sleep before each round trip; else 0 */
     atomic_bool stop; /* set by close; every waiting loop of a peer checks it */
 };
 
@@ -76,6 +84,13 @@ static uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void kb_sleep_ns(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)}, rem;
+    while (nanosleep(&ts, &rem) != 0 && errno == EINTR)
+        ts = rem;
 }
 
 static long online_cpus(void)
@@ -212,7 +227,7 @@ static int futex_open(kb_floor_t *f)
     atomic_init(&x->word, 0);
     x->seq = 0;
     if (futex_op(&x->word, FUTEX_WAKE_PRIVATE, 1) < 0)
-        return sys_err("futex", "futex(FUTEX_WAKE_PRIVATE)");
+        return sys_err(f->eng->name, "futex(FUTEX_WAKE_PRIVATE)");
     return 0;
 }
 
@@ -237,20 +252,34 @@ static void futex_stop(kb_floor_t *f)
     futex_op(&x->word, FUTEX_WAKE_PRIVATE, 1);
 }
 
+/* One timed round trip: wake the peer with the next request, sleep until it answers. */
+static void futex_trip(kb_futex_t *x, kb_rep_t *rep)
+{
+    uint32_t req = x->seq + 1;
+    uint64_t t0 = now_ns();
+    futex_set(&x->word, req);
+    uint32_t v = futex_await(&x->word, req, &x->base);
+    kb_record(rep, now_ns() - t0);
+    rep->ops++;
+    if (v != req + 1)
+        rep->errors++;
+    x->seq = req + 1;
+}
+
 static int futex_round(kb_floor_t *f, kb_rep_t *rep)
 {
-    kb_futex_t *x = (kb_futex_t *)f;
-    for (unsigned i = 0; i < KB_ROUND_TRIPS; i++) {
-        uint32_t req = x->seq + 1;
-        uint64_t t0 = now_ns();
-        futex_set(&x->word, req);
-        uint32_t v = futex_await(&x->word, req, f);
-        kb_record(rep, now_ns() - t0);
-        rep->ops++;
-        if (v != req + 1)
-            rep->errors++;
-        x->seq = req + 1;
-    }
+    for (unsigned i = 0; i < KB_ROUND_TRIPS; i++)
+        futex_trip((kb_futex_t *)f, rep);
+    return 0;
+}
+
+/* futex-gap: the same mechanism and peer, but each round first sleeps the gap (nanosleep, as
+ * the idle scenario's host does), so both threads are idle and the CPUs may halt before the
+ * one timed round trip - the wake-up a first call after that gap pays. */
+static int futex_gap_round(kb_floor_t *f, kb_rep_t *rep)
+{
+    kb_sleep_ns(f->gap_ns);
+    futex_trip((kb_futex_t *)f, rep);
     return 0;
 }
 
@@ -655,30 +684,61 @@ static int process_spawn_round(kb_floor_t *f, kb_rep_t *rep)
     return 0;
 }
 
-/* --- the engines, in the order of kb_floor_mechs ---------------------------------------------- */
+/* --- the engines, in the order of kb_floor_mechs, then those with a gap ---------------------- */
 
 static const kb_floor_engine_t kb_engines[] = {
-    {"spin", sizeof(kb_spin_t), spin_open, spin_peer, spin_round, NULL, NULL},
-    {"futex", sizeof(kb_futex_t), futex_open, futex_peer, futex_round, futex_stop, NULL},
-    {"pipe", sizeof(kb_stream_t), pipe_open, stream_peer, stream_round, stream_stop,
-        stream_release},
-    {"unix", sizeof(kb_stream_t), unix_open, stream_peer, stream_round, stream_stop,
-        stream_release},
-    {"tcp", sizeof(kb_stream_t), tcp_open, stream_peer, stream_round, stream_stop, stream_release},
-    {"ring", sizeof(kb_ring_t), ring_open, ring_peer, ring_round, NULL, NULL},
-    {"memcpy", sizeof(kb_copy_t), copy_open, NULL, copy_round, NULL, copy_release},
-    {"thread-spawn", sizeof(kb_spawn_t), NULL, NULL, thread_spawn_round, NULL, NULL},
-    {"process-spawn", sizeof(kb_spawn_t), process_spawn_open, NULL, process_spawn_round, NULL,
-        NULL},
+    {"spin", sizeof(kb_spin_t), spin_open, spin_peer, spin_round, NULL, NULL, false},
+    {"futex", sizeof(kb_futex_t), futex_open, futex_peer, futex_round, futex_stop, NULL, false},
+    {"pipe", sizeof(kb_stream_t), pipe_open, stream_peer, stream_round, stream_stop, stream_release,
+        false},
+    {"unix", sizeof(kb_stream_t), unix_open, stream_peer, stream_round, stream_stop, stream_release,
+        false},
+    {"tcp", sizeof(kb_stream_t), tcp_open, stream_peer, stream_round, stream_stop, stream_release,
+        false},
+    {"ring", sizeof(kb_ring_t), ring_open, ring_peer, ring_round, NULL, NULL, false},
+    {"memcpy", sizeof(kb_copy_t), copy_open, NULL, copy_round, NULL, copy_release, false},
+    {"thread-spawn", sizeof(kb_spawn_t), NULL, NULL, thread_spawn_round, NULL, NULL, false},
+    {"process-spawn", sizeof(kb_spawn_t), process_spawn_open, NULL, process_spawn_round, NULL, NULL,
+        false},
+    {"futex-gap", sizeof(kb_futex_t), futex_open, futex_peer, futex_gap_round, futex_stop, NULL,
+        true},
 };
 
 #define KB_NENGINES (sizeof kb_engines / sizeof kb_engines[0])
 
-static const kb_floor_engine_t *find_engine(const char *mech)
+/* A gap: a positive integer and a unit (ns, us, ms, s), at most KB_GAP_MAX_NS; 0 otherwise. */
+static uint64_t parse_gap(const char *s)
 {
-    for (size_t i = 0; i < KB_NENGINES; i++)
-        if (mech && strcmp(kb_engines[i].name, mech) == 0)
-            return &kb_engines[i];
+    static const struct {
+        const char *unit;
+        uint64_t ns;
+    } units[] = {{"ns", 1}, {"us", 1000}, {"ms", 1000000}, {"s", 1000000000}};
+    char *end;
+    if (*s < '0' || *s > '9')
+        return 0; /* strtoull would take a sign or spaces */
+    errno = 0;
+    unsigned long long n = strtoull(s, &end, 10);
+    if (errno != 0 || n == 0)
+        return 0;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(end, units[i].unit) == 0)
+            return n <= KB_GAP_MAX_NS / units[i].ns ? n * units[i].ns : 0;
+    return 0;
+}
+
+/* The engine `mech` names, or NULL; *gap_ns receives the time of a "<engine>-<time>" name. */
+static const kb_floor_engine_t *find_engine(const char *mech, uint64_t *gap_ns)
+{
+    *gap_ns = 0;
+    for (size_t i = 0; mech && i < KB_NENGINES; i++) {
+        const kb_floor_engine_t *e = &kb_engines[i];
+        size_t n = strlen(e->name);
+        if (!e->gap && strcmp(e->name, mech) == 0)
+            return e;
+        if (e->gap && strncmp(e->name, mech, n) == 0 && mech[n] == '-'
+            && (*gap_ns = parse_gap(mech + n + 1)) > 0)
+            return e;
+    }
     return NULL;
 }
 
@@ -687,11 +747,12 @@ static int unknown_mech(const char *mech)
     char names[256];
     size_t n = 0;
     names[0] = '\0';
-    for (size_t i = 0; kb_floor_mechs[i] && n < sizeof names; i++)
-        n += (size_t)snprintf(
-            names + n, sizeof names - n, "%s%s", i ? ", " : "", kb_floor_mechs[i]);
-    return knit__err(
-        KNIT_E_INVAL, "unknown floor mechanism '%s' (valid: %s)", mech ? mech : "(null)", names);
+    for (size_t i = 0; i < KB_NENGINES && n < sizeof names; i++)
+        n += (size_t)snprintf(names + n, sizeof names - n, "%s%s%s", i ? ", " : "",
+            kb_engines[i].name, kb_engines[i].gap ? "-<n>{ns,us,ms,s}" : "");
+    return knit__err(KNIT_E_INVAL,
+        "unknown floor mechanism '%s' (valid: %s; a gap is at most 10 s)", mech ? mech : "(null)",
+        names);
 }
 
 /* --- pinning: caller on CPU 0, peer on CPU 1 -------------------------------------------------- */
@@ -755,7 +816,8 @@ static int start_peer(kb_floor_t *f)
 
 int kb_floor_open(const char *mech, kb_floor_t **out)
 {
-    const kb_floor_engine_t *eng = find_engine(mech);
+    uint64_t gap_ns;
+    const kb_floor_engine_t *eng = find_engine(mech, &gap_ns);
     *out = NULL;
     if (!eng)
         return unknown_mech(mech);
@@ -765,6 +827,7 @@ int kb_floor_open(const char *mech, kb_floor_t **out)
         return knit__err(KNIT_E_NOMEM, "floor %s: %zu bytes", mech, size);
     memset(f, 0, size);
     f->eng = eng;
+    f->gap_ns = gap_ns;
     atomic_init(&f->stop, false);
     int rc = pin_caller(f);
     /* On one usable CPU busy-waiting only burns the partner's time slice: yield at once. */

@@ -14,6 +14,13 @@
  *   memcpy         memcpy of 1 MiB between two buffers; bytes counted once per copy
  *   thread-spawn   pthread_create + pthread_join of an empty thread
  *   process-spawn  posix_spawn of /bin/true + waitpid
+ *
+ * Not cases of the floor scenario, opened by name only: the idle scenario's references.
+ *
+ *   futex-gap-<time>  the futex round trip after an idle gap: a round sleeps <time> (an integer
+ *                  with ns, us, ms or s, at most 10 s: futex-gap-100ms) in nanosleep with the
+ *                  peer parked in FUTEX_WAIT, so the CPUs may halt as they do between the idle
+ *                  scenario's calls, then times one round trip (the `futex` mechanism's)
  */
 #ifndef KNIT_HARNESS_FLOOR_H
 #define KNIT_HARNESS_FLOOR_H
@@ -22,16 +29,18 @@
 
 typedef struct kb_floor kb_floor_t;
 
-/* Names of the mechanisms, in the order above; NULL-terminated. */
+/* Names of the floor scenario's mechanisms, in the order above (not futex-gap-<time>);
+ * NULL-terminated. */
 extern const char *const kb_floor_mechs[];
 
 /* Start a mechanism (its peer thread, descriptors, buffers). The peer thread is pinned to CPU 1
  * and the caller's thread to CPU 0 when the machine has two or more CPUs (restored by
- * kb_floor_close). KNIT_E_INVAL for an unknown name. */
+ * kb_floor_close). KNIT_E_INVAL for an unknown name or a malformed gap. */
 int kb_floor_open(const char *mech, kb_floor_t **out);
 
-/* One round: a small fixed number of operations (about 10-100 us of work), each recorded
- * with kb_record (the ring records burst time / 1000 per item); adds rep->ops and rep->bytes. */
+/* One round: a small fixed number of operations (about 10-100 us of work; futex-gap-<time>:
+ * the sleep, then one operation), each recorded with kb_record (the ring records burst time /
+ * 1000 per item); adds rep->ops and rep->bytes. */
 int kb_floor_round(void *floor, kb_rep_t *rep);
 
 void kb_floor_close(kb_floor_t *f);

@@ -156,14 +156,50 @@ static int repetition(const plan_eff_t *e, kb_round_fn fn, void *state, knit_his
     return rc;
 }
 
+/* What a plan measured: all repetitions pooled, the last one, and per-repetition figures. */
+typedef struct measured {
+    knit_hist_t all, h;
+    totals_t t;
+    uint64_t warmup_ops;
+    double rep_p50[KB_MAX_REPS], rep_p99[KB_MAX_REPS];
+} measured_t;
+
+/* Warm-up, then e->reps repetitions pooled into m->all. */
+static int measure(const plan_eff_t *e, kb_round_fn fn, void *state, measured_t *m)
+{
+    int rc = warm_up(e, fn, state, &m->h, &m->warmup_ops);
+    knit_hist_init(&m->all);
+    for (uint32_t i = 0; rc == 0 && i < e->reps; i++) {
+        rc = repetition(e, fn, state, &m->h, &m->t);
+        m->rep_p50[i] = (double)knit_hist_percentile(&m->h, 50);
+        m->rep_p99[i] = (double)knit_hist_percentile(&m->h, 99);
+        knit_hist_add(&m->all, &m->h);
+    }
+    return rc;
+}
+
 /* --- floor references ---------------------------------------------------------------------- */
 
-int kb_floor_ref(kb_ctx_t *ctx, const char *mech, double *p50, double *p99)
+/* Mechanism `mech` measured now with plan `e`: p50 and p99 of all its repetitions. */
+static int floor_measure(const plan_eff_t *e, const char *mech, double *p50, double *p99)
 {
     kb_floor_t *f;
     int rc = kb_floor_open(mech, &f);
     if (rc < 0)
         return rc;
+    measured_t *m = calloc(1, sizeof *m);
+    rc = m ? measure(e, kb_floor_round, f, m) : KNIT_E_NOMEM;
+    kb_floor_close(f);
+    if (rc == 0 && p50)
+        *p50 = (double)knit_hist_percentile(&m->all, 50);
+    if (rc == 0 && p99)
+        *p99 = (double)knit_hist_percentile(&m->all, 99);
+    free(m);
+    return rc;
+}
+
+int kb_floor_ref(kb_ctx_t *ctx, const char *mech, double *p50, double *p99)
+{
     /* short, because it is taken next to every case that names it; the warm-up settles
      * caches, wake-up paths and the CPU frequency */
     plan_eff_t e = {.reps = 1,
@@ -172,19 +208,22 @@ int kb_floor_ref(kb_ctx_t *ctx, const char *mech, double *p50, double *p99)
         .rep_ns = (ctx->quick ? 10 : 25) * MS,
         .warmup_ns = (ctx->quick ? 2 : 5) * MS,
         .warmup_rounds = 1};
-    knit_hist_t *h = malloc(sizeof *h);
-    totals_t t = {0};
-    uint64_t warm;
-    rc = h ? warm_up(&e, kb_floor_round, f, h, &warm) : KNIT_E_NOMEM;
-    if (rc == 0)
-        rc = repetition(&e, kb_floor_round, f, h, &t);
-    kb_floor_close(f);
-    if (rc == 0 && p50)
-        *p50 = (double)knit_hist_percentile(h, 50);
-    if (rc == 0 && p99)
-        *p99 = (double)knit_hist_percentile(h, 99);
-    free(h);
-    return rc;
+    return floor_measure(&e, mech, p50, p99);
+}
+
+/* The plan's floor reference into r, measured now: with the case's own plan `e` when the plan
+ * asks (floor_ref_as_case), else the short default run. Left unset when it cannot run. */
+static void case_floor_ref(
+    kb_ctx_t *ctx, const kb_plan_t *plan, const plan_eff_t *e, kb_result_t *r)
+{
+    double p50 = 0, p99 = 0, scale = plan->floor_ref_scale > 0 ? plan->floor_ref_scale : 1.0;
+    int rc = plan->floor_ref_as_case ? floor_measure(e, plan->floor_ref, &p50, &p99)
+                                     : kb_floor_ref(ctx, plan->floor_ref, &p50, &p99);
+    if (rc == 0) {
+        r->floor_ns = p50 * scale;
+        r->floor_p99_ns = p99 * scale;
+        r->floor_mech = plan->floor_ref;
+    }
 }
 
 static void fill_stats(kb_result_t *r, const knit_hist_t *all, const totals_t *t)
@@ -213,40 +252,25 @@ int kb_run_case(kb_ctx_t *ctx, const kb_case_t *c, const kb_plan_t *plan, kb_rou
     kb_progress(ctx, "%s", name);
     plan_eff_t e = effective(ctx, plan);
     kb_result_t r = {.c = c, .extra = extra, .repetitions = e.reps};
-    if (plan && plan->floor_ref) {
-        double p50 = 0, p99 = 0, scale = plan->floor_ref_scale > 0 ? plan->floor_ref_scale : 1.0;
-        if (kb_floor_ref(ctx, plan->floor_ref, &p50, &p99) == 0) {
-            r.floor_ns = p50 * scale;
-            r.floor_p99_ns = p99 * scale;
-            r.floor_mech = plan->floor_ref;
-        }
-    }
-    knit_hist_t *all = malloc(sizeof *all), *h = malloc(sizeof *h);
-    int rc = all && h ? 0 : KNIT_E_NOMEM;
-    totals_t t = {0};
-    if (rc == 0)
-        rc = warm_up(&e, fn, state, h, &r.warmup_iterations);
-    if (all)
-        knit_hist_init(all);
-    for (uint32_t i = 0; rc == 0 && i < e.reps; i++) {
-        rc = repetition(&e, fn, state, h, &t);
-        r.rep_p50[i] = (double)knit_hist_percentile(h, 50);
-        r.rep_p99[i] = (double)knit_hist_percentile(h, 99);
-        knit_hist_add(all, h);
-    }
+    if (plan && plan->floor_ref)
+        case_floor_ref(ctx, plan, &e, &r);
+    measured_t *m = calloc(1, sizeof *m);
+    int rc = m ? measure(&e, fn, state, m) : KNIT_E_NOMEM;
     if (rc < 0) {
         kb_fail(ctx, c, rc);
         json_decref(extra);
     } else {
-        fill_stats(&r, all, &t);
+        fill_stats(&r, &m->all, &m->t);
+        r.warmup_iterations = m->warmup_ops;
+        memcpy(r.rep_p50, m->rep_p50, sizeof r.rep_p50);
+        memcpy(r.rep_p99, m->rep_p99, sizeof r.rep_p99);
         if (out) {
             *out = r;
             out->extra = NULL;
         }
         kb_emit(ctx, &r);
     }
-    free(all);
-    free(h);
+    free(m);
     return rc;
 }
 

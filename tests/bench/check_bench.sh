@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # knit-bench end to end: a --quick --json run prints exactly one JSON document on stdout that
-# matches results/SCHEMA.md with every scenario present, and Google Benchmark's compare.py
-# reads two of our documents.
+# matches results/SCHEMA.md with every scenario present, the idle gap cases carry their
+# same-gap futex references, and Google Benchmark's compare.py reads two of our documents.
 # usage: check_bench.sh KNIT_BENCH SOURCE_DIR
 set -euo pipefail
 bench="$1"
@@ -16,6 +16,17 @@ trap 'rm -rf "$tmp"' EXIT
 }
 /usr/bin/python3 "$src/tests/bench/check_schema.py" "$src/results/SCHEMA.md" "$tmp/quick.json" \
     --all-scenarios
+# each idle gap case is read against the futex round trip after the same gap, which it names,
+# and also carries the warm futex round trip; both measured (positive)
+/usr/bin/python3 - "$tmp/quick.json" <<'EOF'
+import json, sys
+gaps = [b for b in json.load(open(sys.argv[1]))["benchmarks"]
+        if b["scenario"] == "idle" and b["variant"].startswith("gap-")]
+bad = [b["name"] for b in gaps if b["floor_mechanism"] != "futex-" + b["variant"]
+       or not (b["floor_ns"] or 0) > 0 or not b.get("warm_futex_ns", 0) > 0]
+if not gaps or bad:
+    sys.exit(f"check_bench: idle gap references missing or wrong: {bad or 'no gap cases'}")
+EOF
 cmp -s <(/usr/bin/python3 -m json.tool --sort-keys "$tmp/quick.json") \
     <(/usr/bin/python3 -m json.tool --sort-keys "$tmp/quick-file.json") || {
     echo "check_bench: --out wrote a different document from stdout" >&2

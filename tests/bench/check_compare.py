@@ -2,8 +2,8 @@
 """The regression gate (harness/compare.py) on synthetic knit-bench documents: identical
 results pass, a case made 50 % slower in every repetition fails and is named, a case 50 %
 faster is reported improved, a 5 % slowdown is under the threshold, --normalize divides by
-each run's floor (a machine twice as slow with a floor twice as slow passes), and bad input
-exits 2."""
+each run's floor (a machine twice as slow with a floor twice as slow passes) but skips a case
+whose floor mechanism changed, and bad input exits 2."""
 import copy
 import json
 import os
@@ -62,6 +62,13 @@ def main():
         b["floor_ns"] *= 2
     expect("slower machine, raw", run(base, slow_machine), 1)
     expect("slower machine, normalized", run(base, slow_machine, "--normalize"), 0, "verdict: ok")
+    new_ref = copy.deepcopy(slow_machine)
+    base_ref = copy.deepcopy(base)
+    base_ref["benchmarks"][0]["floor_mechanism"] = "futex"
+    new_ref["benchmarks"][0]["floor_mechanism"] = "futex-gap-100ms"
+    new_ref["benchmarks"][0]["floor_ns"] *= 10  # a 10x slower reference would read "improved"
+    expect("floor mechanism changed, normalized", run(base_ref, new_ref, "--normalize"), 0,
+           "skipped (floor reference futex -> futex-gap-100ms)")
     expect("not JSON", run("{", base), 2)
     expect("wrong schema", run({"schema": "other"}, base), 2)
     expect("no common cases", run(doc([("a", reps, 1.0)]), doc([("b", reps, 1.0)])), 2)

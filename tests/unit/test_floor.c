@@ -2,7 +2,9 @@
  * The knit-bench floor mechanisms (harness/bench/floor.c): every mechanism opens, runs rounds
  * that really cross to its peer (no sequence-number mismatch), records one histogram sample per
  * operation, and closes without hanging; unknown names are refused with the valid list; the
- * caller's CPU mask is restored. No timing is asserted: the medians are printed only.
+ * caller's CPU mask is restored. The futex-gap-<time> references (the idle scenario's) take
+ * well-formed gaps only and sleep the gap before each single round trip. No latency is
+ * asserted: the medians are printed only.
  */
 #define _GNU_SOURCE
 
@@ -12,12 +14,15 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "floor.h"
 
-#define ROUNDS 20
-#define MIB    (1024u * 1024u)
+#define ROUNDS     20
+#define MIB        (1024u * 1024u)
+#define GAP_ROUNDS 5
+#define GAP_NS     2000000ull /* futex-gap-2ms */
 
 /* One mechanism (the test's state names it): rounds run, every operation is recorded, the
  * peer really answered (no errors), and memcpy counts its bytes. */
@@ -42,7 +47,7 @@ static void test_mechanism(void **state)
     }
     kb_floor_close(f);
 
-    print_message("floor %-13s ops %6" PRIu64 "  p50 %8" PRIu64 " ns  min %8" PRIu64
+    print_message("floor %-15s ops %6" PRIu64 "  p50 %8" PRIu64 " ns  min %8" PRIu64
                   " ns  p99 %8" PRIu64 " ns\n",
         mech, rep.ops, knit_hist_percentile(h, 50), h->min, knit_hist_percentile(h, 99));
     assert_true(rep.ops > 0);
@@ -51,6 +56,8 @@ static void test_mechanism(void **state)
     assert_true(h->min > 0);
     if (strcmp(mech, "memcpy") == 0)
         assert_int_equal(rep.bytes, rep.ops * MIB);
+    if (strncmp(mech, "futex-gap-", 10) == 0)
+        assert_int_equal(rep.ops, ROUNDS); /* one round trip per round */
     free(h);
 }
 
@@ -82,6 +89,61 @@ static void test_unknown_name_lists_the_valid_ones(void **s)
     assert_non_null(strstr(msg, "carrier-pigeon"));
     for (size_t i = 0; kb_floor_mechs[i]; i++)
         assert_non_null(strstr(msg, kb_floor_mechs[i]));
+    assert_non_null(strstr(msg, "futex-gap-<n>"));
+}
+
+/* A gap is a positive integer with ns, us, ms or s, at most 10 s; only futex-gap takes one.
+ * Well-formed names open and close without a round (which would sleep the gap). */
+static void test_gap_names(void **s)
+{
+    (void)s;
+    static const char *const good[]
+        = {"futex-gap-1ns", "futex-gap-10us", "futex-gap-100ms", "futex-gap-10s"};
+    static const char *const bad[]
+        = {"futex-gap", "futex-gap-", "futex-gap-0ms", "futex-gap-100", "futex-gap-100 ms",
+            "futex-gap- 1ms", "futex-gap-+5ms", "futex-gap--5ms", "futex-gap-5m", "futex-gap-1msx",
+            "futex-gap-11s", "futex-gap-10000000001ns", "futex-gap-99999999999999999999s",
+            "futex-gap-1.5ms", "futex-100ms", "futex-gap1ms", "spin-1ms", "futex-1ms"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        kb_floor_t *f = NULL;
+        int rc = kb_floor_open(good[i], &f);
+        if (rc != 0)
+            fail_msg("kb_floor_open(%s): %d %s", good[i], rc, knit_errmsg());
+        kb_floor_close(f);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        kb_floor_t *f = NULL;
+        if (kb_floor_open(bad[i], &f) != KNIT_E_INVAL)
+            fail_msg("kb_floor_open(%s) was not refused", bad[i]);
+        assert_null(f);
+    }
+}
+
+/* futex-gap-<time>: every round sleeps the gap, then times one round trip that excludes it. */
+static void test_gap_sleeps_before_each_round_trip(void **s)
+{
+    (void)s;
+    kb_floor_t *f = NULL;
+    assert_int_equal(kb_floor_open("futex-gap-2ms", &f), 0);
+    knit_hist_t *h = malloc(sizeof *h);
+    assert_non_null(h);
+    knit_hist_init(h);
+    kb_rep_t rep = {.hist = h};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (uint64_t r = 0; r < GAP_ROUNDS; r++)
+        assert_int_equal(kb_floor_round(f, &rep), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    kb_floor_close(f);
+    uint64_t elapsed = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000u + (uint64_t)t1.tv_nsec
+        - (uint64_t)t0.tv_nsec;
+    assert_true(elapsed >= GAP_ROUNDS * GAP_NS);
+    assert_int_equal(rep.ops, GAP_ROUNDS);
+    assert_int_equal(rep.errors, 0);
+    assert_int_equal(h->total, GAP_ROUNDS);
+    assert_true(h->min > 0);
+    assert_true(h->max < elapsed - (GAP_ROUNDS - 1) * GAP_NS); /* no sample holds a gap */
+    free(h);
 }
 
 /* Every peer is stopped and joined by close even when it never got any work (blocked in a
@@ -131,8 +193,12 @@ int main(void)
         MECH_TEST("memcpy"),
         MECH_TEST("thread-spawn"),
         MECH_TEST("process-spawn"),
+        MECH_TEST("futex-gap-100us"),
+        MECH_TEST("futex-gap-1ms"),
         cmocka_unit_test(test_names_are_the_nine_mechanisms),
         cmocka_unit_test(test_unknown_name_lists_the_valid_ones),
+        cmocka_unit_test(test_gap_names),
+        cmocka_unit_test(test_gap_sleeps_before_each_round_trip),
         cmocka_unit_test(test_close_without_rounds),
         cmocka_unit_test(test_close_restores_the_callers_cpus),
     };
