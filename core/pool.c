@@ -263,7 +263,8 @@ static void run_dependents(knit_pool_t *p, knit_future_t *f)
         } else {
             d->arg = copy;
             d->has_arg = true;
-            d->submit_ns = knit__now_ns(); /* its timeout counts from dispatch, as in knitting */
+            if (p->tasks[d->task].def.timeout_ms || p->opts.worker.hard_timeout_ms)
+                d->submit_ns = knit__now_ns(); /* its timeout counts from dispatch (knitting) */
             knit__route_and_send(p, d);
         }
         knit__future_unref(f); /* the reference the dependent held on its input */
@@ -846,7 +847,8 @@ int knit_pool_progress(knit_pool_t *p, int64_t timeout_ns)
 {
     if (!p)
         return knit__err(KNIT_E_INVAL, "knit_pool_progress: pool is NULL");
-    uint64_t start = knit__now_ns();
+    uint64_t start = 0; /* read after the first pass that found nothing: a pass that does
+                           work returns without touching the clock */
     int settled = 0;
     for (;;) {
         int work = pass(p);
@@ -859,6 +861,8 @@ int knit_pool_progress(knit_pool_t *p, int64_t timeout_ns)
         if (work || timeout_ns == 0 || (p->pending == 0 && p->settled_q.len == 0))
             return settled;
         uint64_t now = knit__now_ns();
+        if (!start)
+            start = now;
         int64_t left = timeout_ns < 0 ? INT64_MAX : (int64_t)(start + (uint64_t)timeout_ns - now);
         if (left <= 0)
             return settled;

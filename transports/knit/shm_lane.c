@@ -164,16 +164,19 @@ void knit__endpoint_init(knit__endpoint_t *ep, const knit__shm_lane_t *lane, kni
 int knit__slot_fill(knit__slot_t *s, knit__arena_t *arena, const knit__codec_cfg_t *codec,
     uint32_t w0, uint32_t id, uint32_t stamp_ms, uint32_t seq, knit_value_t *v)
 {
-    uint32_t hdr[KNIT__HDR_WORDS] = {0};
+    /* The header is written in place, word by word: the slot is ours until published, and a
+     * failed encode leaves it unpublished. (Staging it on the stack and copying it with wider
+     * loads made every fill wait for the slot's lines to arrive from the consumer's cache: a
+     * load that cannot be forwarded from the staging stores waits until they, and every
+     * older store to the slot, reach the cache. That stall was most of the host's time in
+     * bursts.) */
+    uint32_t *hdr = s->hdr;
+    memset(hdr, 0, KNIT__HDR_WORDS * sizeof *hdr);
     hdr[KNIT__W_FN] = w0;
     hdr[KNIT__W_ID] = id;
     hdr[KNIT__W_SCRATCH] = seq;
     knit__hdr_set_stamp(hdr, stamp_ms);
-    int rc = knit__encode(v, hdr, s->stat, arena, codec);
-    if (rc < 0)
-        return rc; /* nothing published; the slot stays free */
-    memcpy(s->hdr, hdr, sizeof hdr);
-    return 0;
+    return knit__encode(v, hdr, s->stat, arena, codec); /* < 0: nothing published */
 }
 
 void knit__slot_take(const knit__slot_t *s, const knit__arena_t *arena,
