@@ -1010,8 +1010,9 @@ static int open_link(knit_pool_t *p, knit__lane_t *lane)
     return knit__link_open(&lane->link, t, KNIT__SIDE_HOST, &lane->mem, host);
 }
 
-/* Create a lane's memory (memfd, or a named object for named process workers) and the host's
- * views of it. Also used to replace the memory of a worker that died. */
+/* Create a lane's memory (a memfd - for thread workers possibly a zeroed one a closed pool gave
+ * back, see lane_cache.c - or a named object for named process workers) and the host's views
+ * of it. Also used to replace the memory of a worker that died. */
 static int lane_memory(knit_pool_t *p, knit__lane_t *lane)
 {
     int rc;
@@ -1019,7 +1020,7 @@ static int lane_memory(knit_pool_t *p, knit__lane_t *lane)
         && p->opts.worker.process.shared_memory == KNIT_SHM_NAMED && !lane->is_submit;
     lane->shm_name[0] = 0;
     rc = named ? knit__process_named_memory(p, lane)
-               : knit__shm_lane_create(&lane->mem, &p->lane_cfg);
+               : knit__shm_lane_acquire(&lane->mem, &p->lane_cfg);
     if (rc < 0)
         return rc;
     rc = open_link(p, lane);
@@ -1047,7 +1048,7 @@ static void lane_memory_close(knit_pool_t *p, knit__lane_t *lane)
     knit__link_fds_close(lane->worker_fds);
     if (!lane->mem.map)
         return;
-    knit__shm_lane_close(&lane->mem);
+    knit__shm_lane_release(&lane->mem);
     if (lane->shm_name[0] && !p->opts.worker.process.keep_names)
         shm_unlink(lane->shm_name);
     lane->shm_name[0] = 0;

@@ -39,6 +39,7 @@ typedef struct knit__shm_lane {
     uint8_t *map;
     knit__layout_t layout;
     knit__lane_cfg_t cfg;
+    uint32_t cache_epoch; /* lane_cache.c: 0 = never cached; else the epoch it was acquired in */
 } knit__shm_lane_t;
 
 int knit__shm_lane_create(knit__shm_lane_t *lane, const knit__lane_cfg_t *cfg);
@@ -52,6 +53,24 @@ int knit__shm_lane_open_named(
 /* Map an existing lane fd (does not take ownership of fd unless the call succeeds). */
 int knit__shm_lane_attach(knit__shm_lane_t *lane, int fd, const knit__lane_cfg_t *cfg);
 void knit__shm_lane_close(knit__shm_lane_t *lane);
+
+/*
+ * Lane memory for a pool (transports/knit/lane_cache.c). A lane whose endpoints stay in this
+ * process (cfg->process_boundary false: thread workers) may come from a small per-process cache
+ * of released mappings of the same size instead of a new memfd: creating one and taking the
+ * first-touch faults of its pages costs more than a thread start. A cached lane reads exactly
+ * like a fresh one: every byte zero, the file the same size. Lanes for process workers are
+ * always fresh, and knit__shm_lane_release closes them.
+ */
+#define KNIT__LANE_CACHE_SLOTS 8u /* released lanes kept per process */
+
+int knit__shm_lane_acquire(knit__shm_lane_t *lane, const knit__lane_cfg_t *cfg);
+/* Give an acquired lane back (no endpoint may use it any more): zeroed into the cache when it
+ * is eligible and the cache has room, else closed. */
+void knit__shm_lane_release(knit__shm_lane_t *lane);
+/* Mappings held by the cache, and closing them all (tests). */
+unsigned knit__lane_cache_size(void);
+void knit__lane_cache_clear(void);
 
 static inline knit__ctrl_t *knit__shm_ctrl(const knit__shm_lane_t *lane)
 {
