@@ -63,6 +63,17 @@ static inline void knit__futex_wake(_Atomic uint32_t *word, int n)
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, n, NULL, NULL, 0);
 }
 
+/* Ask for the cache line at `p` with intent to write (a hint; never faults). On x86-64,
+ * PREFETCHW sits in the NOP space of CPUs that lack it. */
+static inline void knit__prefetch_w(const void *p)
+{
+#if defined(__x86_64__)
+    __asm__ __volatile__("prefetchw %0" : : "m"(*(const char *)p));
+#else
+    __builtin_prefetch(p, 1, 3);
+#endif
+}
+
 static inline void knit__cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)

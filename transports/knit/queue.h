@@ -73,6 +73,14 @@ static inline int knit__qprod_claim(knit__qprod_t *p)
     return 31 - __builtin_clz(~state);
 }
 
+/* The slot the next claim will return, judged from the cached shadow (no load of W), or -1
+ * when the cached view looks full. A hint: used only to prefetch. */
+static inline int knit__qprod_peek(const knit__qprod_t *p)
+{
+    uint32_t state = p->last_local ^ p->shadow;
+    return state == UINT32_MAX ? -1 : 31 - __builtin_clz(~state);
+}
+
 /* Publish the slots in `bits` (each claimed and written) with one store of H. */
 static inline void knit__qprod_publish_mask(knit__qprod_t *p, uint32_t bits)
 {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/error_internal.h"
+#include "core/futex.h"
 
 int knit__lane_cfg_resolve(knit__lane_cfg_t *c)
 {
@@ -220,6 +221,19 @@ int knit__ep_send(
     return knit__ep_send_hook(ep, w0, id, stamp_ms, v, NULL, NULL);
 }
 
+/* Whoever just received frames will most likely send next (a worker its results, the host
+ * its next calls): ask for the lines of the slot the next send will claim now, with intent to
+ * write, so their transfer from the peer's cache (which read them last) overlaps the work in
+ * between instead of holding up the publication. */
+static void prefetch_next_tx(const knit__endpoint_t *ep)
+{
+    int next = knit__qprod_peek(&ep->tx);
+    if (next < 0)
+        return;
+    knit__prefetch_w(ep->tx_slab[next].hdr);
+    knit__prefetch_w(ep->tx_slab[next].stat);
+}
+
 int knit__ep_drain(knit__endpoint_t *ep, int (*cb)(void *ctx, knit__msg_t *msg), void *ctx,
     unsigned ack_every, unsigned max)
 {
@@ -253,5 +267,7 @@ int knit__ep_drain(knit__endpoint_t *ep, int (*cb)(void *ctx, knit__msg_t *msg),
     }
     if (taken)
         knit__qcons_ack(&ep->rx, taken);
+    if (n)
+        prefetch_next_tx(ep);
     return rc < 0 ? rc : (int)n;
 }
