@@ -268,9 +268,9 @@ int knit_worker_process_main(
  * reference, released with knit_future_release). A call that fails before reaching a worker
  * (the value cannot be encoded, the pool is shut down, no abort id is free) still gets a future,
  * already settled with that error. Returns a negative code without a future only for invalid
- * arguments or when memory runs out. `arg` is only borrowed, except that a MOVED value is
- * consumed; its memory must stay valid until the call has been published (see
- * knit_future_published) - in practice until the future settles.
+ * arguments or when memory runs out. `arg` is only borrowed for the duration of knit_call,
+ * except that a MOVED value is consumed: a call that has to wait (its lane full) keeps its own
+ * copy, so the caller may reuse the memory as soon as knit_call returns.
  */
 int knit_call(knit_pool_t *pool, int task, knit_value_t *arg, knit_future_t **out);
 
