@@ -6,7 +6,8 @@ usage: targets.py RESULT.json [--markdown]
 Every ratio comes from the same run, against the floor measured closest in time to the case
 (each entry's floor_ns / floor_p99_ns) or against a rival measured in the same run; absolute
 times from this noisy machine are never compared across runs. Prints one row per target:
-target, measured ratio, pass/fail. Exit 0 always (a report, not a gate).
+target, measured ratio, pass/fail (with --markdown also the command that reruns its cases).
+Exit 0 always (a report, not a gate).
 """
 import json
 import os
@@ -143,6 +144,27 @@ def icount_rows(rows, ref_path):
                      f"{n:.0f}", "recorded", f"ctest bench/icount fails above +{ref['tolerance_percent']} %"))
 
 
+# The command that reruns the cases a target reads (each case measures its floor reference
+# just before it, so a filtered run gives the same ratios), by target number.
+COMMANDS = {
+    "1": "./run.sh --scenario latency --transport knit --runtime thread --workers 1",
+    "2": "./run.sh --scenario batch --transport knit --runtime thread --workers 1",
+    "3": "./run.sh --scenario latency,batch --runtime thread --workers 1",
+    "4": "./run.sh --scenario payload --transport knit --runtime thread --workers 1",
+    "5": "./run.sh --scenario idle",
+    "6": "./run.sh --scenario startup --workers 1",
+    "7": "./run.sh --scenario cpu",
+    "8": "./run.sh --scenario latency,batch --transport knit --workers 1",
+    "9": "./run.sh --scenario contended",
+    "10": "ctest --test-dir build/release -R bench/icount",
+}
+
+
+def command(target):
+    number = target.split()[0].rstrip("abcdefghijklmnopqrstuvwxyz")
+    return COMMANDS.get(number, "./run.sh")
+
+
 def main(argv):
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -155,9 +177,9 @@ def main(argv):
     if "--markdown" in argv:
         print(f"From `{argv[1].split('/')[-1]}` ({ctx['date']}, commit {ctx['git_commit'][:12]}, "
               f"{ctx['cpus']} CPUs, {'quick' if ctx['quick'] else 'full'} run).\n")
-        print("| target | measured | verdict | note |\n| --- | --- | --- | --- |")
+        print("| target | measured | verdict | command | note |\n| --- | --- | --- | --- | --- |")
         for t, v, ok, note in rows:
-            print(f"| {t} | {v} | {ok} | {note} |")
+            print(f"| {t} | {v} | {ok} | `{command(t)}` | {note} |")
     else:
         for t, v, ok, note in rows:
             print(f"{ok:5s} {v:>22s}  {t}" + (f"  ({note})" if note else ""))
