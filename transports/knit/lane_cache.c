@@ -8,13 +8,16 @@
  * unmapping it again (munmap, close) cost more than starting the worker thread. A released lane
  * is therefore made to read as zeros in place and kept: the pages every pool touches (the
  * control block, the abort bitmap and both arena headers) stay mapped and are cleared with
- * memset; the rest (the arena bodies) is punched out of the file, so it reads as zeros again
- * and holds no memory. The next pool asking for a lane of the same size takes it without a
- * syscall or a page fault.
+ * memset; the rest (the arena bodies) is punched out through the mapping (MADV_REMOVE), so it
+ * reads as zeros again and holds no memory. The next pool asking for a lane of the same size
+ * takes it without a syscall or a page fault. A cacheable lane's memfd is closed as soon as it
+ * is mapped (the mapping keeps the memory; nothing else needs the descriptor), so the cache
+ * holds mappings only, never descriptors a program could close or see recycled.
  *
  * Only lanes whose endpoints stay in this process are cached: a process worker maps the lane
  * itself and may outlive its pool. A forked child drops the cache it inherited (those mappings
- * share their memory with the parent's) and never caches a lane acquired before the fork.
+ * share their memory with the parent's), and neither side caches a lane that was acquired
+ * before the fork: the other process may still have it mapped in a live pool.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -26,7 +29,6 @@
 #include "transports/knit/shm_lane.h"
 
 typedef struct cached_lane {
-    int fd;
     uint8_t *map;
     uint64_t total; /* bytes of the file and the mapping */
 } cached_lane_t;
@@ -35,7 +37,7 @@ static struct {
     pthread_mutex_t lock;
     cached_lane_t v[KNIT__LANE_CACHE_SLOTS];
     unsigned n;
-    uint32_t epoch; /* never 0; a forked child moves to the next one */
+    uint32_t epoch; /* never 0; moves on at every fork, in the parent and in the child */
 } cache = {.lock = PTHREAD_MUTEX_INITIALIZER, .epoch = 1};
 
 static pthread_once_t fork_hooks_once = PTHREAD_ONCE_INIT;
@@ -43,7 +45,12 @@ static pthread_once_t fork_hooks_once = PTHREAD_ONCE_INIT;
 static void unmap_entry(const cached_lane_t *e)
 {
     munmap(e->map, e->total);
-    close(e->fd);
+}
+
+static void next_epoch(void)
+{
+    if (++cache.epoch == 0)
+        cache.epoch = 1;
 }
 
 static void fork_prepare(void)
@@ -51,8 +58,10 @@ static void fork_prepare(void)
     pthread_mutex_lock(&cache.lock);
 }
 
+/* Lanes live at the fork are mapped in the child too: the parent must not recycle them. */
 static void fork_parent(void)
 {
+    next_epoch();
     pthread_mutex_unlock(&cache.lock);
 }
 
@@ -63,8 +72,7 @@ static void fork_child(void)
     for (unsigned i = 0; i < cache.n; i++)
         unmap_entry(&cache.v[i]);
     cache.n = 0;
-    if (++cache.epoch == 0)
-        cache.epoch = 1;
+    next_epoch();
     pthread_mutex_unlock(&cache.lock);
 }
 
@@ -86,12 +94,12 @@ static bool cache_take(uint64_t total, cached_lane_t *out)
     return false;
 }
 
-static int punch(int fd, uint64_t from, uint64_t to)
+/* Free the pages of [from, to) of the lane's file through the mapping; they read as zeros. */
+static int punch(uint8_t *map, uint64_t from, uint64_t to)
 {
     if (from >= to)
         return 0;
-    return fallocate(
-        fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)(to - from));
+    return madvise(map + from, to - from, MADV_REMOVE);
 }
 
 /* The end of the page holding byte `at - 1`, at most `limit`. */
@@ -113,7 +121,7 @@ static int lane_zero(const knit__shm_lane_t *lane)
     uint64_t tail_hi = page_end(l->ret_arena_off + KNIT__ARENA_RESERVED, page, l->total);
     uint64_t tail_lo = l->ret_arena_off / page * page;
     tail_lo = tail_lo > head_end ? tail_lo : head_end;
-    if (punch(lane->fd, head_end, tail_lo) < 0 || punch(lane->fd, tail_hi, l->total) < 0)
+    if (punch(lane->map, head_end, tail_lo) < 0 || punch(lane->map, tail_hi, l->total) < 0)
         return -1;
     memset(lane->map, 0, head_end);
     memset(lane->map + tail_lo, 0, tail_hi - tail_lo);
@@ -130,14 +138,14 @@ int knit__shm_lane_acquire(knit__shm_lane_t *lane, const knit__lane_cfg_t *cfg_i
         return knit__shm_lane_create(lane, &cfg); /* cache_epoch 0: never cached */
     pthread_once(&fork_hooks_once, install_fork_hooks);
     knit__layout_t l = knit__layout_make(cfg.payload_max_bytes, cfg.abort_capacity);
-    cached_lane_t e = {.fd = -1};
+    cached_lane_t e = {0};
     pthread_mutex_lock(&cache.lock);
     uint32_t epoch = cache.epoch;
     bool hit = cache_take(l.total, &e);
     pthread_mutex_unlock(&cache.lock);
     if (hit) {
         memset(lane, 0, sizeof *lane);
-        lane->fd = e.fd;
+        lane->fd = -1;
         lane->map = e.map;
         lane->layout = l;
         lane->cfg = cfg;
@@ -145,6 +153,8 @@ int knit__shm_lane_acquire(knit__shm_lane_t *lane, const knit__lane_cfg_t *cfg_i
         rc = knit__shm_lane_create(lane, &cfg);
         if (rc < 0)
             return rc;
+        close(lane->fd); /* the mapping keeps the memory; see the top of the file */
+        lane->fd = -1;
     }
     lane->cache_epoch = epoch;
     return 0;
@@ -157,7 +167,7 @@ static bool cache_keep(const knit__shm_lane_t *lane)
     bool keep = lane->cache_epoch == cache.epoch && cache.n < KNIT__LANE_CACHE_SLOTS
         && lane_zero(lane) == 0;
     if (keep)
-        cache.v[cache.n++] = (cached_lane_t) {lane->fd, lane->map, lane->layout.total};
+        cache.v[cache.n++] = (cached_lane_t) {lane->map, lane->layout.total};
     pthread_mutex_unlock(&cache.lock);
     return keep;
 }
