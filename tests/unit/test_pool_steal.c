@@ -121,9 +121,21 @@ static void test_exactly_once_3_consumers_one_slot_claims(void **s)
     run_protocol(3, 8, (uint32_t)knit_test_iters(200000, 400), 1);
 }
 
-/* A narrow claim takes the earliest published slots of its region (the producer fills the
- * highest free slot first), and the next claim continues in the same region. */
-static void test_narrow_claims_take_the_earliest_and_stay_in_the_region(void **s)
+/* Publish one call into a free slot of the stealing lock, numbered as the pool numbers them
+ * (header word 7); returns the slot. */
+static unsigned publish_numbered(knit__ctrl_t *c, knit__steal_prod_t *prod, uint32_t seq)
+{
+    int slot = knit__steal_prod_claim(prod);
+    assert_true(slot >= 0);
+    c->req_slab[slot].hdr[KNIT__W_SCRATCH] = seq;
+    knit__steal_prod_publish(prod, (unsigned)slot);
+    return (unsigned)slot;
+}
+
+/* Narrow claims take the oldest calls of their region even after a slot was refilled (the
+ * producer refills the highest free slot, so the newest call can sit above old ones), and
+ * move on to the next region. */
+static void test_narrow_claims_take_the_oldest_calls(void **s)
 {
     (void)s;
     knit__shm_lane_t lane;
@@ -131,33 +143,29 @@ static void test_narrow_claims_take_the_earliest_and_stay_in_the_region(void **s
     assert_int_equal(knit__shm_lane_create(&lane, &cfg), 0);
     knit__ctrl_t *c = knit__shm_ctrl(&lane);
     knit__steal_prod_t prod;
-    knit__steal_prod_init(&prod, &c->req.q_host.word, c->req_slab, 2);
-    int order[12];
-    for (int i = 0; i < 12; i++) {
-        order[i] = knit__steal_prod_claim(&prod);
-        assert_true(order[i] >= 0);
-        knit__steal_prod_publish(&prod, (unsigned)order[i]);
-    }
+    knit__steal_prod_init(&prod, &c->req.q_host.word, c->req_slab, 1);
+    uint32_t seq = 0;
+    for (; seq < 32; seq++)
+        assert_int_equal(publish_numbered(c, &prod, seq), 31 - seq); /* highest free first */
     knit__steal_cons_t one;
-    knit__steal_cons_init(&one, &c->req.q_host.word, c->req_slab, 1, 2, 8);
+    knit__steal_cons_init(&one, &c->req.q_host.word, c->req_slab, 0, 1, 16); /* regions 0, 1 */
     uint32_t first = knit__steal_claim(&one, 1);
-    assert_int_equal(__builtin_popcount(first), 1);
-    uint32_t region = (uint32_t)__builtin_ctz(first) / 8;
+    assert_int_equal(first, 1u << 15); /* region 0 (slots 0-15): slot 15 holds call 16 */
     knit__steal_release(&one, first);
-    uint32_t second = knit__steal_claim(&one, 2);
-    assert_int_equal(__builtin_popcount(second), 2);
-    for (uint32_t left = second; left; left &= left - 1)
-        assert_int_equal((uint32_t)__builtin_ctz(left) / 8, region); /* same region */
-    assert_true(second < first); /* below it: published after it */
+    assert_int_equal(publish_numbered(c, &prod, seq++), 15); /* call 32 refills slot 15 */
+    uint32_t second = knit__steal_claim(&one, 1);
+    assert_int_equal(second, 1u << 31); /* the next region: call 0 */
     knit__steal_release(&one, second);
-    /* a wide claim takes what is left of the region */
-    uint32_t rest = knit__steal_claim(&one, 32);
-    uint32_t region_bits = 0xFFu << (region * 8);
-    uint32_t published = 0;
-    for (int i = 0; i < 12; i++)
-        published |= 1u << order[i];
-    assert_int_equal(rest, published & region_bits & ~first & ~second);
-    knit__steal_release(&one, rest);
+    uint32_t third = knit__steal_claim(&one, 1);
+    assert_int_equal(third, 1u << 14); /* call 17, not the newer call 32 in slot 15 above it */
+    knit__steal_release(&one, third);
+    uint32_t rest1 = knit__steal_claim(&one, 32);       /* wide claims take what is left, */
+    assert_int_equal(rest1, 0xFFFF0000u & ~(1u << 31)); /* region by region */
+    knit__steal_release(&one, rest1);
+    uint32_t rest0 = knit__steal_claim(&one, 32);
+    assert_int_equal(rest0, 0xFFFFu & ~(1u << 14));
+    knit__steal_release(&one, rest0);
+    assert_int_equal(knit__steal_pending(&one), 0);
     knit__shm_lane_close(&lane);
 }
 
@@ -400,7 +408,7 @@ int main(void)
         cmocka_unit_test(test_exactly_once_4_consumers_g4),
         cmocka_unit_test(test_exactly_once_2_consumers_g16),
         cmocka_unit_test(test_exactly_once_3_consumers_one_slot_claims),
-        cmocka_unit_test(test_narrow_claims_take_the_earliest_and_stay_in_the_region),
+        cmocka_unit_test(test_narrow_claims_take_the_oldest_calls),
         cmocka_unit_test(test_stale_senior_want_blocks_until_retired),
         cmocka_unit_test(test_defaults_pick_stealing),
         cmocka_unit_test(test_stealing_2_workers),

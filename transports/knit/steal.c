@@ -111,7 +111,6 @@ void knit__steal_cons_init(knit__steal_cons_t *s, _Atomic uint32_t *h, knit__slo
     s->own_ack = atomic_load_explicit(ack_word(slab, c), memory_order_relaxed);
     s->cursor = s->regions * c / consumers;
     s->region = 0;
-    s->rest = false;
 }
 
 static uint32_t pending_now(const knit__steal_cons_t *s)
@@ -132,15 +131,26 @@ static uint32_t region_mask(const knit__steal_cons_t *s, uint32_t r)
     return (g == 32 ? UINT32_MAX : ((1u << g) - 1)) << (r * g);
 }
 
-/* The `max` highest slots of `take`: the producer fills the highest free slot first, so the
- * highest pending ones are the earliest published. */
-static uint32_t highest(uint32_t take, uint32_t max)
+/* The `max` slots of `take` published first, by the producer's publication number (header
+ * word 7). Slot order says nothing once slots are reused: the producer refills the highest
+ * free slot, so a freshly refilled slot can sit above calls that have waited for long. The
+ * slots are published (acquired through H) and cannot be rewritten until acknowledged. */
+static uint32_t oldest(const knit__slot_t *slab, uint32_t take, uint32_t max)
 {
+    if ((uint32_t)__builtin_popcount(take) <= max)
+        return take;
     uint32_t kept = 0;
-    for (uint32_t n = 0; n < max && take; n++) {
-        uint32_t bit = 1u << (31 - __builtin_clz(take));
-        kept |= bit;
-        take &= ~bit;
+    for (uint32_t n = 0; n < max; n++) {
+        uint32_t best = 0, best_seq = 0;
+        for (uint32_t left = take & ~kept; left; left &= left - 1) {
+            unsigned i = (unsigned)__builtin_ctz(left);
+            uint32_t seq = slab[i].hdr[KNIT__W_SCRATCH];
+            if (!best || (int32_t)(seq - best_seq) < 0) { /* wrap-safe "older" */
+                best = 1u << i;
+                best_seq = seq;
+            }
+        }
+        kept |= best;
     }
     return kept;
 }
@@ -203,14 +213,12 @@ uint32_t knit__steal_claim(knit__steal_cons_t *s, uint32_t max)
                 sched_yield(); /* the junior may be waiting for our CPU (more workers than cores) */
         }
     }
-    uint32_t full = pending_now(s) & region_mask(s, region);
-    uint32_t take = highest(full, max);
+    uint32_t take = oldest(s->slab, pending_now(s) & region_mask(s, region), max);
     if (!take) {
         atomic_store_explicit(mine, 0, memory_order_release);
         return 0;
     }
     s->region = region;
-    s->rest = take != full; /* a partial take: the next claim starts in the same region */
     return take;
 }
 
@@ -221,5 +229,5 @@ void knit__steal_release(knit__steal_cons_t *s, uint32_t taken)
      * the ACK is visible before the WANT drop below (a waiting senior acquires the drop). */
     atomic_store_explicit(ack_word(s->slab, s->c), s->own_ack, memory_order_release);
     atomic_store_explicit(want_word(s->slab, s->c), 0, memory_order_release);
-    s->cursor = s->rest ? s->region : (s->region + 1) % s->regions;
+    s->cursor = (s->region + 1) % s->regions;
 }

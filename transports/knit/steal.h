@@ -52,7 +52,6 @@ typedef struct knit__steal_cons {
     uint32_t own_ack;
     uint32_t cursor;
     uint32_t region; /* the region of the current claim */
-    bool rest;       /* the current claim left pending slots in its region */
 } knit__steal_cons_t;
 
 void knit__steal_cons_init(knit__steal_cons_t *s, _Atomic uint32_t *h, knit__slot_t *slab,
@@ -62,8 +61,9 @@ void knit__steal_cons_init(knit__steal_cons_t *s, _Atomic uint32_t *h, knit__slo
 uint32_t knit__steal_pending(const knit__steal_cons_t *s);
 
 /* Claim a region: the mask of slots now ours (0 = nothing to take right now), at most `max`
- * of the region's pending slots (the earliest published first; 32 = all of them). The caller
- * reads them and then calls knit__steal_release with the same mask. */
+ * of the region's pending slots (the earliest published first, by header word 7; 32 = all of
+ * them). The caller reads them and then calls knit__steal_release with the same mask; the next
+ * claim starts at the next region. */
 uint32_t knit__steal_claim(knit__steal_cons_t *s, uint32_t max);
 void knit__steal_release(knit__steal_cons_t *s, uint32_t taken);
 
