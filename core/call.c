@@ -21,9 +21,8 @@ static int new_future(knit_pool_t *p, int task, knit_future_t **out)
     f->state = KNIT__CS_NEW;
     f->lane = UINT32_MAX;
     f->abort_id = -1;
-    /* Only timeouts read the submission time: without one the call skips the clock (a
-     * clock read is a measurable share of a burst's per-call cost). */
-    if (p->tasks[task].def.timeout_ms || p->opts.worker.hard_timeout_ms)
+    /* without a deadline the call skips the clock (a measurable share of a burst's cost) */
+    if (knit__call_timed(p, task))
         f->submit_ns = knit__now_ns();
     f->abort_aware = p->tasks[task].def.abort_aware;
     f->arg = knit_v_undefined();

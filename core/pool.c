@@ -263,7 +263,7 @@ static void run_dependents(knit_pool_t *p, knit_future_t *f)
         } else {
             d->arg = copy;
             d->has_arg = true;
-            if (p->tasks[d->task].def.timeout_ms || p->opts.worker.hard_timeout_ms)
+            if (knit__call_timed(p, d->task))
                 d->submit_ns = knit__now_ns(); /* its timeout counts from dispatch (knitting) */
             knit__route_and_send(p, d);
         }

@@ -205,6 +205,13 @@ void knit__timer_remove(knit_pool_t *p, knit_future_t *f);
 knit_future_t *knit__timer_due(knit_pool_t *p, uint64_t now);
 uint64_t knit__timer_next(const knit_pool_t *p); /* 0 = none */
 
+/* Whether a call of task `task` has a deadline (a task timeout or the pool's hard timeout):
+ * only then does it need its submission time, and only then is the clock read for it. */
+static inline bool knit__call_timed(const knit_pool_t *p, int task)
+{
+    return p->tasks[task].def.timeout_ms || p->opts.worker.hard_timeout_ms;
+}
+
 /* The timeout outcome of a task as a status and value (borrowed from the definition). */
 static inline int knit__timeout_outcome(const knit_task_def_t *d, knit_value_t *v)
 {

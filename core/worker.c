@@ -86,9 +86,8 @@ struct knit__worker {
     bool *in_place;    /* per task: its argument is read in place (knit transport only) */
     ring_t runq;
     ring_t backlog;
-    bool sent;            /* results published this turn: ring the host's doorbell */
-    uint64_t job_ns;      /* stealing: task run time (see note_run_time) */
-    uint64_t last_job_ns; /* stealing: the last turn's time per task */
+    bool sent;           /* results published this turn: ring the host's doorbell */
+    uint64_t turn_ns[2]; /* stealing: time per task of the last two turns (note_run_time) */
 };
 
 /* Stealing: tasks at least this long are claimed one at a time. A claim (the WANT handshake,
@@ -391,7 +390,10 @@ static void idle_wait(knit__worker_t *w)
 /* Stealing: claim one region of the shared lock and queue what it holds. */
 static bool steal_some(knit__worker_t *w)
 {
-    uint32_t take = knit__steal_claim(&w->sc, w->job_ns >= KNIT__STEAL_ONE_NS ? 1u : 32u);
+    /* the shorter of the last two turns: one turn stretched by a preemption (common with more
+     * threads than cores) does not narrow the claims; two turns of long tasks do */
+    uint64_t task_ns = w->turn_ns[0] < w->turn_ns[1] ? w->turn_ns[0] : w->turn_ns[1];
+    uint32_t take = knit__steal_claim(&w->sc, task_ns >= KNIT__STEAL_ONE_NS ? 1u : 32u);
     for (uint32_t left = take; left; left &= left - 1) {
         knit__msg_t m;
         knit__slot_take(
@@ -403,14 +405,11 @@ static bool steal_some(knit__worker_t *w)
     return take != 0;
 }
 
-/* A stealing worker's task time: the shorter of the last two turns' time per task, so one
- * turn stretched by a preemption (common with more threads than cores) does not narrow the
- * claims; two turns of long tasks do. */
+/* A stealing worker's time per task in this turn, kept with the turn before it. */
 static void note_run_time(knit__worker_t *w, uint64_t ns, unsigned ran)
 {
-    uint64_t per = ns / ran;
-    w->job_ns = per < w->last_job_ns ? per : w->last_job_ns;
-    w->last_job_ns = per;
+    w->turn_ns[0] = w->turn_ns[1];
+    w->turn_ns[1] = ns / ran;
 }
 
 /* Run up to KNIT__RUN_PER_TURN queued tasks; true when any ran. */

@@ -13,6 +13,18 @@
 
 /* --- protocol level ------------------------------------------------------------------------ */
 
+/* A lane whose request lock is a stealing lock for `consumers`: its control block; the producer
+ * side in *prod. */
+static knit__ctrl_t *steal_lock(
+    knit__shm_lane_t *lane, knit__steal_prod_t *prod, uint32_t consumers)
+{
+    knit__lane_cfg_t cfg = {.payload_max_bytes = 1 << 16};
+    assert_int_equal(knit__shm_lane_create(lane, &cfg), 0);
+    knit__ctrl_t *c = knit__shm_ctrl(lane);
+    knit__steal_prod_init(prod, &c->req.q_host.word, c->req_slab, consumers);
+    return c;
+}
+
 typedef struct steal_rig {
     knit__shm_lane_t lane;
     knit__ctrl_t *c;
@@ -58,11 +70,8 @@ static void *consumer(void *arg)
 static void run_protocol(uint32_t consumers, uint32_t g, uint32_t total, uint32_t max)
 {
     steal_rig_t r = {.consumers = consumers, .g = g, .total = total, .max = max};
-    knit__lane_cfg_t cfg = {.payload_max_bytes = 1 << 16};
-    assert_int_equal(knit__shm_lane_create(&r.lane, &cfg), 0);
-    r.c = knit__shm_ctrl(&r.lane);
+    r.c = steal_lock(&r.lane, &r.prod, consumers);
     r.seen = calloc(total, sizeof *r.seen);
-    knit__steal_prod_init(&r.prod, &r.c->req.q_host.word, r.c->req_slab, consumers);
     pthread_t th[31];
     consumer_arg_t args[31];
     for (uint32_t c = 0; c < consumers; c++) {
@@ -139,11 +148,8 @@ static void test_narrow_claims_take_the_oldest_calls(void **s)
 {
     (void)s;
     knit__shm_lane_t lane;
-    knit__lane_cfg_t cfg = {.payload_max_bytes = 1 << 16};
-    assert_int_equal(knit__shm_lane_create(&lane, &cfg), 0);
-    knit__ctrl_t *c = knit__shm_ctrl(&lane);
     knit__steal_prod_t prod;
-    knit__steal_prod_init(&prod, &c->req.q_host.word, c->req_slab, 1);
+    knit__ctrl_t *c = steal_lock(&lane, &prod, 1);
     uint32_t seq = 0;
     for (; seq < 32; seq++)
         assert_int_equal(publish_numbered(c, &prod, seq), 31 - seq); /* highest free first */
@@ -192,11 +198,8 @@ static void test_stale_senior_want_blocks_until_retired(void **s)
 {
     (void)s;
     knit__shm_lane_t lane;
-    knit__lane_cfg_t cfg = {.payload_max_bytes = 1 << 16};
-    assert_int_equal(knit__shm_lane_create(&lane, &cfg), 0);
-    knit__ctrl_t *c = knit__shm_ctrl(&lane);
     knit__steal_prod_t prod;
-    knit__steal_prod_init(&prod, &c->req.q_host.word, c->req_slab, 2);
+    knit__ctrl_t *c = steal_lock(&lane, &prod, 2);
     int slot = knit__steal_prod_claim(&prod);
     assert_true(slot >= 0);
     knit__steal_prod_publish(&prod, (unsigned)slot);

@@ -20,7 +20,6 @@
  * before the fork: the other process may still have it mapped in a live pool.
  */
 #define _GNU_SOURCE
-#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
