@@ -7,7 +7,7 @@
 #ifndef KNIT_RUNTIMES_RUNTIME_H
 #define KNIT_RUNTIMES_RUNTIME_H
 
-#include "core/pool_internal.h"
+#include "sched/pool.h"
 
 /* Start the lane's worker (the lane memory exists). The worker reports start-up success or
  * failure through the lane's boot word. */

@@ -28,7 +28,7 @@
 #include <string.h>
 
 #include "bench.h"
-#include "core/error_internal.h"
+#include "base/error.h"
 #include "sched_util.h"
 
 #define BAL_TASKS       400u

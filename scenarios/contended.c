@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "calls.h"
-#include "core/error_internal.h"
+#include "base/error.h"
 
 #define MAX_HOGS 1024u
 

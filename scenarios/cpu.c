@@ -18,7 +18,7 @@
 #include <stdlib.h>
 
 #include "bench.h"
-#include "core/error_internal.h"
+#include "base/error.h"
 #include "sched_util.h"
 
 #define CPU_RANGE       2000000u

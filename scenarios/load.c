@@ -23,7 +23,7 @@
 #include <stdlib.h>
 
 #include "bench.h"
-#include "core/error_internal.h"
+#include "base/error.h"
 #include "sched_util.h"
 
 #define LOAD_WINDOW_NS      20000000ull /* a round: this much time worth of arrivals */

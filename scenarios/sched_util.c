@@ -4,28 +4,19 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "core/error_internal.h"
+#include "base/rand.h"
+#include "base/error.h"
 
 /* --- PRNG ----------------------------------------------------------------------------------- */
 
 void kb_rng_seed(kb_rng_t *r, uint64_t seed)
 {
-    /* splitmix64 of the seed: any seed, 0 included, gives a non-zero well-mixed state */
-    uint64_t z = seed + 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    r->s = z ? z : 0x2545f4914f6cdd1dull;
+    r->s = knit__rand_seed(seed); /* any seed, 0 included, gives a non-zero state */
 }
 
 uint64_t kb_rng_next(kb_rng_t *r)
 {
-    uint64_t x = r->s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    r->s = x;
-    return x * 0x2545f4914f6cdd1dull;
+    return knit__xorshift64s(&r->s);
 }
 
 double kb_rng_unit(kb_rng_t *r)

@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "bench.h"
-#include "core/error_internal.h"
+#include "base/error.h"
 #include "sched_util.h"
 
 #define START_PAYLOAD 8u

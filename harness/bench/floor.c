@@ -41,7 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/error_internal.h"
+#include "base/error.h"
 
 const char *const kb_floor_mechs[] = {"spin", "futex", "pipe", "unix", "tcp", "ring", "memcpy",
     "thread-spawn", "process-spawn", NULL};

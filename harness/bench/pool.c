@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/spin.h"
+#include "base/spin.h"
 #include "run.h"
 
 const char *const kb_transport_names[] = {"knit", "pipe", "unix", "seqpacket", "tcp", NULL};

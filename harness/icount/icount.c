@@ -15,7 +15,7 @@
 #include <string.h>
 #include <valgrind/callgrind.h>
 
-#include "transports/knit/shm_lane.h"
+#include "transports/shm/shm_lane.h"
 
 static int take(void *ctx, knit__msg_t *m)
 {

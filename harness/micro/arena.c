@@ -15,11 +15,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/arena.h"
+#include "codec/arena.h"
 #include "gbench/gbench.h"
 #include "knit/error.h"
 #include "micro.h"
-#include "transports/knit/shm_lane.h"
+#include "transports/shm/shm_lane.h"
 
 #define FIFO_MAX 31u /* one index is always left for the allocation of the next iteration */
 

@@ -17,12 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/codec.h"
+#include "codec/codec.h"
 #include "gbench/gbench.h"
 #include "knit/error.h"
 #include "knit/value.h"
 #include "micro.h"
-#include "transports/knit/shm_lane.h"
+#include "transports/shm/shm_lane.h"
 
 /* Everything one benchmark run needs: the lane, the value under test and its backing memory. */
 typedef struct fixture {

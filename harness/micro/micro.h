@@ -11,7 +11,7 @@
 
 #include "gbench/gbench.h"
 #include "knit/error.h"
-#include "transports/knit/shm_lane.h"
+#include "transports/shm/shm_lane.h"
 
 /* Defined by the group files; 0 or a negative errno value. */
 int knit_micro_register_codec(void);

@@ -6,7 +6,7 @@
  * encode into the slot, publish, discover, decode, free, acknowledge. The _batch32 variant
  * sends 32 values (every slot) and drains them with one acknowledgement, as a busy lane does.
  *
- * queue/claim_publish_ack: the bare bitmask queue of transports/knit/queue.h on the lane's
+ * queue/claim_publish_ack: the bare bitmask queue of transports/shm/queue.h on the lane's
  * request words, without the codec: claim, publish, pending, next, ack. Same _batch32 variant.
  *
  * Both run on one thread, so they show the protocol's own cost (atomics, header copies, codec)
@@ -19,8 +19,8 @@
 #include "knit/error.h"
 #include "knit/value.h"
 #include "micro.h"
-#include "transports/knit/queue.h"
-#include "transports/knit/shm_lane.h"
+#include "transports/shm/queue.h"
+#include "transports/shm/shm_lane.h"
 
 typedef struct lane_pair {
     knit__shm_lane_t lane;

@@ -4,7 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/error_internal.h"
+#include "base/error.h"
 #include "runtimes/process/process.h"
 
 int knit__boot_encode(const knit_pool_t *p, const knit__lane_t *lane, char **json)

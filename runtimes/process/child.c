@@ -13,7 +13,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#include "core/error_internal.h"
+#include "base/error.h"
 #include "runtimes/process/process.h"
 
 bool knit_is_worker_process(void)

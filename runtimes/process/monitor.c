@@ -13,8 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/error_internal.h"
-#include "core/futex.h"
+#include "base/error.h"
+#include "base/futex.h"
 #include "runtimes/process/process.h"
 
 #ifndef P_PIDFD

@@ -10,7 +10,7 @@
 #ifndef KNIT_RUNTIMES_PROCESS_PROCESS_H
 #define KNIT_RUNTIMES_PROCESS_PROCESS_H
 
-#include "core/pool_internal.h"
+#include "sched/pool.h"
 
 #define KNIT__ENV_WORKER   "KNIT_PROCESS_WORKER"
 #define KNIT__ENV_BOOT     "KNIT_PROCESS_WORKER_BOOT"

@@ -21,7 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/error_internal.h"
+#include "base/error.h"
 #include "runtimes/process/process.h"
 
 #ifndef P_PIDFD

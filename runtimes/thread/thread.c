@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/error_internal.h"
-#include "core/futex.h"
+#include "base/error.h"
+#include "base/futex.h"
 #include "runtimes/runtime.h"
 
 struct knit__runner {

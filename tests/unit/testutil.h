@@ -10,7 +10,8 @@
 
 #include <cmocka.h>
 
-#include "transports/knit/shm_lane.h"
+#include "base/rand.h"
+#include "transports/shm/shm_lane.h"
 
 /* Divisor for stress-loop counts: 1 normally, larger under sanitizers (KNIT_TEST_SCALE). */
 uint64_t knit_test_scale(void);
@@ -25,10 +26,7 @@ typedef struct knit_test_rng {
 
 static inline uint64_t knit_test_rand(knit_test_rng_t *r)
 {
-    r->s ^= r->s >> 12;
-    r->s ^= r->s << 25;
-    r->s ^= r->s >> 27;
-    return r->s * 2685821657736338717ull;
+    return knit__xorshift64s(&r->s);
 }
 
 /* Uniform in [0, n). */

@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/error_internal.h"
+#include "base/error.h"
 
 #define PREFIX_BYTES (KNIT__FS_PREFIX_WORDS * 4u)
 #define HEADROOM     64u /* the reader's buffer starts this far in, so arena views stay inside */

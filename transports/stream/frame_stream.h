@@ -27,9 +27,9 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "core/arena.h"
-#include "core/codec.h"
-#include "transports/knit/shm_lane.h"
+#include "codec/arena.h"
+#include "codec/codec.h"
+#include "transports/shm/shm_lane.h"
 
 #define KNIT__FS_PREFIX_WORDS 10u /* frame_bytes, header[8], static_bytes */
 

@@ -1,5 +1,5 @@
 /*
- * knit transports/stream - the lane contract (transports/lane.h) for the message transports:
+ * knit transports/stream - the lane contract (transports/link.h) for the message transports:
  * frames over two pipes, a Unix stream or seqpacket socket pair, or a loopback TCP connection.
  * Both sides wait in poll(); a write is the wake-up.
  */
@@ -7,8 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/error_internal.h"
-#include "transports/lane.h"
+#include "base/error.h"
+#include "transports/link.h"
 
 static int stream_send(
     knit__link_t *l, uint32_t w0, uint32_t id, uint32_t stamp_ms, knit_value_t *v)

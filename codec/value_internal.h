@@ -1,0 +1,28 @@
+/* knit codec - value internals shared by the codec and the value helpers. */
+#ifndef KNIT_CODEC_VALUE_INTERNAL_H
+#define KNIT_CODEC_VALUE_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "knit/value.h"
+
+#define KNIT__SHARED_MAGIC 0x6b6e5342u /* "knSB": checked before a decoded pointer is used */
+
+struct knit_shared_buf {
+    uint32_t magic;
+    _Atomic uint32_t refs;
+    size_t len;
+    _Alignas(64) uint8_t data[];
+};
+
+void knit__moved_destroy(knit_moved_buf_t *m);
+void knit__error_destroy(knit_error_value_t *e);
+
+/*
+ * Make *dst an owned copy of *src (deep copy; a shared buffer gains a reference). A MOVED value
+ * is moved instead: *dst takes it and *src becomes UNDEFINED.
+ */
+int knit__value_keep(knit_value_t *src, knit_value_t *dst);
+
+#endif

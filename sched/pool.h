@@ -1,0 +1,234 @@
+/*
+ * knit sched - the pool's internal state, shared by pool.c (lifecycle, progress, settlement),
+ * call.c (calls and futures), balancer.c, abort.c, timer.c and the worker loop.
+ */
+#ifndef KNIT_SCHED_POOL_INTERNAL_H
+#define KNIT_SCHED_POOL_INTERNAL_H
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/spin.h"
+#include "codec/value_internal.h"
+#include "worker/worker.h"
+#include "knit/knit.h"
+#include "transports/shm/shm_lane.h"
+#include "transports/shm/steal.h"
+#include "transports/link.h"
+
+#define KNIT__MAX_TASKS       65536u
+#define KNIT__DEFAULT_ABORTS  258u
+#define KNIT__DEFAULT_SPIN_NS 50000 /* spin budget before parking, per lane (knitting: 50 us) */
+
+/* Call states. */
+enum knit__call_state {
+    KNIT__CS_NEW = 0,    /* created, not routed yet */
+    KNIT__CS_WAIT_INPUT, /* knit_call_after: waiting for the input future */
+    KNIT__CS_BACKLOG,    /* waiting for a free slot on its lane */
+    KNIT__CS_INLINE,     /* queued on the inline lane */
+    KNIT__CS_INFLIGHT,   /* published to a worker */
+    KNIT__CS_RUNNING,    /* running on the inline lane right now */
+    KNIT__CS_SETTLED,
+};
+
+/* A call and its future are the same object. */
+struct knit_future {
+    knit_pool_t *pool;
+    uint32_t refs; /* the caller's reference + the pool's while unsettled */
+    int32_t task;
+    int status;           /* KNIT_E_AGAIN while pending */
+    uint8_t state;        /* enum knit__call_state */
+    bool has_arg;         /* `arg` holds an owned copy to encode later */
+    bool abort_requested; /* knit_future_abort was called */
+    bool delivered;       /* settled and its callbacks/dependents have run */
+    bool queued;          /* in the pool's settled queue */
+    bool abort_aware;     /* the task is abort-aware (kept here: the pool may be gone) */
+    uint32_t lane;        /* lane index (UINT32_MAX before routing) */
+    uint32_t id;          /* registry id while in flight */
+    int32_t abort_id;     /* -1 = none */
+    uint64_t submit_ns;   /* when knit_call ran (timeouts count from here) */
+    uint64_t deadline_ns; /* earliest of the soft and hard deadlines; 0 = none */
+    uint32_t heap_pos;    /* index in the timer heap + 1; 0 = not in it */
+    knit_value_t arg;
+    knit_value_t value;
+    void (*cb)(knit_future_t *, void *); /* first completion callback (no allocation) */
+    void *cb_ctx;
+    struct knit__cb *more_cbs; /* further callbacks, in registration order */
+    knit_future_t *input;      /* knit_call_after: the future we wait for */
+    knit_future_t *deps;       /* calls waiting for this one (linked by next_dep) */
+    knit_future_t *next_dep;
+    knit_future_t *next; /* backlog / inline queue / free list link */
+};
+
+typedef struct knit__cb {
+    void (*fn)(knit_future_t *, void *);
+    void *ctx;
+    struct knit__cb *next;
+} knit__cb_t;
+
+/* Run and forget a settled future's completion callbacks, in registration order. */
+void knit__run_callbacks(knit_future_t *f);
+
+/* FIFO of futures linked through ->next. */
+typedef struct knit__fifo {
+    knit_future_t *head, *tail;
+    size_t len;
+} knit__fifo_t;
+
+void knit__fifo_push(knit__fifo_t *q, knit_future_t *f);
+knit_future_t *knit__fifo_pop(knit__fifo_t *q);
+bool knit__fifo_remove(knit__fifo_t *q, knit_future_t *f);
+
+/* Abort ids of one lane: a private in-use bitmap; the shared bitmap lives in lane memory. */
+typedef struct knit__abort_ids {
+    uint32_t capacity;
+    uint32_t words;
+    uint32_t cursor;
+    uint32_t used;
+    uint32_t *in_use;         /* private */
+    _Atomic uint32_t *shared; /* lane memory: bit set = aborted */
+} knit__abort_ids_t;
+
+int knit__abort_init(knit__abort_ids_t *a, uint32_t capacity, _Atomic uint32_t *shared);
+void knit__abort_fini(knit__abort_ids_t *a);
+int knit__abort_alloc(knit__abort_ids_t *a); /* id or KNIT_E_ABORT_EXHAUSTED */
+void knit__abort_release(knit__abort_ids_t *a, uint32_t id);
+void knit__abort_signal(knit__abort_ids_t *a, uint32_t id);
+
+/* A running worker: a thread (runtimes/thread) or a child process (runtimes/process). */
+typedef struct knit__runner knit__runner_t;
+typedef struct knit__monitor knit__monitor_t;
+
+typedef struct knit__lane {
+    uint32_t index;
+    bool is_inline;
+    bool is_submit;           /* the shared request lock of a stealing pool */
+    knit__steal_prod_t steal; /* is_submit: the host's side of it */
+    knit__shm_lane_t mem;
+    knit__link_t link;      /* host side of the data path */
+    int worker_fds[2];      /* message transports: the worker's descriptors until it takes them */
+    int link_down;          /* 0, or why the link broke (the lane's failure is handled apart) */
+    knit__runner_t *runner; /* the running worker (thread or process) */
+    int failed;             /* 0, or why the lane's worker is gone (KNIT_E_WORKER_...) */
+    char fail_msg[256];
+    _Atomic uint32_t died; /* process runtime: set by the monitor when the child exited */
+    int wake_fd;           /* the pool's eventfd the monitor also signals, or -1 */
+    int32_t pid;           /* process runtime: the child's pid */
+    int exit_code;         /* process runtime: exit status, -1 when killed by a signal */
+    int exit_signal;       /* process runtime: the signal that killed it, or 0 */
+    bool ready;            /* the worker reported a successful start-up */
+    int pidfd;             /* process runtime: pidfd of the child, or -1 */
+    char shm_name[40];     /* named shared memory: the object's name ("" when inherited) */
+    uint32_t inflight;     /* routed here and not settled (backlog + published + inline queue) */
+    uint32_t published;
+    uint32_t zombies; /* settled early while in flight; their responses are still due */
+    knit__fifo_t backlog;
+    knit__abort_ids_t aborts;
+    knit__doorbell_t bell;
+} knit__lane_t;
+
+/* Registry entry for an id: the call in flight, or a zombie awaiting a late response. */
+typedef struct knit__slot_ref {
+    knit_future_t *call; /* NULL when free or zombie */
+    bool zombie;         /* settled early (timeout, cancel); the response is still to come */
+    uint32_t lane;
+    int32_t abort_id;
+} knit__slot_ref_t;
+
+struct knit_pool {
+    knit_pool_opts_t opts;
+    knit__task_t *tasks;
+    uint32_t ntasks;
+    bool any_abort_aware;
+
+    knit__lane_t *lanes; /* worker lanes, then the inline lane or the submit lane if any */
+    uint32_t nworkers;
+    uint32_t nlanes;      /* nworkers + (inline ? 1 : 0) */
+    uint32_t inline_lane; /* index in lanes, or UINT32_MAX */
+    uint32_t *order;      /* balancer order of lanes (inline first or last) */
+    uint32_t norder;
+    knit_dispatcher_t dispatcher;
+    bool stealing;
+    uint32_t submit;      /* stealing: index of the submit lane in lanes */
+    uint32_t steal_lanes; /* stealing: lanes per region */
+    uint32_t wake_cursor; /* stealing: where the next parked-worker scan starts */
+    uint64_t rng;
+
+    knit__lane_cfg_t lane_cfg;
+    knit__monitor_t *monitor; /* process runtime: watches the children */
+    char *self_exe;           /* process runtime: this program's path */
+    bool lanes_unsettled;     /* some worker may still report start-up or die: check lanes */
+    uint32_t respawns;        /* process workers replaced after dying */
+
+    /* call registry */
+    knit__slot_ref_t *reg;
+    uint32_t reg_cap;
+    uint32_t *free_ids;
+    uint32_t nfree;
+
+    /* timers: binary min-heap of futures by deadline_ns */
+    knit_future_t **heap;
+    uint32_t heap_len, heap_cap;
+
+    knit__fifo_t inline_q;
+    knit__fifo_t settled_q; /* settled, callbacks still to run */
+    size_t pending;         /* calls not settled */
+    bool closed;
+    bool shutting_down;
+    bool force_close; /* a hard timeout fired: close at the end of this pass */
+    bool joined;      /* worker threads joined */
+    int64_t spin_ns;
+    int64_t worker_spin_ns; /* the workers' budget (0 when they outnumber the free CPUs) */
+    knit__spin_t spin;      /* the host's spinning backs off while it is being preempted */
+    const knit__link_ops_t *link_ops; /* the transport's */
+    int wake_fd; /* message transports, process runtime: eventfd the monitor writes on a death */
+    struct pollfd *pfds; /* message transports: the host's poll set */
+};
+
+/* pool.c */
+void knit__settle(knit_pool_t *p, knit_future_t *f, int status, knit_value_t *value);
+/* Settle a call wherever it waits (input, backlog, inline queue, in flight as a zombie). */
+void knit__settle_early(knit_pool_t *p, knit_future_t *f, int status, knit_value_t *value);
+int knit__route_and_send(knit_pool_t *p, knit_future_t *f);
+void knit__lane_wake(knit__lane_t *lane);
+void knit__future_unref(knit_future_t *f);
+
+/* balancer.c */
+uint32_t knit__balance(knit_pool_t *p, knit__task_t *t);
+
+/* timer.c */
+int knit__timer_add(knit_pool_t *p, knit_future_t *f);
+void knit__timer_remove(knit_pool_t *p, knit_future_t *f);
+knit_future_t *knit__timer_due(knit_pool_t *p, uint64_t now);
+uint64_t knit__timer_next(const knit_pool_t *p); /* 0 = none */
+
+/* Whether a call of task `task` has a deadline (a task timeout or the pool's hard timeout):
+ * only then does it need its submission time, and only then is the clock read for it. */
+static inline bool knit__call_timed(const knit_pool_t *p, int task)
+{
+    return p->tasks[task].def.timeout_ms || p->opts.worker.hard_timeout_ms;
+}
+
+/* The timeout outcome of a task as a status and value (borrowed from the definition). */
+static inline int knit__timeout_outcome(const knit_task_def_t *d, knit_value_t *v)
+{
+    switch (d->on_timeout) {
+    case KNIT_TIMEOUT_RESOLVE:
+        *v = d->timeout_value;
+        return 0;
+    case KNIT_TIMEOUT_MAYBE:
+        *v = knit_v_undefined();
+        return 0;
+    case KNIT_TIMEOUT_ERROR:
+        *v = d->timeout_value;
+        return KNIT_E_TASK;
+    default:
+        *v = knit_v_undefined();
+        return KNIT_E_TIMEOUT;
+    }
+}
+
+#endif
