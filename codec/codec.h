@@ -79,9 +79,6 @@ enum knit__tag {
     KNIT__T_MAX_ = 76
 };
 
-/* Codec id of a ProcessSharedBuffer in the external-payload JSON form. */
-#define KNIT__PSB_CODEC_ID "knitting.processSharedBuffer"
-
 typedef struct knit__codec_cfg {
     uint64_t max_payload_bytes; /* bytes one value may reserve in an arena */
     bool process_boundary;      /* frames cross a process: reject SHARED and MOVED */

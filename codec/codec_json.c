@@ -7,7 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "codec/codec.h"
 #include "base/error.h"
 #include "codec/value_internal.h"
 

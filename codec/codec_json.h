@@ -11,6 +11,9 @@
 #include "knit/value.h"
 
 /* {"name":..,"message":..,"cause":..,"causeKind":..}; *text is malloc'd, not NUL-counted. */
+/* Codec id of a ProcessSharedBuffer in the external-payload JSON form. */
+#define KNIT__PSB_CODEC_ID "knitting.processSharedBuffer"
+
 int knit__error_to_json(const knit_error_value_t *e, char **text, size_t *len);
 int knit__error_from_json(const char *text, size_t len, knit_error_value_t **out);
 

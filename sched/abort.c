@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 #include "base/error.h"
-#include "sched/pool.h"
+#include "sched/abort.h"
 
 int knit__abort_init(knit__abort_ids_t *a, uint32_t capacity, _Atomic uint32_t *shared)
 {

@@ -4,9 +4,9 @@
  */
 #include <string.h>
 
-#include "base/rand.h"
 #include "base/error.h"
-#include "sched/pool.h"
+#include "base/rand.h"
+#include "sched/balancer.h"
 
 static const char *const balancer_names[]
     = {"roundRobin", "roundRobin", "firstIdle", "randomLane", "firstIdleOrRandom"};

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 
 #include "base/error.h"
-#include "sched/pool.h"
+#include "sched/timer.h"
 
 #define AT(i) (p->heap[(i)])
 

@@ -75,10 +75,9 @@ struct knit__worker {
     knit_task_fn *fns; /* resolved task functions (imports loaded here) */
     void **handles;    /* dlopen handles to close */
     uint32_t nhandles;
-    knit__link_t link; /* the data path: our requests in, our results out */
-    bool stealing;
-    knit__steal_cons_t sc;   /* stealing: our side of the shared request lock */
-    knit__endpoint_t sub_ep; /* stealing: reader view of the shared lock's slots and arena */
+    knit__link_t *link; /* our lane's data path: results out (and requests in, unless...) */
+    knit__link_t *rx;   /* ...we steal: then requests come from the shared request lock */
+    bool stealing;      /* rx is the shared lock's worker side */
     _Atomic uint32_t *abort_bits;
     _Atomic uint32_t *stop;
     bool host_gone;    /* the host closed its end of a message transport */
@@ -166,7 +165,7 @@ static uint32_t status_word(int status)
  * into a rejection carrying the encoder's message as a string. */
 static int send_result(knit__worker_t *w, job_t *j)
 {
-    int rc = knit__link_send(&w->link, status_word(j->status), j->id, 0, &j->result);
+    int rc = knit__link_send(w->link, status_word(j->status), j->id, 0, &j->result);
     if (rc == KNIT_E_FULL)
         return rc;
     if (rc == KNIT_E_WORKER_DIED || rc == KNIT_E_SYS) {
@@ -175,7 +174,7 @@ static int send_result(knit__worker_t *w, job_t *j)
         char msg[512];
         snprintf(msg, sizeof msg, "%s", knit_errmsg());
         knit_value_t s = knit_v_str(msg);
-        int rc2 = knit__link_send(&w->link, status_word(rc), j->id, 0, &s);
+        int rc2 = knit__link_send(w->link, status_word(rc), j->id, 0, &s);
         if (rc2 == KNIT_E_FULL) {
             knit_value_free(&j->result);
             j->status = rc;
@@ -263,8 +262,8 @@ static int send_view_result(knit__worker_t *w, job_t *j)
 {
     if (j->region < 0 || j->status != 0 || !points_into(&j->result, j->view, j->view_len))
         return KNIT_E_AGAIN;
-    int rc = knit__ep_send_hook(
-        &w->link.ep, KNIT__FLAG_RESOLVE, j->id, 0, &j->result, free_view_region, j);
+    int rc = w->link->ops->send_hook(
+        w->link, KNIT__FLAG_RESOLVE, j->id, 0, &j->result, free_view_region, j);
     if (rc < 0)
         return rc;
     w->sent = true;
@@ -331,35 +330,24 @@ static bool stopping(const knit__worker_t *w)
 /* Something to do: new requests, a stop request, or room for backlogged results. */
 static bool has_work(knit__worker_t *w)
 {
-    if (w->stealing ? knit__steal_pending(&w->sc) != 0 : knit__link_ready(&w->link))
+    if (knit__link_ready(w->rx))
         return true;
     if (stopping(w))
         return true;
-    return w->backlog.len && knit__link_can_send(&w->link);
-}
-
-/* Message transports: block in poll() until a request (or end of stream) arrives, or a partly
- * written result can go on. */
-static void idle_poll(knit__worker_t *w)
-{
-    if (has_work(w))
-        return; /* e.g. a drain finished the frame that held results back: send them now */
-    struct pollfd fds[2];
-    unsigned n = w->link.ops->wait_fds(&w->link, fds);
-    if (n)
-        poll(fds, n, -1); /* EINTR: the loop looks again */
+    return w->backlog.len && knit__link_can_send(w->link);
 }
 
 /* Spin, then park until the host publishes, frees return slots, or asks us to stop. */
+static bool has_work_cb(void *w)
+{
+    return has_work(w);
+}
+
 static void idle_wait(knit__worker_t *w)
 {
-    if (w->link.ops->uses_fds) {
-        idle_poll(w);
-        return;
-    }
-    knit__ctrl_t *c = w->link.ep.ctrl;
     uint64_t now = knit__now_ns();
-    if (w->cfg.spin_only || (w->cfg.spin_ns > 0 && knit__spin_begin(&w->spin, now))) {
+    if (knit__link_has(w->link->ops, KNIT__LINK_SPINS)
+        && (w->cfg.spin_only || (w->cfg.spin_ns > 0 && knit__spin_begin(&w->spin, now)))) {
         uint64_t end = now + (uint64_t)(w->cfg.spin_ns > 0 ? w->cfg.spin_ns : 0);
         for (unsigned i = 1;; i++) {
             if (has_work(w)) {
@@ -374,35 +362,8 @@ static void idle_wait(knit__worker_t *w)
                 break; /* budget spent, or sharing the CPU: park */
         }
     }
-    /* relaxed: the futex compares the value; a later host increment makes the wait return. */
-    uint32_t token = atomic_load_explicit(&c->sig.op.word, memory_order_relaxed);
-    /* relaxed store + seq_cst fence: announces "about to sleep" before the re-check below;
-     * pairs with the host's fence between publishing H (or acknowledging results, which frees
-     * return slots, or setting the stop word) and reading rxStatus. */
-    atomic_store_explicit(&c->sig.rx_status.word, 0, memory_order_relaxed);
-    atomic_thread_fence(memory_order_seq_cst);
-    if (!has_work(w))
-        knit__futex_wait(&c->sig.op.word, token, -1);
-    /* relaxed: a hint for the host; losing it costs at most one extra futex_wake. */
-    atomic_store_explicit(&c->sig.rx_status.word, 1, memory_order_relaxed);
-}
-
-/* Stealing: claim one region of the shared lock and queue what it holds. */
-static bool steal_some(knit__worker_t *w)
-{
-    /* the shorter of the last two turns: one turn stretched by a preemption (common with more
-     * threads than cores) does not narrow the claims; two turns of long tasks do */
-    uint64_t task_ns = w->turn_ns[0] < w->turn_ns[1] ? w->turn_ns[0] : w->turn_ns[1];
-    uint32_t take = knit__steal_claim(&w->sc, task_ns >= KNIT__STEAL_ONE_NS ? 1u : 32u);
-    for (uint32_t left = take; left; left &= left - 1) {
-        knit__msg_t m;
-        knit__slot_take(
-            &w->sub_ep.rx_slab[__builtin_ctz(left)], &w->sub_ep.rx_arena, &w->sub_ep.codec, &m);
-        enqueue_request(w, &m);
-    }
-    if (take)
-        knit__steal_release(&w->sc, take);
-    return take != 0;
+    /* the link re-checks has_work after announcing the sleep, so no wake-up is lost */
+    w->link->ops->park(w->link, has_work_cb, w);
 }
 
 /* A stealing worker's time per task in this turn, kept with the turn before it. */
@@ -410,6 +371,10 @@ static void note_run_time(knit__worker_t *w, uint64_t ns, unsigned ran)
 {
     w->turn_ns[0] = w->turn_ns[1];
     w->turn_ns[1] = ns / ran;
+    /* the shorter of the last two turns: one turn stretched by a preemption (common with more
+     * threads than cores) does not narrow the claims; two turns of long tasks do */
+    uint64_t task_ns = w->turn_ns[0] < w->turn_ns[1] ? w->turn_ns[0] : w->turn_ns[1];
+    w->rx->ops->set_claim(w->rx, task_ns >= KNIT__STEAL_ONE_NS ? 1u : KNIT__SLOTS);
 }
 
 /* Run up to KNIT__RUN_PER_TURN queued tasks; true when any ran. */
@@ -447,8 +412,8 @@ void knit__worker_run(knit__worker_t *w)
         if (w->backlog.len)
             progressed |= flush_backlog(w);
         size_t before = w->runq.len;
-        int got = w->stealing ? (!w->runq.len && steal_some(w))
-                              : knit__link_drain(&w->link, enqueue_request, w);
+        /* a stealing worker claims more only once it has run what it holds */
+        int got = w->stealing && w->runq.len ? 0 : knit__link_drain(w->rx, enqueue_request, w);
         if (got < 0) {
             /* end of the request stream (the host stopped us or is gone), or a malformed
              * frame: nothing more can be read; leaving closes our end, which the host sees */
@@ -460,7 +425,7 @@ void knit__worker_run(knit__worker_t *w)
         }
         progressed |= run_turn(w);
         if (w->sent)
-            w->link.ops->wake_peer(&w->link);
+            knit__link_wake_peer(w->link);
         if (!progressed && !w->runq.len)
             idle_wait(w);
     }
@@ -468,7 +433,7 @@ void knit__worker_run(knit__worker_t *w)
      * references, moved buffers); the host reads nothing more from this lane. (A stealing
      * pool's shared lock is cleared by the host once every worker is gone.) */
     if (!w->stealing)
-        knit__link_drain(&w->link, discard_request, NULL);
+        knit__link_drain(w->link, discard_request, NULL);
 }
 
 /* Resolve task functions: built-in ones, or imported from a shared object (dlopen here, in
@@ -507,19 +472,14 @@ static int in_place_tasks(knit__worker_t *w)
     bool any = false;
     for (uint32_t i = 0; i < w->cfg.ntasks; i++)
         any |= w->cfg.tasks[i].def.arg_in_place;
-    if (!any || w->link.ops->uses_fds)
+    if (!any || !knit__link_has(w->rx->ops, KNIT__LINK_IN_PLACE))
         return 0;
     w->in_place = calloc(w->cfg.ntasks, sizeof *w->in_place);
     if (!w->in_place)
         return knit__err(KNIT_E_NOMEM, "task table of %u entries", w->cfg.ntasks);
     for (uint32_t i = 0; i < w->cfg.ntasks; i++)
         w->in_place[i] = w->cfg.tasks[i].def.arg_in_place;
-    knit__codec_cfg_t *codecs[2] = {&w->link.ep.codec, w->stealing ? &w->sub_ep.codec : NULL};
-    for (int k = 0; k < 2; k++)
-        if (codecs[k]) {
-            codecs[k]->in_place = w->in_place;
-            codecs[k]->in_place_tasks = w->cfg.ntasks;
-        }
+    w->rx->ops->set_in_place(w->rx, w->in_place, w->cfg.ntasks);
     return 0;
 }
 
@@ -552,6 +512,46 @@ static int run_bootstrap(const knit__worker_cfg_t *cfg, void ***handles, uint32_
     return rc == 0 ? 0 : knit__err(KNIT_E_WORKER_STARTUP, "bootstrap hook returned %d", rc);
 }
 
+/* Our lane's link, and the worker side of a stealing pool's shared request lock. Takes
+ * cfg->fds in every case. */
+static int open_links(knit__worker_t *w, const knit__worker_cfg_t *cfg)
+{
+    const knit__link_ops_t *ops = knit__transport_ops(cfg->transport);
+    int fds[2] = {cfg->fds[0], cfg->fds[1]};
+    if (!ops) {
+        knit__link_fds_close(fds);
+        return knit__err(KNIT_E_INVAL, "unknown transport %d", (int)cfg->transport);
+    }
+    knit__link_params_t own = {
+        .side = KNIT__SIDE_WORKER,
+        .mem = cfg->lane,
+        .codec = knit__shm_lane_codec(cfg->lane),
+        .fds = {fds[0], fds[1]},
+    };
+    int rc = knit__link_open(ops, &own, &w->link);
+    if (rc < 0 || !cfg->submit) {
+        w->rx = w->link;
+        return rc;
+    }
+    if (!ops->shared_lock)
+        return knit__err(
+            KNIT_E_UNSUPPORTED, "the %s transport has no shared request lock", ops->name);
+    knit__link_params_t lock = {
+        .side = KNIT__SIDE_WORKER,
+        .mem = cfg->submit,
+        .codec = knit__shm_lane_codec(cfg->submit),
+        .fds = {-1, -1},
+        .consumers = cfg->consumers,
+        .consumer = cfg->index,
+        .region_lanes = cfg->steal_lanes,
+    };
+    rc = knit__link_open(ops->shared_lock, &lock, &w->rx);
+    w->stealing = rc == 0;
+    if (rc < 0)
+        w->rx = w->link;
+    return rc;
+}
+
 int knit__worker_new(const knit__worker_cfg_t *cfg, knit__worker_t **out)
 {
     knit__worker_t *w = calloc(1, sizeof *w);
@@ -559,9 +559,9 @@ int knit__worker_new(const knit__worker_cfg_t *cfg, knit__worker_t **out)
         return knit__err(KNIT_E_NOMEM, "worker state");
     w->cfg = *cfg;
     const knit__shm_lane_t *lane = cfg->lane;
-    int rc = knit__link_open(&w->link, cfg->transport, KNIT__SIDE_WORKER, lane, cfg->fds);
+    int rc = open_links(w, cfg);
     if (rc < 0) {
-        free(w);
+        knit__worker_free(w);
         knit__worker_report_boot(lane, rc);
         return rc;
     }
@@ -569,13 +569,6 @@ int knit__worker_new(const knit__worker_cfg_t *cfg, knit__worker_t **out)
     const knit__shm_lane_t *aborts = cfg->submit ? cfg->submit : lane;
     if (aborts->layout.abort_bytes)
         w->abort_bits = (_Atomic uint32_t *)(aborts->map + aborts->layout.abort_off);
-    if (cfg->submit) {
-        knit__ctrl_t *c = knit__shm_ctrl(cfg->submit);
-        w->stealing = true;
-        knit__endpoint_init(&w->sub_ep, cfg->submit, KNIT__SIDE_WORKER);
-        knit__steal_cons_init(
-            &w->sc, &c->req.q_host.word, c->req_slab, cfg->index, cfg->consumers, cfg->steal_lanes);
-    }
     rc = in_place_tasks(w);
     if (rc == 0)
         rc = run_bootstrap(cfg, &w->handles, &w->nhandles);
@@ -612,6 +605,8 @@ void knit__worker_free(knit__worker_t *w)
         return;
     ring_free(&w->runq);
     ring_free(&w->backlog);
+    if (w->rx != w->link)
+        knit__link_close(&w->rx);
     knit__link_close(&w->link);
     for (uint32_t i = 0; i < w->nhandles; i++)
         if (w->handles[i])

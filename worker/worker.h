@@ -9,9 +9,8 @@
 #include <stdint.h>
 
 #include "knit/knit.h"
-#include "transports/shm/shm_lane.h"
-#include "transports/shm/steal.h"
 #include "transports/link.h"
+#include "transports/shm/shm_lane.h"
 
 #define KNIT__RUN_PER_TURN 5u  /* tasks a worker starts per loop turn (knitting's value) */
 #define KNIT__WRITE_MAX    64u /* backlogged results a worker retries per turn */
@@ -23,12 +22,6 @@ typedef struct knit__task {
     uint32_t inflight;  /* host: calls of this task not settled (inliner gate) */
     uint32_t rr_cursor; /* host: balancer state, per task */
 } knit__task_t;
-
-/* A lane's host doorbell (see knit__bell_parked in transports/shm/layout.h). */
-typedef struct knit__doorbell {
-    _Atomic uint32_t *parked; /* host: 1 while it is (about to be) asleep */
-    _Atomic uint32_t *seq;    /* worker increments it; the host sleeps on it */
-} knit__doorbell_t;
 
 typedef struct knit__worker_cfg {
     const knit__task_t *tasks; /* read-only for the worker's life */

@@ -7,12 +7,13 @@
 #include "base/error.h"
 #include "runtimes/process/process.h"
 
-int knit__boot_encode(const knit_pool_t *p, const knit__lane_t *lane, char **json)
+int knit__boot_encode(const knit__runner_cfg_t *cfg, const char *shm_name, char **json)
 {
-    const knit__lane_cfg_t *c = &lane->mem.cfg;
+    const knit__worker_cfg_t *w = &cfg->worker;
+    const knit__lane_cfg_t *c = &w->lane->cfg;
     json_t *tasks = json_array();
-    for (uint32_t i = 0; tasks && i < p->ntasks; i++) {
-        const knit_task_def_t *d = &p->tasks[i].def;
+    for (uint32_t i = 0; tasks && i < w->ntasks; i++) {
+        const knit_task_def_t *d = &w->tasks[i].def;
         json_t *t = json_pack("{s:s, s:I, s:b, s:b, s:s*, s:s*}", "name", d->name, "timeoutMs",
             (json_int_t)d->timeout_ms, "abortAware", d->abort_aware, "argInPlace", d->arg_in_place,
             "importPath", d->import_path, "importSymbol", d->import_symbol);
@@ -21,18 +22,17 @@ int knit__boot_encode(const knit_pool_t *p, const knit__lane_t *lane, char **jso
             tasks = NULL;
         }
     }
-    const knit_worker_opts_t *w = &p->opts.worker;
     json_t *root = tasks
         ? json_pack("{s:i, s:i, s:i, s:s, s:{s:s, s:s, s:I, s:I, s:I, s:I}, s:{s:I, s:b}, "
                     "s:o, s:{s:s*, s:s*}}",
-            "version", KNIT__BOOT_VERSION, "hostPid", (int)getpid(), "worker", (int)lane->index,
-            "transport", knit_transport_name(p->opts.transport), "memory", "mode",
-            lane->shm_name[0] ? "named" : "inherit", "name", lane->shm_name, "payloadMax",
+            "version", KNIT__BOOT_VERSION, "hostPid", (int)getpid(), "worker", (int)w->index,
+            "transport", knit_transport_name(w->transport), "memory", "mode",
+            shm_name[0] ? "named" : "inherit", "name", shm_name, "payloadMax",
             (json_int_t)c->payload_max_bytes, "payloadInitial",
             (json_int_t)c->payload_initial_bytes, "maxPayload", (json_int_t)c->max_payload_bytes,
             "abortCapacity", (json_int_t)c->abort_capacity, "wait", "spinNs",
-            (json_int_t)p->worker_spin_ns, "spinOnly", p->opts.wait.spin_only, "tasks", tasks,
-            "bootstrap", "path", w->bootstrap_import_path, "symbol", w->bootstrap_import_symbol)
+            (json_int_t)w->spin_ns, "spinOnly", w->spin_only, "tasks", tasks, "bootstrap", "path",
+            w->bootstrap_path, "symbol", w->bootstrap_symbol)
         : NULL;
     if (!root)
         return knit__err(KNIT_E_NOMEM, "building the worker boot payload");

@@ -25,30 +25,30 @@ struct knit__monitor {
     pthread_t thread;
     int efd;
     pthread_mutex_t mu;
-    knit__lane_t **watch; /* lanes whose child we reap */
+    knit__runner_t **watch; /* runners whose child we reap */
     uint32_t nwatch, cap;
     bool stop;
 };
 
-/* Reap a lane's child (mu held) and tell the host. */
-static void reap(knit__lane_t *lane)
+/* Reap a runner's child (mu held) and tell the host. */
+static void reap(knit__runner_t *r)
 {
     siginfo_t si;
     memset(&si, 0, sizeof si);
-    if (waitid((idtype_t)P_PIDFD, (id_t)lane->pidfd, &si, WEXITED) == 0) {
-        lane->exit_code = si.si_code == CLD_EXITED ? si.si_status : -1;
-        lane->exit_signal = si.si_code == CLD_EXITED ? 0 : si.si_status;
+    if (waitid((idtype_t)P_PIDFD, (id_t)r->pidfd, &si, WEXITED) == 0) {
+        r->exit_code = si.si_code == CLD_EXITED ? si.si_status : -1;
+        r->exit_signal = si.si_code == CLD_EXITED ? 0 : si.si_status;
     }
     /* release: the exit code is written before `died`, which the host acquires. */
-    atomic_store_explicit(&lane->died, 1, memory_order_release);
-    if (lane->bell.seq) {
-        /* release: a host that reads the new value also sees `died` (see park_host) */
-        atomic_fetch_add_explicit(lane->bell.seq, 1, memory_order_release);
-        knit__futex_wake(lane->bell.seq, 1);
+    atomic_store_explicit(&r->died, 1, memory_order_release);
+    if (r->bell_seq) {
+        /* release: a host that reads the new value also sees `died` (see the host's park) */
+        atomic_fetch_add_explicit(r->bell_seq, 1, memory_order_release);
+        knit__futex_wake(r->bell_seq, 1);
     }
-    if (lane->wake_fd >= 0) { /* a host waiting in poll() (message transports) */
+    if (r->wake_fd >= 0) { /* a host waiting in poll() (message transports) */
         uint64_t one = 1;
-        if (write(lane->wake_fd, &one, sizeof one) < 0) { /* EAGAIN: it is awake already */
+        if (write(r->wake_fd, &one, sizeof one) < 0) { /* EAGAIN: it is awake already */
         }
     }
 }
@@ -57,7 +57,7 @@ static void *monitor_main(void *arg)
 {
     knit__monitor_t *m = arg;
     struct pollfd *fds = NULL;
-    knit__lane_t **lanes = NULL;
+    knit__runner_t **runners = NULL;
     uint32_t cap = 0;
     for (;;) {
         pthread_mutex_lock(&m->mu);
@@ -68,17 +68,17 @@ static void *monitor_main(void *arg)
         if (m->nwatch + 1 > cap) {
             cap = m->nwatch + 16;
             free(fds);
-            free(lanes);
+            free(runners);
             fds = malloc(cap * sizeof *fds);
-            lanes = malloc(cap * sizeof *lanes);
-            if (!fds || !lanes)
+            runners = malloc(cap * sizeof *runners);
+            if (!fds || !runners)
                 cap = 0; /* retry the allocation on the next pass */
         }
         uint32_t n = 0;
-        if (fds && lanes) {
+        if (fds && runners) {
             fds[n++] = (struct pollfd) {.fd = m->efd, .events = POLLIN};
             for (uint32_t i = 0; i < m->nwatch; i++) {
-                lanes[n] = m->watch[i];
+                runners[n] = m->watch[i];
                 fds[n++] = (struct pollfd) {.fd = m->watch[i]->pidfd, .events = POLLIN};
             }
         }
@@ -99,9 +99,9 @@ static void *monitor_main(void *arg)
             if (!fds[i].revents)
                 continue;
             for (uint32_t k = 0; k < m->nwatch; k++) {
-                if (m->watch[k] != lanes[i])
+                if (m->watch[k] != runners[i])
                     continue;
-                reap(lanes[i]);
+                reap(runners[i]);
                 m->watch[k] = m->watch[--m->nwatch];
                 break;
             }
@@ -109,7 +109,7 @@ static void *monitor_main(void *arg)
         pthread_mutex_unlock(&m->mu);
     }
     free(fds);
-    free(lanes);
+    free(runners);
     return NULL;
 }
 
@@ -121,9 +121,9 @@ static void poke(knit__monitor_t *m)
     }
 }
 
-int knit__monitor_watch(knit_pool_t *p, knit__lane_t *lane)
+int knit__monitor_watch(knit__runtime_t *rt, knit__runner_t *r)
 {
-    knit__monitor_t *m = p->monitor;
+    knit__monitor_t *m = rt->monitor;
     if (!m) {
         m = calloc(1, sizeof *m);
         if (!m)
@@ -141,12 +141,12 @@ int knit__monitor_watch(knit_pool_t *p, knit__lane_t *lane)
             return knit__err(
                 KNIT_E_SYS, "pthread_create for the process monitor: %s", strerror(rc));
         }
-        p->monitor = m;
+        rt->monitor = m;
     }
     pthread_mutex_lock(&m->mu);
     if (m->nwatch == m->cap) {
         uint32_t cap = m->cap ? m->cap * 2 : 8;
-        knit__lane_t **w = realloc(m->watch, cap * sizeof *w);
+        knit__runner_t **w = realloc(m->watch, cap * sizeof *w);
         if (!w) {
             pthread_mutex_unlock(&m->mu);
             return knit__err(KNIT_E_NOMEM, "process monitor");
@@ -154,21 +154,21 @@ int knit__monitor_watch(knit_pool_t *p, knit__lane_t *lane)
         m->watch = w;
         m->cap = cap;
     }
-    m->watch[m->nwatch++] = lane;
+    m->watch[m->nwatch++] = r;
     pthread_mutex_unlock(&m->mu);
     poke(m);
     return 0;
 }
 
-bool knit__monitor_unwatch(knit_pool_t *p, knit__lane_t *lane)
+bool knit__monitor_unwatch(knit__runtime_t *rt, knit__runner_t *r)
 {
-    knit__monitor_t *m = p->monitor;
+    knit__monitor_t *m = rt->monitor;
     bool found = false;
     if (!m)
         return false;
     pthread_mutex_lock(&m->mu);
     for (uint32_t k = 0; k < m->nwatch; k++) {
-        if (m->watch[k] == lane) {
+        if (m->watch[k] == r) {
             m->watch[k] = m->watch[--m->nwatch];
             found = true;
             break;
@@ -179,9 +179,9 @@ bool knit__monitor_unwatch(knit_pool_t *p, knit__lane_t *lane)
     return found;
 }
 
-void knit__monitor_sync(knit_pool_t *p)
+void knit__monitor_sync(knit__runtime_t *rt)
 {
-    knit__monitor_t *m = p->monitor;
+    knit__monitor_t *m = rt->monitor;
     if (m) {
         /* reap() runs under mu: once we hold it, a reap that set `died` has finished */
         pthread_mutex_lock(&m->mu);
@@ -189,9 +189,9 @@ void knit__monitor_sync(knit_pool_t *p)
     }
 }
 
-void knit__monitor_stop(knit_pool_t *p)
+void knit__monitor_stop(knit__runtime_t *rt)
 {
-    knit__monitor_t *m = p->monitor;
+    knit__monitor_t *m = rt->monitor;
     if (!m)
         return;
     pthread_mutex_lock(&m->mu);
@@ -203,5 +203,5 @@ void knit__monitor_stop(knit_pool_t *p)
     close(m->efd);
     free(m->watch);
     free(m);
-    p->monitor = NULL;
+    rt->monitor = NULL;
 }

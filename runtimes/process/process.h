@@ -5,12 +5,16 @@
  * command prefix, with KNIT_PROCESS_WORKER=1 and a versioned JSON boot payload in
  * KNIT_PROCESS_WORKER_BOOT. The lane memory is a memfd handed over as fd 0, or a named POSIX
  * shm object the child opens. A monitor thread per pool watches the children's pidfds, reaps
- * them and rings the lane's doorbell when one dies, so its calls settle at once.
+ * them and rings the lane's doorbell when one dies, so its calls settle at once. Host side:
+ * spawn.c (the runtime's operations), monitor.c, boot.c; child side: child.c.
  */
 #ifndef KNIT_RUNTIMES_PROCESS_PROCESS_H
 #define KNIT_RUNTIMES_PROCESS_PROCESS_H
 
-#include "sched/pool.h"
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "runtimes/runtime.h"
 
 #define KNIT__ENV_WORKER   "KNIT_PROCESS_WORKER"
 #define KNIT__ENV_BOOT     "KNIT_PROCESS_WORKER_BOOT"
@@ -33,28 +37,43 @@ typedef struct knit__boot {
     char *bootstrap_symbol;
 } knit__boot_t;
 
-/* Host: the boot payload for `lane` (malloc'd JSON text). */
-int knit__boot_encode(const knit_pool_t *p, const knit__lane_t *lane, char **json);
+typedef struct knit__monitor knit__monitor_t;
+
+/* The process runtime's state of one pool. */
+struct knit__runtime {
+    knit_process_opts_t opts; /* borrowed strings, as the pool's options */
+    char *self_exe;           /* the worker program when opts.program is NULL */
+    knit__monitor_t *monitor; /* started with the first child, stopped at close */
+    uint32_t workers;
+    char (*names)[40]; /* named memory: each worker lane's object name ("" when inherited) */
+};
+
+/* One child. The monitor thread writes `exit_code`, `exit_signal` and then `died`. */
+struct knit__runner {
+    uint32_t worker;
+    int32_t pid;
+    int pidfd;
+    _Atomic uint32_t died;
+    int exit_code;
+    int exit_signal;
+    _Atomic uint32_t *bell_seq; /* the lane's host doorbell, rung when the child ends */
+    int wake_fd;                /* written then too, or -1 */
+};
+
+/* Host: the boot payload of a worker (malloc'd JSON text); `shm_name` "" when inherited. */
+int knit__boot_encode(const knit__runner_cfg_t *cfg, const char *shm_name, char **json);
 /* Child: parse and validate every field. */
 int knit__boot_decode(const char *json, knit__boot_t *out);
 void knit__boot_free(knit__boot_t *b);
 
-/* Host side. */
-int knit__process_start(knit_pool_t *p, knit__lane_t *lane);
-/* Wait for a stopped worker to exit (killing it after a grace period) and reap it. */
-void knit__process_join(knit_pool_t *p, knit__lane_t *lane);
-/* SIGKILL the lane's child now (hard timeout). */
-void knit__process_kill(knit__lane_t *lane);
-/* Create a lane's memory as a named POSIX shm object with a fresh random name. */
-int knit__process_named_memory(knit_pool_t *p, knit__lane_t *lane);
-/* Release what a dead child left: reap it, close its pidfd (the monitor already reaped it). */
-void knit__process_forget(knit_pool_t *p, knit__lane_t *lane);
-/* The monitor thread of a pool (started with the first child, stopped at shutdown). */
-int knit__monitor_watch(knit_pool_t *p, knit__lane_t *lane);
+/* The monitor (monitor.c): reap `r`'s child when it ends, and tell the host. */
+int knit__monitor_watch(knit__runtime_t *rt, knit__runner_t *r);
 /* Stop watching (the caller reaps); false when the monitor already reaped the child. */
-bool knit__monitor_unwatch(knit_pool_t *p, knit__lane_t *lane);
-void knit__monitor_stop(knit_pool_t *p);
-/* Wait until a reap in progress has finished (before touching a dead lane's memory). */
-void knit__monitor_sync(knit_pool_t *p);
+bool knit__monitor_unwatch(knit__runtime_t *rt, knit__runner_t *r);
+void knit__monitor_stop(knit__runtime_t *rt);
+/* Wait until a reap in progress has finished (before the lane memory goes away). */
+void knit__monitor_sync(knit__runtime_t *rt);
+
+extern const knit__runtime_ops_t knit__process_runtime_ops;
 
 #endif

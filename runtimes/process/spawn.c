@@ -1,6 +1,7 @@
 /*
- * knit runtimes/process - the host side: name the lane memory, build the boot payload, start
- * the child (posix_spawn by default, fork+exec on request), and stop and reap it.
+ * knit runtimes/process - the host side, as the runtime's operations (runtimes/runtime.h):
+ * name the lane memory, build the boot payload, start the child (posix_spawn by default,
+ * fork+exec on request), and stop and reap it.
  *
  * Only fd 0 is inherited on purpose: in inherit mode it is the lane memfd, in named mode
  * /dev/null; with a message transport fds 3 and 4 carry the worker's requests and results. Every
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -32,15 +34,43 @@
 
 extern char **environ;
 
-struct knit__runner {
-    /* Marks a lane whose child is running. The child's pid, pidfd and exit status live in
-     * the lane itself, where the monitor thread finds them. */
-    int marker;
-};
-
-int knit__process_named_memory(knit_pool_t *p, knit__lane_t *lane)
+static int process_open(const knit_pool_opts_t *opts, uint32_t workers, knit__runtime_t **out)
 {
-    const char *prefix = p->opts.worker.process.name_prefix;
+    knit__runtime_t *rt = calloc(1, sizeof *rt);
+    if (!rt)
+        return knit__err(KNIT_E_NOMEM, "process runtime");
+    rt->opts = opts->worker.process;
+    rt->workers = workers;
+    int rc = 0;
+    if ((unsigned)rt->opts.shared_memory > KNIT_SHM_NAMED)
+        rc = knit__err(KNIT_E_INVAL, "unknown shared-memory mode %d (inherit or named)",
+            (int)rt->opts.shared_memory);
+    if (rc == 0 && !(rt->names = calloc(workers ? workers : 1, sizeof *rt->names)))
+        rc = knit__err(KNIT_E_NOMEM, "process runtime");
+    if (rc == 0 && !rt->opts.program && !(rt->self_exe = realpath("/proc/self/exe", NULL)))
+        rc = knit__err(KNIT_E_SYS, "cannot resolve this program's path: %s", strerror(errno));
+    if (rc < 0) {
+        free(rt->names);
+        free(rt);
+        return rc;
+    }
+    *out = rt;
+    return 0;
+}
+
+static void process_close(knit__runtime_t *rt)
+{
+    knit__monitor_stop(rt);
+    free(rt->self_exe);
+    free(rt->names);
+    free(rt);
+}
+
+/* A named POSIX shm object with a fresh random name. */
+static int named_memory(
+    knit__runtime_t *rt, char name[40], const knit__lane_cfg_t *cfg, knit__shm_lane_t *mem)
+{
+    const char *prefix = rt->opts.name_prefix;
     char clean[9] = "knit";
     if (prefix) {
         size_t n = 0;
@@ -57,8 +87,32 @@ int knit__process_named_memory(knit_pool_t *p, knit__lane_t *lane)
     uint64_t r = 0;
     if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
         return knit__err(KNIT_E_SYS, "getrandom for a shared memory name: %s", strerror(errno));
-    snprintf(lane->shm_name, sizeof lane->shm_name, "/%s-%016llx", clean, (unsigned long long)r);
-    return knit__shm_lane_create_named(&lane->mem, &p->lane_cfg, lane->shm_name);
+    snprintf(name, 40, "/%s-%016llx", clean, (unsigned long long)r);
+    int rc = knit__shm_lane_create_named(mem, cfg, name);
+    if (rc < 0)
+        name[0] = 0;
+    return rc;
+}
+
+/* The lane memory: a memfd the child inherits as fd 0, or a named object it opens. */
+static int process_memory(
+    knit__runtime_t *rt, uint32_t worker, const knit__lane_cfg_t *cfg, knit__shm_lane_t *mem)
+{
+    if (worker >= rt->workers)
+        return knit__err(KNIT_E_RANGE, "worker %u of %u", worker, rt->workers);
+    rt->names[worker][0] = 0;
+    if (rt->opts.shared_memory == KNIT_SHM_NAMED)
+        return named_memory(rt, rt->names[worker], cfg, mem);
+    return knit__shm_lane_acquire(mem, cfg); /* always fresh across a process boundary */
+}
+
+static void process_memory_release(knit__runtime_t *rt, uint32_t worker, knit__shm_lane_t *mem)
+{
+    knit__shm_lane_release(mem);
+    if (worker < rt->workers && rt->names[worker][0] && !rt->opts.keep_names)
+        shm_unlink(rt->names[worker]);
+    if (worker < rt->workers)
+        rt->names[worker][0] = 0;
 }
 
 /* environ without earlier knit worker variables, plus ours. */
@@ -85,9 +139,9 @@ static char **worker_env(const char *boot)
     return env;
 }
 
-static char **worker_argv(const knit_pool_t *p)
+static char **worker_argv(const knit__runtime_t *rt)
 {
-    const char *const *prefix = p->opts.worker.process.prefix;
+    const char *const *prefix = rt->opts.prefix;
     size_t np = 0;
     while (prefix && prefix[np])
         np++;
@@ -96,8 +150,7 @@ static char **worker_argv(const knit_pool_t *p)
         return NULL;
     for (size_t i = 0; i < np; i++)
         argv[i] = (char *)prefix[i];
-    argv[np]
-        = p->opts.worker.process.program ? (char *)p->opts.worker.process.program : p->self_exe;
+    argv[np] = rt->opts.program ? (char *)rt->opts.program : rt->self_exe;
     return argv;
 }
 
@@ -137,54 +190,65 @@ static int spawn_fork(char **argv, char **env, int lane_fd, const int link[2], p
     return 0;
 }
 
-int knit__process_start(knit_pool_t *p, knit__lane_t *lane)
+static void forget(knit__runner_t *r)
 {
+    if (r->pidfd >= 0)
+        close(r->pidfd);
+    free(r);
+}
+
+static int process_start(knit__runtime_t *rt, const knit__runner_cfg_t *cfg, knit__runner_t **out)
+{
+    const knit__worker_cfg_t *wc = &cfg->worker;
+    int wfds[2] = {wc->fds[0], wc->fds[1]};
     char *boot = NULL;
-    int rc = knit__boot_encode(p, lane, &boot);
-    if (rc < 0)
-        return rc;
-    char **env = worker_env(boot);
-    char **argv = worker_argv(p);
-    knit__runner_t *r = calloc(1, sizeof *r);
-    if (!env || !argv || !r) {
-        rc = knit__err(KNIT_E_NOMEM, "starting worker %u", lane->index);
-    } else {
+    const char *name = wc->index < rt->workers ? rt->names[wc->index] : "";
+    int rc = knit__boot_encode(cfg, name, &boot);
+    char **env = rc == 0 ? worker_env(boot) : NULL;
+    char **argv = rc == 0 ? worker_argv(rt) : NULL;
+    knit__runner_t *r = rc == 0 ? calloc(1, sizeof *r) : NULL;
+    if (rc == 0 && (!env || !argv || !r))
+        rc = knit__err(KNIT_E_NOMEM, "starting worker %u", wc->index);
+    if (rc == 0) {
+        *r = (knit__runner_t) {.worker = wc->index, .pidfd = -1, .wake_fd = cfg->wake_fd};
+        r->bell_seq = knit__bell_seq(wc->lane->map, &wc->lane->layout);
         pid_t pid = -1;
-        int lane_fd = lane->shm_name[0] ? -1 : lane->mem.fd;
+        int lane_fd = name[0] ? -1 : wc->lane->fd;
         int link[2] = {-1, -1}, e = 0;
-        for (int i = 0; lane->worker_fds[0] >= 0 && i < 2 && !e; i++) {
+        for (int i = 0; wfds[0] >= 0 && i < 2 && !e; i++) {
             /* above fds 3 and 4, so the dup2s in the child cannot overwrite each other */
-            link[i] = fcntl(lane->worker_fds[i], F_DUPFD_CLOEXEC, 5);
+            link[i] = fcntl(wfds[i], F_DUPFD_CLOEXEC, 5);
             e = link[i] < 0 ? errno : 0;
         }
         if (!e)
-            e = p->opts.worker.process.fork_exec ? spawn_fork(argv, env, lane_fd, link, &pid)
-                                                 : spawn_posix(argv, env, lane_fd, link, &pid);
+            e = rt->opts.fork_exec ? spawn_fork(argv, env, lane_fd, link, &pid)
+                                   : spawn_posix(argv, env, lane_fd, link, &pid);
         for (int i = 0; i < 2; i++)
             if (link[i] >= 0)
                 close(link[i]);
-        if (e == 0) /* the child has its copies; ours would hide its death from the host */
-            knit__link_fds_close(lane->worker_fds);
         if (e != 0) {
-            rc = knit__err(KNIT_E_WORKER_STARTUP, "cannot start worker %u (%s): %s", lane->index,
+            rc = knit__err(KNIT_E_WORKER_STARTUP, "cannot start worker %u (%s): %s", wc->index,
                 argv[0], strerror(e));
         } else {
-            lane->pid = pid;
-            lane->pidfd = (int)syscall(SYS_pidfd_open, pid, 0); /* close-on-exec by design */
-            lane->runner = r;
-            r = NULL;
-            atomic_store_explicit(&lane->died, 0, memory_order_relaxed);
-            rc = lane->pidfd < 0
+            r->pid = pid;
+            r->pidfd = (int)syscall(SYS_pidfd_open, pid, 0); /* close-on-exec by design */
+            rc = r->pidfd < 0
                 ? knit__err(KNIT_E_SYS, "pidfd_open(%d): %s", (int)pid, strerror(errno))
-                : knit__monitor_watch(p, lane);
+                : knit__monitor_watch(rt, r);
             if (rc < 0) { /* nobody would ever reap it: end it here */
                 kill(pid, SIGKILL);
                 waitpid(pid, NULL, 0);
-                knit__process_forget(p, lane);
             }
         }
     }
-    free(r);
+    /* the child has its copies; ours would hide its death from the host */
+    knit__link_fds_close(wfds);
+    if (rc == 0) {
+        *out = r;
+        r = NULL;
+    }
+    if (r)
+        forget(r);
     free(boot);
     if (env) {
         for (size_t i = 0; env[i]; i++)
@@ -196,33 +260,58 @@ int knit__process_start(knit_pool_t *p, knit__lane_t *lane)
     return rc;
 }
 
-void knit__process_forget(knit_pool_t *p, knit__lane_t *lane)
+static void process_join(knit__runtime_t *rt, knit__runner_t *r)
 {
-    (void)p;
-    if (lane->pidfd >= 0)
-        close(lane->pidfd);
-    lane->pidfd = -1;
-    lane->pid = 0;
-    free(lane->runner);
-    lane->runner = NULL;
-}
-
-void knit__process_join(knit_pool_t *p, knit__lane_t *lane)
-{
-    if (lane->pidfd >= 0 && knit__monitor_unwatch(p, lane)) {
+    if (r->pidfd >= 0 && knit__monitor_unwatch(rt, r)) {
         /* still running (or exited unreaped): give it the grace period, then kill it */
-        struct pollfd pfd = {.fd = lane->pidfd, .events = POLLIN};
+        struct pollfd pfd = {.fd = r->pidfd, .events = POLLIN};
         if (poll(&pfd, 1, STOP_GRACE_MS) == 0)
-            syscall(SYS_pidfd_send_signal, lane->pidfd, SIGKILL, NULL, 0);
+            syscall(SYS_pidfd_send_signal, r->pidfd, SIGKILL, NULL, 0);
         siginfo_t si;
-        while (waitid((idtype_t)P_PIDFD, (id_t)lane->pidfd, &si, WEXITED) < 0 && errno == EINTR)
+        while (waitid((idtype_t)P_PIDFD, (id_t)r->pidfd, &si, WEXITED) < 0 && errno == EINTR)
             ;
     }
-    knit__process_forget(p, lane);
+    forget(r);
 }
 
-void knit__process_kill(knit__lane_t *lane)
+static void process_kill(knit__runner_t *r)
 {
-    if (lane->pidfd >= 0)
-        syscall(SYS_pidfd_send_signal, lane->pidfd, SIGKILL, NULL, 0);
+    if (r->pidfd >= 0)
+        syscall(SYS_pidfd_send_signal, r->pidfd, SIGKILL, NULL, 0);
 }
+
+static bool process_exited(knit__runtime_t *rt, knit__runner_t *r, knit__exit_t *how)
+{
+    /* acquire: pairs with the monitor's release store; the exit status is visible. */
+    if (!atomic_load_explicit(&r->died, memory_order_acquire))
+        return false;
+    knit__monitor_sync(rt); /* the monitor is done with this lane (its doorbell) */
+    *how = (knit__exit_t) {.pid = r->pid, .code = r->exit_code, .signal = r->exit_signal};
+    return true;
+}
+
+static void process_forget(knit__runtime_t *rt, knit__runner_t *r)
+{
+    (void)rt; /* the monitor reaped it */
+    forget(r);
+}
+
+static int32_t process_pid(const knit__runner_t *r)
+{
+    return r->pid;
+}
+
+const knit__runtime_ops_t knit__process_runtime_ops = {
+    .name = "process",
+    .flags = KNIT__RUNTIME_CAN_DIE | KNIT__RUNTIME_KILLABLE,
+    .open = process_open,
+    .close = process_close,
+    .memory = process_memory,
+    .memory_release = process_memory_release,
+    .start = process_start,
+    .join = process_join,
+    .kill = process_kill,
+    .exited = process_exited,
+    .forget = process_forget,
+    .pid = process_pid,
+};

@@ -1,96 +1,158 @@
 /*
- * knit transport - the lane contract (transports/link.h) over the lane memory itself: frames
- * travel in the shared slots and arenas, and a parked peer is woken through futex words.
+ * knit transports/shm - the `knit` transport: the link contract (transports/link.h) over the
+ * lane memory itself. Frames travel in the shared slots and arenas; a parked peer is woken
+ * through futex words in the lane's control block.
  */
+#include <stdlib.h>
+
+#include "base/error.h"
 #include "base/futex.h"
-#include "transports/link.h"
+#include "transports/shm/link.h"
+#include "transports/shm/shared_lock.h"
+#include "transports/shm/wake.h"
 
-bool knit__ctrl_wake_worker(knit__ctrl_t *c)
+typedef struct shm_link {
+    knit__link_t base;
+    knit__endpoint_t ep;
+    const knit__shm_lane_t *mem;
+} shm_link_t;
+
+static shm_link_t *shm(const knit__link_t *l)
 {
-    /* relaxed: rxStatus is a hint; the caller's seq_cst fence orders its publication before
-     * this read (see the worker's idle_wait for the other half). */
-    if (atomic_load_explicit(&c->sig.rx_status.word, memory_order_relaxed) == 0) {
-        atomic_fetch_add_explicit(&c->sig.op.word, 1, memory_order_relaxed);
-        knit__futex_wake(&c->sig.op.word, 1);
-        return true;
-    }
-    return false;
+    return (shm_link_t *)l;
 }
 
-void knit__ring_host(const knit__shm_lane_t *mem)
+static int shm_open(const knit__link_params_t *params, knit__link_t **out)
 {
-    _Atomic uint32_t *parked = knit__bell_parked(mem->map, &mem->layout);
-    _Atomic uint32_t *seq = knit__bell_seq(mem->map, &mem->layout);
-    /* seq_cst fence: orders our publication of results (release store of H) before the read of
-     * `parked`; pairs with the host's fence between setting `parked` and re-checking. */
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(parked, memory_order_relaxed)) {
-        atomic_fetch_add_explicit(seq, 1, memory_order_relaxed);
-        knit__futex_wake(seq, 1);
-    }
+    int fds[2] = {params->fds[0], params->fds[1]};
+    knit__link_fds_close(fds); /* none expected; taken in every case */
+    shm_link_t *l = calloc(1, sizeof *l);
+    if (!l)
+        return knit__err(KNIT_E_NOMEM, "a knit link");
+    l->base = (knit__link_t) {.ops = &knit__shm_link_ops, .side = params->side};
+    l->mem = params->mem;
+    knit__endpoint_init(&l->ep, params->mem, params->side);
+    *out = &l->base;
+    return 0;
 }
 
-static int knit_send(knit__link_t *l, uint32_t w0, uint32_t id, uint32_t stamp_ms, knit_value_t *v)
+static int shm_send(knit__link_t *l, uint32_t w0, uint32_t id, uint32_t stamp_ms, knit_value_t *v)
 {
-    return knit__ep_send(&l->ep, w0, id, stamp_ms, v);
+    return knit__ep_send(&shm(l)->ep, w0, id, stamp_ms, v);
 }
 
-static int knit_drain(knit__link_t *l, knit__frame_cb cb, void *ctx)
+static int shm_send_hook(knit__link_t *l, uint32_t w0, uint32_t id, uint32_t stamp_ms,
+    knit_value_t *v, void (*before_publish)(void *ctx), void *ctx)
+{
+    return knit__ep_send_hook(&shm(l)->ep, w0, id, stamp_ms, v, before_publish, ctx);
+}
+
+static int shm_drain(knit__link_t *l, knit__frame_cb cb, void *ctx)
 {
     /* The host acknowledges return slots every 8 frames so a busy worker can go on writing
      * while a long batch is being settled; the worker acknowledges its batch once. */
-    return knit__ep_drain(&l->ep, cb, ctx, l->side == KNIT__SIDE_HOST ? 8u : 0u, 0);
+    return knit__ep_drain(&shm(l)->ep, cb, ctx, l->side == KNIT__SIDE_HOST ? 8u : 0u, 0);
 }
 
-static bool knit_ready(const knit__link_t *l)
+static bool shm_ready(const knit__link_t *l)
 {
-    return knit__qcons_pending(&l->ep.rx) != 0;
+    return knit__qcons_pending(&shm(l)->ep.rx) != 0;
 }
 
-static bool knit_can_send(knit__link_t *l)
+static bool shm_can_send(knit__link_t *l)
 {
-    return knit__qprod_claim(&l->ep.tx) >= 0; /* a free slot (claiming takes nothing yet) */
+    return knit__qprod_claim(&shm(l)->ep.tx) >= 0; /* a free slot (claiming takes nothing yet) */
 }
 
-static void knit_wake_peer(knit__link_t *l)
+static void shm_wake_peer(knit__link_t *l)
 {
     if (l->side == KNIT__SIDE_WORKER) {
-        knit__ring_host(l->mem);
+        knit__ring_host(shm(l)->mem);
         return;
     }
     /* seq_cst fence: orders the release store of H that published the call (or of W that freed
      * return slots) before the read of rxStatus; pairs with the worker's fence between
-     * rxStatus = 0 and its re-check. */
+     * rxStatus = 0 and its re-check in shm_park. */
     atomic_thread_fence(memory_order_seq_cst);
-    knit__ctrl_wake_worker(l->ep.ctrl);
+    knit__ctrl_wake_worker(shm(l)->ep.ctrl);
 }
 
-static unsigned knit_wait_fds(const knit__link_t *l, struct pollfd *out)
+static unsigned shm_wait_fds(const knit__link_t *l, struct pollfd *out)
 {
     (void)l;
     (void)out;
     return 0;
 }
 
-static void knit_end_tx(knit__link_t *l)
+/* Worker: park on the lane's op word until the host publishes, frees return slots or sets the
+ * stop word (each of which is followed by the host's knit__ctrl_wake_worker). */
+static void shm_park(knit__link_t *l, bool (*more)(void *ctx), void *ctx)
+{
+    knit__ctrl_t *c = shm(l)->ep.ctrl;
+    /* relaxed: the futex compares the value; a later host increment makes the wait return. */
+    uint32_t token = atomic_load_explicit(&c->sig.op.word, memory_order_relaxed);
+    /* relaxed store + seq_cst fence: announces "about to sleep" before the re-check below;
+     * pairs with the host's fence between publishing H (or acknowledging results, which frees
+     * return slots, or setting the stop word) and reading rxStatus. */
+    atomic_store_explicit(&c->sig.rx_status.word, 0, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!more(ctx))
+        knit__futex_wait(&c->sig.op.word, token, -1);
+    /* relaxed: a hint for the host; losing it costs at most one extra futex_wake. */
+    atomic_store_explicit(&c->sig.rx_status.word, 1, memory_order_relaxed);
+}
+
+static void shm_end_tx(knit__link_t *l)
 {
     (void)l; /* the stop word in lane memory says it */
 }
 
-static void knit_close(knit__link_t *l)
+static void shm_set_in_place(knit__link_t *l, const bool *tasks, uint32_t ntasks)
 {
-    (void)l; /* the lane memory belongs to the lane */
+    shm(l)->ep.codec.in_place = tasks;
+    shm(l)->ep.codec.in_place_tasks = ntasks;
 }
 
-const knit__link_ops_t knit__link_knit_ops = {
+static int discard_frame(void *ctx, knit__msg_t *m)
+{
+    (void)ctx;
+    knit_value_free(&m->value);
+    return 0;
+}
+
+static void shm_discard(knit__link_t *l)
+{
+    /* what the peer sent and we never read, then what we sent and the peer never took */
+    knit__ep_drain(&shm(l)->ep, discard_frame, NULL, 0, 0);
+    knit__endpoint_t peer;
+    knit__endpoint_init(
+        &peer, shm(l)->mem, l->side == KNIT__SIDE_HOST ? KNIT__SIDE_WORKER : KNIT__SIDE_HOST);
+    knit__ep_drain(&peer, discard_frame, NULL, 0, 0);
+}
+
+static void shm_close(knit__link_t *l)
+{
+    free(shm(l)); /* the lane memory belongs to the lane */
+}
+
+const knit__link_ops_t knit__shm_link_ops = {
     .name = "knit",
-    .uses_fds = false,
-    .send = knit_send,
-    .drain = knit_drain,
-    .ready = knit_ready,
-    .can_send = knit_can_send,
-    .wake_peer = knit_wake_peer,
-    .wait_fds = knit_wait_fds,
-    .end_tx = knit_end_tx,
-    .close = knit_close,
+    .flags = KNIT__LINK_SHARED_MEMORY | KNIT__LINK_SPINS | KNIT__LINK_IN_PLACE,
+    .pair = NULL,
+    .open = shm_open,
+    .send = shm_send,
+    .send_hook = shm_send_hook,
+    .drain = shm_drain,
+    .ready = shm_ready,
+    .can_send = shm_can_send,
+    .wake_peer = shm_wake_peer,
+    .wait_fds = shm_wait_fds,
+    .park = shm_park,
+    .end_tx = shm_end_tx,
+    .set_in_place = shm_set_in_place,
+    .set_claim = NULL,
+    .retire = NULL,
+    .discard = shm_discard,
+    .close = shm_close,
+    .shared_lock = &knit__shm_lock_ops,
 };

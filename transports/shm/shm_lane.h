@@ -16,6 +16,7 @@
 #include "codec/arena.h"
 #include "codec/codec.h"
 #include "knit/value.h"
+#include "transports/link.h"
 #include "transports/shm/layout.h"
 #include "transports/shm/queue.h"
 
@@ -72,24 +73,20 @@ void knit__shm_lane_release(knit__shm_lane_t *lane);
 unsigned knit__lane_cache_size(void);
 void knit__lane_cache_clear(void);
 
+/* The codec limits of frames decoded from this lane (its payload limit and whether the
+ * endpoints are in different processes). */
+static inline knit__codec_cfg_t knit__shm_lane_codec(const knit__shm_lane_t *lane)
+{
+    return (knit__codec_cfg_t) {
+        .max_payload_bytes = lane->cfg.max_payload_bytes,
+        .process_boundary = lane->cfg.process_boundary,
+    };
+}
+
 static inline knit__ctrl_t *knit__shm_ctrl(const knit__shm_lane_t *lane)
 {
     return (knit__ctrl_t *)lane->map;
 }
-
-typedef enum knit__side { KNIT__SIDE_HOST = 0, KNIT__SIDE_WORKER = 1 } knit__side_t;
-
-/* One received frame. */
-typedef struct knit__msg {
-    uint32_t w0;    /* request: task index | abort meta << 16; response: flags */
-    uint32_t id;    /* call id */
-    uint32_t stamp; /* 27-bit enqueue stamp (ms) */
-    uint32_t seq;   /* the producer's publication number (header word 7) */
-    int status;     /* 0, or the decode error (value is then UNDEFINED) */
-    int32_t region; /* an in-place argument's arena region, to free after use; else -1 */
-    _Atomic uint32_t *region_free; /* that region's arena free word (knit__arena_free) */
-    knit_value_t value;
-} knit__msg_t;
 
 typedef struct knit__endpoint {
     knit__ctrl_t *ctrl;
@@ -136,12 +133,5 @@ int knit__ep_send_hook(knit__endpoint_t *ep, uint32_t w0, uint32_t id, uint32_t 
  */
 int knit__ep_drain(knit__endpoint_t *ep, int (*cb)(void *ctx, knit__msg_t *msg), void *ctx,
     unsigned ack_every, unsigned max);
-
-/* Host: wake the lane's worker if it is parked (rxStatus 0); true when it did. The caller
- * issued a seq_cst fence after its publication. */
-bool knit__ctrl_wake_worker(knit__ctrl_t *c);
-
-/* Worker: after publishing results, wake the host if it parked on this lane's doorbell. */
-void knit__ring_host(const knit__shm_lane_t *mem);
 
 #endif

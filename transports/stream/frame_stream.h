@@ -29,7 +29,7 @@
 
 #include "codec/arena.h"
 #include "codec/codec.h"
-#include "transports/shm/shm_lane.h"
+#include "transports/link.h"
 
 #define KNIT__FS_PREFIX_WORDS 10u /* frame_bytes, header[8], static_bytes */
 

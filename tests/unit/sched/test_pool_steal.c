@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sched/pool.h"
 #include "knit/knit.h"
+#include "sched/state.h"
 #include "transports/shm/steal.h"
 
 /* --- protocol level ------------------------------------------------------------------------ */

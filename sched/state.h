@@ -1,9 +1,9 @@
 /*
- * knit sched - the pool's internal state, shared by pool.c (lifecycle, progress, settlement),
- * call.c (calls and futures), balancer.c, abort.c, timer.c and the worker loop.
+ * knit sched - the pool's internal state: the types every file of the scheduler shares (a
+ * call and its future, a lane, the pool). Functions live with their files' own headers.
  */
-#ifndef KNIT_SCHED_POOL_INTERNAL_H
-#define KNIT_SCHED_POOL_INTERNAL_H
+#ifndef KNIT_SCHED_STATE_H
+#define KNIT_SCHED_STATE_H
 
 #include <poll.h>
 #include <pthread.h>
@@ -13,11 +13,12 @@
 
 #include "base/spin.h"
 #include "codec/value_internal.h"
-#include "worker/worker.h"
 #include "knit/knit.h"
-#include "transports/shm/shm_lane.h"
-#include "transports/shm/steal.h"
+#include "runtimes/runtime.h"
+#include "sched/abort.h"
 #include "transports/link.h"
+#include "transports/shm/shm_lane.h"
+#include "worker/worker.h"
 
 #define KNIT__MAX_TASKS       65536u
 #define KNIT__DEFAULT_ABORTS  258u
@@ -69,60 +70,31 @@ typedef struct knit__cb {
     struct knit__cb *next;
 } knit__cb_t;
 
-/* Run and forget a settled future's completion callbacks, in registration order. */
-void knit__run_callbacks(knit_future_t *f);
-
 /* FIFO of futures linked through ->next. */
 typedef struct knit__fifo {
     knit_future_t *head, *tail;
     size_t len;
 } knit__fifo_t;
 
-void knit__fifo_push(knit__fifo_t *q, knit_future_t *f);
-knit_future_t *knit__fifo_pop(knit__fifo_t *q);
-bool knit__fifo_remove(knit__fifo_t *q, knit_future_t *f);
-
-/* Abort ids of one lane: a private in-use bitmap; the shared bitmap lives in lane memory. */
-typedef struct knit__abort_ids {
-    uint32_t capacity;
-    uint32_t words;
-    uint32_t cursor;
-    uint32_t used;
-    uint32_t *in_use;         /* private */
-    _Atomic uint32_t *shared; /* lane memory: bit set = aborted */
-} knit__abort_ids_t;
-
-int knit__abort_init(knit__abort_ids_t *a, uint32_t capacity, _Atomic uint32_t *shared);
-void knit__abort_fini(knit__abort_ids_t *a);
-int knit__abort_alloc(knit__abort_ids_t *a); /* id or KNIT_E_ABORT_EXHAUSTED */
-void knit__abort_release(knit__abort_ids_t *a, uint32_t id);
-void knit__abort_signal(knit__abort_ids_t *a, uint32_t id);
-
-/* A running worker: a thread (runtimes/thread) or a child process (runtimes/process). */
-typedef struct knit__runner knit__runner_t;
-typedef struct knit__monitor knit__monitor_t;
+/* A lane's host doorbell, in its lane memory (see knit__bell_parked in layout.h). */
+typedef struct knit__doorbell {
+    _Atomic uint32_t *parked; /* host: 1 while it is (about to be) asleep */
+    _Atomic uint32_t *seq;    /* the worker (or the runtime, when it ends) increments it */
+} knit__doorbell_t;
 
 typedef struct knit__lane {
     uint32_t index;
     bool is_inline;
-    bool is_submit;           /* the shared request lock of a stealing pool */
-    knit__steal_prod_t steal; /* is_submit: the host's side of it */
+    bool is_submit; /* the shared request lock of a stealing pool (no worker of its own) */
     knit__shm_lane_t mem;
-    knit__link_t link;      /* host side of the data path */
-    int worker_fds[2];      /* message transports: the worker's descriptors until it takes them */
+    knit__link_t *link;     /* host side of the data path */
+    int worker_fds[2];      /* USES_FDS links: the worker's descriptors until it takes them */
     int link_down;          /* 0, or why the link broke (the lane's failure is handled apart) */
-    knit__runner_t *runner; /* the running worker (thread or process) */
+    knit__runner_t *runner; /* the running worker, the runtime's own */
     int failed;             /* 0, or why the lane's worker is gone (KNIT_E_WORKER_...) */
     char fail_msg[256];
-    _Atomic uint32_t died; /* process runtime: set by the monitor when the child exited */
-    int wake_fd;           /* the pool's eventfd the monitor also signals, or -1 */
-    int32_t pid;           /* process runtime: the child's pid */
-    int exit_code;         /* process runtime: exit status, -1 when killed by a signal */
-    int exit_signal;       /* process runtime: the signal that killed it, or 0 */
-    bool ready;            /* the worker reported a successful start-up */
-    int pidfd;             /* process runtime: pidfd of the child, or -1 */
-    char shm_name[40];     /* named shared memory: the object's name ("" when inherited) */
-    uint32_t inflight;     /* routed here and not settled (backlog + published + inline queue) */
+    bool ready;        /* the worker reported a successful start-up */
+    uint32_t inflight; /* routed here and not settled (backlog + published + inline queue) */
     uint32_t published;
     uint32_t zombies; /* settled early while in flight; their responses are still due */
     knit__fifo_t backlog;
@@ -154,14 +126,13 @@ struct knit_pool {
     bool stealing;
     uint32_t submit;      /* stealing: index of the submit lane in lanes */
     uint32_t steal_lanes; /* stealing: lanes per region */
-    uint32_t wake_cursor; /* stealing: where the next parked-worker scan starts */
-    uint64_t rng;
+    uint64_t rng;         /* xorshift64* state of the random balancers */
 
     knit__lane_cfg_t lane_cfg;
-    knit__monitor_t *monitor; /* process runtime: watches the children */
-    char *self_exe;           /* process runtime: this program's path */
-    bool lanes_unsettled;     /* some worker may still report start-up or die: check lanes */
-    uint32_t respawns;        /* process workers replaced after dying */
+    const knit__runtime_ops_t *rt_ops; /* the runtime's */
+    knit__runtime_t *rt;               /* its per-pool state */
+    bool lanes_unsettled; /* some worker may still report start-up or die: check lanes */
+    uint32_t respawns;    /* process workers replaced after dying */
 
     /* call registry */
     knit__slot_ref_t *reg;
@@ -184,26 +155,9 @@ struct knit_pool {
     int64_t worker_spin_ns; /* the workers' budget (0 when they outnumber the free CPUs) */
     knit__spin_t spin;      /* the host's spinning backs off while it is being preempted */
     const knit__link_ops_t *link_ops; /* the transport's */
-    int wake_fd; /* message transports, process runtime: eventfd the monitor writes on a death */
-    struct pollfd *pfds; /* message transports: the host's poll set */
+    int wake_fd;         /* USES_FDS links with a CAN_DIE runtime: an eventfd written on a death */
+    struct pollfd *pfds; /* USES_FDS links: the host's poll set */
 };
-
-/* pool.c */
-void knit__settle(knit_pool_t *p, knit_future_t *f, int status, knit_value_t *value);
-/* Settle a call wherever it waits (input, backlog, inline queue, in flight as a zombie). */
-void knit__settle_early(knit_pool_t *p, knit_future_t *f, int status, knit_value_t *value);
-int knit__route_and_send(knit_pool_t *p, knit_future_t *f);
-void knit__lane_wake(knit__lane_t *lane);
-void knit__future_unref(knit_future_t *f);
-
-/* balancer.c */
-uint32_t knit__balance(knit_pool_t *p, knit__task_t *t);
-
-/* timer.c */
-int knit__timer_add(knit_pool_t *p, knit_future_t *f);
-void knit__timer_remove(knit_pool_t *p, knit_future_t *f);
-knit_future_t *knit__timer_due(knit_pool_t *p, uint64_t now);
-uint64_t knit__timer_next(const knit_pool_t *p); /* 0 = none */
 
 /* Whether a call of task `task` has a deadline (a task timeout or the pool's hard timeout):
  * only then does it need its submission time, and only then is the clock read for it. */

@@ -1,0 +1,227 @@
+/*
+ * knit sched - the host's dispatcher pass and its waits: drain every lane, fire timers, run
+ * the inline lane, deliver; between passes spin while an answer is likely soon, then park
+ * until a worker rings, a timer is due or the caller's deadline.
+ */
+#define _GNU_SOURCE
+#include <poll.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/futex.h"
+#include "base/spin.h"
+#include "sched/future.h"
+#include "sched/lanes.h"
+#include "sched/route.h"
+#include "sched/settle.h"
+#include "sched/timer.h"
+
+/* Responses are due on this worker lane (stealing: on every worker lane while the shared
+ * lock has calls out). */
+static bool expects_results(const knit_pool_t *p, const knit__lane_t *lane)
+{
+    const knit__lane_t *owner = p->stealing ? &p->lanes[p->submit] : lane;
+    return owner->published || owner->zombies;
+}
+
+/* True when some worker lane has results waiting. */
+static bool results_waiting(knit_pool_t *p)
+{
+    for (uint32_t i = 0; i < p->nworkers; i++)
+        if (expects_results(p, &p->lanes[i]) && knit__link_ready(p->lanes[i].link))
+            return true;
+    return false;
+}
+
+static void fire_timers(knit_pool_t *p, uint64_t now)
+{
+    for (knit_future_t *f; (f = knit__timer_due(p, now));) {
+        const knit__task_t *t = &p->tasks[f->task];
+        uint64_t soft = t->def.timeout_ms ? f->submit_ns + t->def.timeout_ms * 1000000ull : 0;
+        if (soft && soft <= now) {
+            knit_value_t v, copy = knit_v_undefined();
+            int status = knit__timeout_outcome(&t->def, &v);
+            knit__value_keep(&v, &copy);
+            knit__settle_early(p, f, status, &copy);
+        } else {
+            knit_value_t none = knit_v_undefined();
+            knit__settle_early(p, f, KNIT_E_HARD_TIMEOUT, &none);
+            p->shutting_down = true; /* force-shutdown: close once this pass is over */
+            p->force_close = true;
+        }
+    }
+}
+
+static int run_inline(knit_pool_t *p)
+{
+    uint32_t batch = p->opts.inliner.batch_size ? p->opts.inliner.batch_size : 1;
+    int n = 0;
+    for (uint32_t i = 0; i < batch; i++) {
+        knit_future_t *f = knit__fifo_pop(&p->inline_q);
+        if (!f)
+            break;
+        f->state = KNIT__CS_RUNNING;
+        knit_value_t result = knit_v_undefined(), kept = knit_v_undefined();
+        int status
+            = knit__run_task_inline(&p->tasks[f->task], &f->arg, &result, f->abort_requested);
+        if (knit__value_keep(&result, &kept) < 0) {
+            status = KNIT_E_NOMEM;
+            kept = knit__errmsg_value();
+        }
+        knit_value_free(&result);
+        knit__settle(p, f, status, &kept);
+        n++;
+    }
+    return n;
+}
+
+/* One dispatcher pass. Returns the number of frames and calls handled. */
+static int pass(knit_pool_t *p)
+{
+    int work = 0;
+    if (p->lanes_unsettled)
+        knit__check_lanes(p);
+    for (uint32_t i = 0; i < p->nworkers; i++) {
+        knit__lane_t *lane = &p->lanes[i];
+        if (p->dispatcher == KNIT_DISPATCHER_SERIAL_CHANNEL && !lane->inflight
+            && !expects_results(p, lane))
+            continue; /* serial channel: sweep only the active lanes */
+        work += knit__lane_service(p, lane);
+    }
+    if (p->stealing && p->lanes[p->submit].backlog.len)
+        work += knit__flush_backlog(p, &p->lanes[p->submit]);
+    if (p->heap_len)
+        fire_timers(p, knit__now_ns());
+    if (p->inline_q.len)
+        work += run_inline(p);
+    work += knit__run_settled(p);
+    return work;
+}
+
+/* Sleep until a worker rings a doorbell or `wake_at` (CLOCK_MONOTONIC ns; UINT64_MAX = none). */
+static void park_host(knit_pool_t *p, uint64_t wake_at)
+{
+    _Atomic uint32_t *words[128];
+    uint32_t tokens[128];
+    unsigned n = 0;
+    for (uint32_t i = 0; i < p->nworkers && n < 128; i++) {
+        knit__lane_t *lane = &p->lanes[i];
+        if (!expects_results(p, lane))
+            continue;
+        /* acquire: pairs with the release increments of a failing worker or of the monitor;
+         * a token that includes their bump also shows what they wrote before it (the boot
+         * state, the died flag), which the re-check below then sees. */
+        tokens[n] = atomic_load_explicit(lane->bell.seq, memory_order_acquire);
+        words[n++] = lane->bell.seq;
+        atomic_store_explicit(lane->bell.parked, 1, memory_order_relaxed);
+    }
+    /* seq_cst fence: orders `parked` before the re-check of the return locks; pairs with the
+     * fence in knit__ring_host (transports/shm/link.c). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (n && !results_waiting(p) && !knit__lanes_changed(p)) {
+        /* more than 128 lanes: the others are polled at least every millisecond */
+        uint64_t limit = p->nworkers > 128 ? knit__now_ns() + 1000000ull : UINT64_MAX;
+        uint64_t until = wake_at < limit ? wake_at : limit;
+        knit__futex_waitv(words, tokens, n, until == UINT64_MAX ? 0 : until);
+    } else if (!n && wake_at != UINT64_MAX) {
+        uint64_t now = knit__now_ns();
+        if (wake_at > now) {
+            /* nothing can answer: only a timer (or an inline call) is due */
+            struct timespec ts = {
+                (time_t)((wake_at - now) / 1000000000ull), (long)((wake_at - now) % 1000000000ull)};
+            nanosleep(&ts, NULL);
+        }
+    }
+    for (uint32_t i = 0; i < p->nworkers; i++)
+        atomic_store_explicit(p->lanes[i].bell.parked, 0, memory_order_relaxed);
+}
+
+/* Message transports: sleep in poll() until a worker's frame (or end of stream) arrives, a
+ * partly written frame can go on, the monitor reports a death, or `wake_at`. */
+static void park_host_fds(knit_pool_t *p, uint64_t wake_at)
+{
+    struct pollfd *fds = p->pfds;
+    unsigned n = 0;
+    for (uint32_t i = 0; i < p->nworkers; i++) {
+        knit__lane_t *lane = &p->lanes[i];
+        if (!lane->failed && !lane->link_down && lane->link)
+            n += lane->link->ops->wait_fds(lane->link, &fds[n]);
+    }
+    unsigned efd = n;
+    if (p->wake_fd >= 0)
+        fds[n++] = (struct pollfd) {.fd = p->wake_fd, .events = POLLIN};
+    if (n == 0 && wake_at == UINT64_MAX)
+        return;
+    struct timespec ts, *tp = NULL;
+    if (wake_at != UINT64_MAX) {
+        uint64_t now = knit__now_ns(), left = wake_at > now ? wake_at - now : 0;
+        ts = (struct timespec) {(time_t)(left / 1000000000ull), (long)(left % 1000000000ull)};
+        tp = &ts;
+    }
+    if (ppoll(fds, n, tp, NULL) > 0 && p->wake_fd >= 0 && fds[efd].revents) {
+        uint64_t v;
+        if (read(p->wake_fd, &v, sizeof v) < 0) { /* EAGAIN: somebody else read it */
+        }
+    }
+}
+
+int knit_pool_progress(knit_pool_t *p, int64_t timeout_ns)
+{
+    if (!p)
+        return knit__err(KNIT_E_INVAL, "knit_pool_progress: pool is NULL");
+    uint64_t start = 0; /* read after the first pass that found nothing: a pass that does
+                           work returns without touching the clock */
+    int settled = 0;
+    for (;;) {
+        int work = pass(p);
+        settled += work;
+        if (p->force_close) {
+            knit__pool_close(p, false);
+            settled += knit__run_settled(p);
+            return settled;
+        }
+        if (work || timeout_ns == 0 || (p->pending == 0 && p->settled_q.len == 0))
+            return settled;
+        uint64_t now = knit__now_ns();
+        if (!start)
+            start = now;
+        int64_t left = timeout_ns < 0 ? INT64_MAX : (int64_t)(start + (uint64_t)timeout_ns - now);
+        if (left <= 0)
+            return settled;
+        /* Spin while the workers are likely to answer soon. */
+        if (p->opts.wait.spin_only || (p->spin_ns > 0 && knit__spin_begin(&p->spin, now))) {
+            uint64_t end = now + (uint64_t)(p->spin_ns > 0 ? p->spin_ns : 0);
+            bool got = false;
+            for (unsigned i = 1;; i++) {
+                if (results_waiting(p)) {
+                    got = true;
+                    knit__spin_calm(&p->spin);
+                    break;
+                }
+                knit__cpu_relax();
+                if ((i & 63u) == 0) {
+                    uint64_t t = knit__now_ns();
+                    if ((!p->opts.wait.spin_only && (t >= end || knit__spin_preempted(&p->spin, t)))
+                        || (timeout_ns >= 0 && t - start >= (uint64_t)timeout_ns)
+                        || (knit__timer_next(p) && t >= knit__timer_next(p)))
+                        break;
+                }
+            }
+            if (got || p->opts.wait.spin_only)
+                continue;
+        }
+        /* Park until a worker rings the doorbell, the next timer, or the caller's deadline. */
+        now = knit__now_ns();
+        uint64_t wake_at = timeout_ns < 0 ? UINT64_MAX : start + (uint64_t)timeout_ns;
+        uint64_t tn = knit__timer_next(p);
+        if (tn && tn < wake_at)
+            wake_at = tn;
+        if (p->inline_q.len || (tn && tn <= now))
+            continue;
+        if (knit__link_has(p->link_ops, KNIT__LINK_USES_FDS))
+            park_host_fds(p, wake_at);
+        else
+            park_host(p, wake_at);
+    }
+}

@@ -1,0 +1,33 @@
+/*
+ * knit sched - settlement (settle.c): the call registry and settling a call, once, wherever it
+ * waits. A settled call joins the pool's settled queue; its callbacks run later (route.c).
+ */
+#ifndef KNIT_SCHED_SETTLE_H
+#define KNIT_SCHED_SETTLE_H
+
+#include "sched/state.h"
+
+/* A registry id for a call about to be published; KNIT_E_NOMEM. */
+int knit__reg_alloc(knit_pool_t *p, knit_future_t *f, uint32_t *id);
+void knit__reg_free(knit_pool_t *p, uint32_t id);
+
+/* Give a call's abort id back to its lane (-1: none). */
+void knit__release_abort_id(knit_pool_t *p, uint32_t lane, int32_t abort_id);
+
+/* Owned string values: the current knit_errmsg(), or `msg`. */
+knit_value_t knit__errmsg_value(void);
+knit_value_t knit__string_value(const char *msg);
+
+/* Settle a call on the normal path (takes *value; a second settlement only frees it). */
+void knit__settle(knit_pool_t *p, knit_future_t *f, int status, knit_value_t *value);
+/* Settle a call wherever it waits (input, backlog, inline queue, in flight as a zombie). */
+void knit__settle_early(knit_pool_t *p, knit_future_t *f, int status, knit_value_t *value);
+
+/* Settle every call published on a lane whose worker is gone, with the lane's fail_msg; the
+ * backlog too unless a new worker will take it. */
+void knit__fail_lane(knit_pool_t *p, knit__lane_t *lane, int status, bool keep_backlog);
+
+/* Shutdown: reject every call not settled yet with KNIT_E_SHUTDOWN. */
+void knit__reject_all(knit_pool_t *p);
+
+#endif
