@@ -90,8 +90,9 @@ static int map_lane(const knit__boot_t *b, knit__shm_lane_t *lane)
  * them to close-on-exec descriptors so programs a task starts do not inherit them. */
 static int take_link_fds(const knit__boot_t *b, int fds[2])
 {
-    if (b->transport == KNIT_TRANSPORT_KNIT)
-        return 0;
+    const knit__link_ops_t *ops = knit__transport_ops(b->transport);
+    if (!ops || !knit__link_has(ops, KNIT__LINK_USES_FDS))
+        return 0; /* an unknown transport fails when the worker opens its link */
     for (int i = 0; i < 2; i++) {
         fds[i] = fcntl(KNIT__LINK_FD_RX + i, F_DUPFD_CLOEXEC, 5);
         if (fds[i] < 0) {

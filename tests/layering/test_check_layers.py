@@ -102,6 +102,15 @@ class CheckLayers(unittest.TestCase):
         self.assertFails({"runtimes/runtime.c": '#include "runtimes/thread/thread.h"\n',
                           "runtimes/thread/thread.h": ""}, "runtimes/runtime.c:1", "contract")
 
+    def test_r2_registry_may_include_every_implementation(self):
+        rc, out = self.run_checker({
+            "transports/registry.c": '#include "transports/shm/lane.h"\n'
+                                     '#include "transports/stream/stream.h"\n'})
+        self.assertEqual(rc, 0, out)
+        # only the registry: another contract file still may not
+        self.assertFails({"transports/other.c": '#include "transports/shm/lane.h"\n'},
+                         "transports/other.c")
+
     def test_r3_implementations_are_private(self):
         self.assertFails({"transports/stream/stream.h": '#include "transports/shm/lane.h"\n'},
                          "transports/stream/stream.h:1", "private")
