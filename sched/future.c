@@ -3,49 +3,6 @@
 
 #include "sched/future.h"
 
-void knit__fifo_push(knit__fifo_t *q, knit_future_t *f)
-{
-    f->next = NULL;
-    if (q->tail)
-        q->tail->next = f;
-    else
-        q->head = f;
-    q->tail = f;
-    q->len++;
-}
-
-knit_future_t *knit__fifo_pop(knit__fifo_t *q)
-{
-    knit_future_t *f = q->head;
-    if (f) {
-        q->head = f->next;
-        if (!q->head)
-            q->tail = NULL;
-        f->next = NULL;
-        q->len--;
-    }
-    return f;
-}
-
-bool knit__fifo_remove(knit__fifo_t *q, knit_future_t *f)
-{
-    knit_future_t *prev = NULL;
-    for (knit_future_t *c = q->head; c; prev = c, c = c->next) {
-        if (c != f)
-            continue;
-        if (prev)
-            prev->next = c->next;
-        else
-            q->head = c->next;
-        if (q->tail == c)
-            q->tail = prev;
-        c->next = NULL;
-        q->len--;
-        return true;
-    }
-    return false;
-}
-
 int knit_future_status(const knit_future_t *f)
 {
     return f->state == KNIT__CS_SETTLED ? f->status : KNIT_E_AGAIN;

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "base/error.h"
-#include "sched/drain.h"
 #include "sched/lanes.h"
 #include "sched/route.h"
 #include "sched/settle.h"
@@ -238,7 +237,7 @@ static void worker_died(knit_pool_t *p, knit__lane_t *lane, const knit__exit_t *
 /* A link broke: the worker closed its end, or sent a malformed frame (KNIT_E_CORRUPT: nothing
  * after it can be trusted). A worker of a CAN_DIE runtime that closed its end has ended or is
  * ending: exited() reports it and worker_died() handles it (respawn). */
-static void link_broke(knit_pool_t *p, knit__lane_t *lane, int rc)
+void knit__lane_broke(knit_pool_t *p, knit__lane_t *lane, int rc)
 {
     char why[200];
     snprintf(why, sizeof why, "%s", knit_errmsg());
@@ -342,15 +341,6 @@ void knit__pool_close(knit_pool_t *p, bool join)
     }
     if (join)
         knit__join_workers(p);
-}
-
-int knit__lane_service(knit_pool_t *p, knit__lane_t *lane)
-{
-    int n = knit__drain_lane(p, lane);
-    if (n >= 0)
-        return n;
-    link_broke(p, lane, n);
-    return 1;
 }
 
 void knit__lanes_free(knit_pool_t *p)

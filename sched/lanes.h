@@ -6,13 +6,24 @@
 #ifndef KNIT_SCHED_LANES_H
 #define KNIT_SCHED_LANES_H
 
+#include "sched/drain.h"
 #include "sched/state.h"
 
 /* Create every lane of a new pool (memory, link, abort ids) and start its workers. */
 int knit__lanes_open(knit_pool_t *p);
 
+/* A lane's link broke (knit__drain_lane's negative code): fail or replace its worker. */
+void knit__lane_broke(knit_pool_t *p, knit__lane_t *lane, int rc);
+
 /* Drain a lane and handle a broken link; the number of frames (1 for a broken link). */
-int knit__lane_service(knit_pool_t *p, knit__lane_t *lane);
+static inline int knit__lane_service(knit_pool_t *p, knit__lane_t *lane)
+{
+    int n = knit__drain_lane(p, lane);
+    if (n >= 0)
+        return n;
+    knit__lane_broke(p, lane, n);
+    return 1;
+}
 
 /* Start-up reports and deaths of the workers (while p->lanes_unsettled). */
 void knit__check_lanes(knit_pool_t *p);

@@ -59,8 +59,6 @@ static int check_capabilities(knit_pool_t *p)
     p->link_ops = knit__transport_ops(o->transport);
     if (!p->rt_ops)
         return knit__err(KNIT_E_INVAL, "unknown runtime %d", (int)o->runtime);
-    if (!p->link_ops)
-        return knit__err(KNIT_E_INVAL, "unknown transport %d", (int)o->transport);
     bool shared = knit__runtime_has(p->rt_ops, KNIT__RUNTIME_SHARED_ADDRESS);
     if (!shared && o->steal == KNIT_STEAL_ON)
         return knit__err(KNIT_E_UNSUPPORTED,
@@ -71,6 +69,8 @@ static int check_capabilities(knit_pool_t *p)
             "%s workers cannot call a host function pointer as bootstrap: pass it to "
             "knit_worker_process_main() or set bootstrap_import_path",
             p->rt_ops->name);
+    if (!p->link_ops)
+        return knit__err(KNIT_E_INVAL, "unknown transport %d", (int)o->transport);
     if (!p->link_ops->shared_lock && o->steal == KNIT_STEAL_ON)
         return knit__err(KNIT_E_UNSUPPORTED,
             "work stealing needs the knit transport (the %s transport has no shared request "
@@ -142,10 +142,10 @@ int knit_pool_create(
             "knit_pool_create called inside a process worker: start main() with "
             "knit_worker_process_main() so worker processes do not run the host "
             "program");
-    else if (o->threads > 1024)
-        rc = knit__err(KNIT_E_RANGE, "threads must be at most 1024; got %u", o->threads);
-    if (rc == 0)
+    else
         rc = check_capabilities(p);
+    if (rc == 0 && o->threads > 1024)
+        rc = knit__err(KNIT_E_RANGE, "threads must be at most 1024; got %u", o->threads);
     if (rc == 0)
         rc = copy_tasks(p, tasks, ntasks);
     if (rc == 0) {

@@ -10,9 +10,9 @@
 #include "sched/settle.h"
 #include "sched/timer.h"
 
-int knit__reg_alloc(knit_pool_t *p, knit_future_t *f, uint32_t *id)
+int knit__reg_grow(knit_pool_t *p)
 {
-    if (p->nfree == 0) {
+    {
         uint32_t cap = p->reg_cap ? p->reg_cap * 2 : 64;
         knit__slot_ref_t *reg = realloc(p->reg, cap * sizeof *reg);
         if (!reg)
@@ -29,21 +29,7 @@ int knit__reg_alloc(knit_pool_t *p, knit_future_t *f, uint32_t *id)
         p->free_ids = ids;
         p->reg_cap = cap;
     }
-    *id = p->free_ids[--p->nfree];
-    p->reg[*id] = (knit__slot_ref_t) {.call = f, .lane = f->lane, .abort_id = f->abort_id};
     return 0;
-}
-
-void knit__reg_free(knit_pool_t *p, uint32_t id)
-{
-    p->reg[id] = (knit__slot_ref_t) {0};
-    p->free_ids[p->nfree++] = id;
-}
-
-void knit__release_abort_id(knit_pool_t *p, uint32_t lane, int32_t abort_id)
-{
-    if (abort_id >= 0)
-        knit__abort_release(&p->lanes[lane].aborts, (uint32_t)abort_id);
 }
 
 knit_value_t knit__errmsg_value(void)

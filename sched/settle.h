@@ -7,12 +7,35 @@
 
 #include "sched/state.h"
 
-/* A registry id for a call about to be published; KNIT_E_NOMEM. */
-int knit__reg_alloc(knit_pool_t *p, knit_future_t *f, uint32_t *id);
-void knit__reg_free(knit_pool_t *p, uint32_t id);
+/* Double the registry (no free id left); KNIT_E_NOMEM. */
+int knit__reg_grow(knit_pool_t *p);
+
+/* A registry id for a call about to be published; KNIT_E_NOMEM. (These three are on every
+ * call's path: inline, so the files of the scheduler cost no calls between them.) */
+static inline int knit__reg_alloc(knit_pool_t *p, knit_future_t *f, uint32_t *id)
+{
+    if (p->nfree == 0) {
+        int rc = knit__reg_grow(p);
+        if (rc < 0)
+            return rc;
+    }
+    *id = p->free_ids[--p->nfree];
+    p->reg[*id] = (knit__slot_ref_t) {.call = f, .lane = f->lane, .abort_id = f->abort_id};
+    return 0;
+}
+
+static inline void knit__reg_free(knit_pool_t *p, uint32_t id)
+{
+    p->reg[id] = (knit__slot_ref_t) {0};
+    p->free_ids[p->nfree++] = id;
+}
 
 /* Give a call's abort id back to its lane (-1: none). */
-void knit__release_abort_id(knit_pool_t *p, uint32_t lane, int32_t abort_id);
+static inline void knit__release_abort_id(knit_pool_t *p, uint32_t lane, int32_t abort_id)
+{
+    if (abort_id >= 0)
+        knit__abort_release(&p->lanes[lane].aborts, (uint32_t)abort_id);
+}
 
 /* Owned string values: the current knit_errmsg(), or `msg`. */
 knit_value_t knit__errmsg_value(void);

@@ -79,7 +79,8 @@ typedef struct knit__link_params {
     const struct knit__shm_lane *mem; /* the lane memory (shared-memory links carry frames in
                                          it; every link may read its control words) */
     knit__codec_cfg_t codec;          /* the codec's limits for frames this side decodes */
-    int fds[2];                       /* USES_FDS: this side's {rx, tx} from pair() */
+    int fds[2];                       /* USES_FDS: this side's {rx, tx} from pair();
+                                         ignored by the others */
     /* A shared request lock only: the worker lanes whose parked workers a host's send may
      * wake (host side), or this consumer's index among `consumers` and the lock's region
      * width (worker side). */
@@ -98,8 +99,9 @@ struct knit__link_ops {
      * May block briefly (tcp: connect and accept on loopback). */
     int (*pair)(int host[2], int worker[2]);
 
-    /* Allocate and open one side of a lane's link. Takes params->fds in every case: on failure
-     * they are closed. Does not block, never calls back. */
+    /* Allocate and open one side of a lane's link. A USES_FDS link takes params->fds in every
+     * case (on failure they are closed); others never touch them. Does not block, never calls
+     * back. */
     int (*open)(const knit__link_params_t *params, knit__link_t **out);
 
     /* Encode a value and start moving it: 0; KNIT_E_FULL when the link has no room now (the

@@ -42,10 +42,7 @@ static int process_open(const knit_pool_opts_t *opts, uint32_t workers, knit__ru
     rt->opts = opts->worker.process;
     rt->workers = workers;
     int rc = 0;
-    if ((unsigned)rt->opts.shared_memory > KNIT_SHM_NAMED)
-        rc = knit__err(KNIT_E_INVAL, "unknown shared-memory mode %d (inherit or named)",
-            (int)rt->opts.shared_memory);
-    if (rc == 0 && !(rt->names = calloc(workers ? workers : 1, sizeof *rt->names)))
+    if (!(rt->names = calloc(workers ? workers : 1, sizeof *rt->names)))
         rc = knit__err(KNIT_E_NOMEM, "process runtime");
     if (rc == 0 && !rt->opts.program && !(rt->self_exe = realpath("/proc/self/exe", NULL)))
         rc = knit__err(KNIT_E_SYS, "cannot resolve this program's path: %s", strerror(errno));

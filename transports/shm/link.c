@@ -24,8 +24,6 @@ static shm_link_t *shm(const knit__link_t *l)
 
 static int shm_open(const knit__link_params_t *params, knit__link_t **out)
 {
-    int fds[2] = {params->fds[0], params->fds[1]};
-    knit__link_fds_close(fds); /* none expected; taken in every case */
     shm_link_t *l = calloc(1, sizeof *l);
     if (!l)
         return knit__err(KNIT_E_NOMEM, "a knit link");

@@ -32,8 +32,6 @@ static lock_link_t *lock(const knit__link_t *l)
 
 static int lock_open(const knit__link_params_t *params, knit__link_t **out)
 {
-    int fds[2] = {params->fds[0], params->fds[1]};
-    knit__link_fds_close(fds); /* none expected; taken in every case */
     if (params->consumers == 0 || params->consumers > KNIT__STEAL_MAX_CONSUMERS)
         return knit__err(KNIT_E_RANGE, "a shared request lock takes 1 to %u consumers, not %u",
             KNIT__STEAL_MAX_CONSUMERS, params->consumers);

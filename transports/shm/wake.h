@@ -1,16 +1,42 @@
-/* knit transports/shm - waking a parked peer through the lane's control words (wake.c). */
+/*
+ * knit transports/shm - waking a parked peer through the lane's control words: the worker's
+ * op word (it parks there) and the host's doorbell (it parks there, on every lane at once).
+ * Inline: both run on every call.
+ */
 #ifndef KNIT_TRANSPORTS_SHM_WAKE_H
 #define KNIT_TRANSPORTS_SHM_WAKE_H
 
 #include <stdbool.h>
 
+#include "base/futex.h"
 #include "transports/shm/shm_lane.h"
 
 /* Host: wake the lane's worker if it is parked (rxStatus 0); true when it did. The caller
  * issued a seq_cst fence after its publication. */
-bool knit__ctrl_wake_worker(knit__ctrl_t *c);
+static inline bool knit__ctrl_wake_worker(knit__ctrl_t *c)
+{
+    /* relaxed: rxStatus is a hint; the caller's seq_cst fence orders its publication before
+     * this read (see shm_park for the other half). */
+    if (atomic_load_explicit(&c->sig.rx_status.word, memory_order_relaxed) == 0) {
+        atomic_fetch_add_explicit(&c->sig.op.word, 1, memory_order_relaxed);
+        knit__futex_wake(&c->sig.op.word, 1);
+        return true;
+    }
+    return false;
+}
 
 /* Worker: after publishing results, wake the host if it parked on this lane's doorbell. */
-void knit__ring_host(const knit__shm_lane_t *mem);
+static inline void knit__ring_host(const knit__shm_lane_t *mem)
+{
+    _Atomic uint32_t *parked = knit__bell_parked(mem->map, &mem->layout);
+    _Atomic uint32_t *seq = knit__bell_seq(mem->map, &mem->layout);
+    /* seq_cst fence: orders our publication of results (release store of H) before the read of
+     * `parked`; pairs with the host's fence between setting `parked` and re-checking. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(parked, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(seq, 1, memory_order_relaxed);
+        knit__futex_wake(seq, 1);
+    }
+}
 
 #endif
