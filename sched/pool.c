@@ -76,10 +76,6 @@ static int check_capabilities(knit_pool_t *p)
             "work stealing needs the knit transport (the %s transport has no shared request "
             "lock); disable stealing",
             p->link_ops->name);
-    if (!knit__link_has(p->link_ops, KNIT__LINK_SPINS) && o->wait.spin_only)
-        return knit__err(KNIT_E_UNSUPPORTED,
-            "spin_only needs the knit transport: the %s transport blocks in poll()",
-            p->link_ops->name);
     return 0;
 }
 
@@ -186,8 +182,8 @@ int knit_pool_create(
             p->rng = (uint64_t)knit__now_ns();
         p->rng |= 1;
     }
-    if (rc == 0 && !knit__link_has(p->link_ops, KNIT__LINK_SPINS))
-        p->spin_ns = p->worker_spin_ns = 0; /* such links block at once, both sides */
+    if (rc == 0 && !knit__link_has(p->link_ops, KNIT__LINK_SPIN_CHEAP) && o->wait.spin_ns == 0)
+        p->spin_ns = p->worker_spin_ns = 0; /* such links block at once unless asked to poll */
     if (rc == 0 && knit__link_has(p->link_ops, KNIT__LINK_USES_FDS)) {
         p->pfds = calloc(2u * p->nworkers + 1u, sizeof *p->pfds);
         if (!p->pfds)

@@ -57,9 +57,10 @@ enum knit__link_flag {
      * frames still in it when the peer is gone are released by discard(). Only such a
      * transport can offer a shared request lock (shared_lock below). */
     KNIT__LINK_SHARED_MEMORY = 1u << 0,
-    /* ready() is a plain memory read, so a waiter may spin on it before it parks, and a pool
-     * may be spin-only. Without it both sides block at once. */
-    KNIT__LINK_SPINS = 1u << 1,
+    /* ready() is a plain memory read, so spinning on it is cheap and a pool spins before it
+     * parks by default. Without it ready() costs a non-blocking system call per check, and a
+     * pool spins (polls) only when its options ask for a budget or spin-only waiting. */
+    KNIT__LINK_SPIN_CHEAP = 1u << 1,
     /* Frames travel over descriptors: pair() makes them, the worker's pair is handed over to
      * it (a process worker gets them as fds 3 and 4), and a host waits in poll() on
      * wait_fds(). Without it the host parks on the lanes' doorbells (futex words). */
@@ -122,8 +123,8 @@ struct knit__link_ops {
      * stream cannot be trusted any more). Does not block. */
     int (*drain)(knit__link_t *l, knit__frame_cb cb, void *ctx);
 
-    /* Frames are waiting. Cheap and without a system call; a link without SPINS answers false
-     * and is waited for with poll() instead. */
+    /* Frames are waiting (or the peer's end closed). A memory read for SPIN_CHEAP links; a
+     * non-blocking poll() of the receiving descriptor otherwise. Never blocks. */
     bool (*ready)(const knit__link_t *l);
 
     /* A send now would not be KNIT_E_FULL (cheap): a side with results held back must not go

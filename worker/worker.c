@@ -346,8 +346,7 @@ static bool has_work_cb(void *w)
 static void idle_wait(knit__worker_t *w)
 {
     uint64_t now = knit__now_ns();
-    if (knit__link_has(w->link->ops, KNIT__LINK_SPINS)
-        && (w->cfg.spin_only || (w->cfg.spin_ns > 0 && knit__spin_begin(&w->spin, now)))) {
+    if (w->cfg.spin_only || (w->cfg.spin_ns > 0 && knit__spin_begin(&w->spin, now))) {
         uint64_t end = now + (uint64_t)(w->cfg.spin_ns > 0 ? w->cfg.spin_ns : 0);
         for (unsigned i = 1;; i++) {
             if (has_work(w)) {

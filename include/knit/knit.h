@@ -128,8 +128,10 @@ typedef struct knit_payload_opts {
 } knit_payload_opts_t;
 
 typedef struct knit_wait_opts {
-    int64_t spin_ns; /* busy-wait budget before parking; 0 = default, < 0 = never spin */
-    bool spin_only;  /* never park (benchmarks: label spin-only figures) */
+    int64_t spin_ns; /* busy-wait budget before parking; 0 = the transport's default (knit:
+                        50 us per lane; message transports: block at once, no polling),
+                        < 0 = never spin */
+    bool spin_only;  /* never park, any transport (benchmarks: label spin-only figures) */
 } knit_wait_opts_t;
 
 /* A hook run in every worker before its tasks load; non-zero fails the worker's start-up (its

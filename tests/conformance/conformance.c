@@ -280,6 +280,8 @@ static const knit_task_def_t tasks[] = {
 /* The combination under test (from the command line). */
 static knit_transport_t the_transport;
 static knit_runtime_t the_runtime;
+static int64_t the_spin_ns; /* the wait policy: 0 the transport's default, > 0 poll for this
+                               long before blocking, < 0 block at once */
 
 static knit_runtime_t runtime_of(void **state)
 {
@@ -297,6 +299,8 @@ static knit_pool_t *make(void **state, knit_pool_opts_t *o)
 {
     o->runtime = runtime_of(state);
     o->transport = the_transport;
+    if (o->wait.spin_ns == 0 && !o->wait.spin_only)
+        o->wait.spin_ns = the_spin_ns; /* a test that chose its own wait keeps it */
     knit_pool_t *p = NULL;
     int rc = knit_pool_create(o, tasks, NTASKS, &p);
     if (rc < 0)
@@ -1462,10 +1466,11 @@ static void test_calls_after_shutdown_and_second_shutdown(void **state)
 static int usage(const char *self)
 {
     fprintf(stderr,
-        "usage: %s TRANSPORT RUNTIME\n"
+        "usage: %s TRANSPORT RUNTIME [WAIT]\n"
         "Runs knit's conformance suite on one combination.\n"
         "  TRANSPORT  knit, pipe, unix, seqpacket or tcp\n"
         "  RUNTIME    thread or process\n"
+        "  WAIT       default (the transport's), adaptive (poll 200 us, then block) or block\n"
         "cmocka's CMOCKA_TEST_ABORT and CMOCKA_MESSAGE_OUTPUT apply.\n",
         self);
     return 2;
@@ -1480,15 +1485,18 @@ int main(int argc, char **argv)
         usage(argv[0]);
         return 0;
     }
-    if (argc != 3 || knit_transport_parse(argv[1], &the_transport) < 0
-        || (strcmp(argv[2], "thread") != 0 && strcmp(argv[2], "process") != 0)) {
-        if (argc == 3)
+    const char *wait = argc == 4 ? argv[3] : "default";
+    the_spin_ns = !strcmp(wait, "adaptive") ? 200000 : !strcmp(wait, "block") ? -1 : 0;
+    if ((argc != 3 && argc != 4) || knit_transport_parse(argv[1], &the_transport) < 0
+        || (strcmp(argv[2], "thread") != 0 && strcmp(argv[2], "process") != 0)
+        || (the_spin_ns == 0 && strcmp(wait, "default") != 0)) {
+        if (argc >= 3)
             fprintf(stderr, "%s: %s %s is not a combination: %s\n", argv[0], argv[1], argv[2],
                 knit_errmsg());
         return usage(argv[0]);
     }
     the_runtime = strcmp(argv[2], "process") ? KNIT_RUNTIME_THREAD : KNIT_RUNTIME_PROCESS;
-    print_message("conformance: transport %s, runtime %s\n", argv[1], argv[2]);
+    print_message("conformance: transport %s, runtime %s, wait %s\n", argv[1], argv[2], wait);
     const struct CMUnitTest t[] = {
         cmocka_unit_test(test_every_value_kind_round_trips),
         cmocka_unit_test(test_shared_and_moved_buffers_by_runtime),

@@ -135,7 +135,7 @@ static void shm_close(knit__link_t *l)
 
 const knit__link_ops_t knit__shm_link_ops = {
     .name = "knit",
-    .flags = KNIT__LINK_SHARED_MEMORY | KNIT__LINK_SPINS | KNIT__LINK_IN_PLACE,
+    .flags = KNIT__LINK_SHARED_MEMORY | KNIT__LINK_SPIN_CHEAP | KNIT__LINK_IN_PLACE,
     .pair = NULL,
     .open = shm_open,
     .send = shm_send,

@@ -193,7 +193,7 @@ static void lock_close(knit__link_t *l)
 
 const knit__link_ops_t knit__shm_lock_ops = {
     .name = "knit",
-    .flags = KNIT__LINK_SHARED_MEMORY | KNIT__LINK_SPINS | KNIT__LINK_IN_PLACE,
+    .flags = KNIT__LINK_SHARED_MEMORY | KNIT__LINK_SPIN_CHEAP | KNIT__LINK_IN_PLACE,
     .pair = NULL,
     .open = lock_open,
     .send = lock_send,

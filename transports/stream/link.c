@@ -134,10 +134,12 @@ static int stream_drain(knit__link_t *l, knit__frame_cb cb, void *ctx)
     }
 }
 
+/* A non-blocking poll() of the receiving end: what a busy-polling reader pays per check. */
 static bool stream_ready(const knit__link_t *l)
 {
-    (void)l; /* waited for with poll() */
-    return false;
+    const stream_link_t *s = stream(l);
+    struct pollfd p = {.fd = s->fd_rx, .events = POLLIN};
+    return s->fd_rx >= 0 && poll(&p, 1, 0) > 0;
 }
 
 static bool stream_can_send(knit__link_t *l)

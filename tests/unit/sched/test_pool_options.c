@@ -135,8 +135,8 @@ static void test_timeout_value_cannot_be_moved(void **state)
     expect_fail(NULL, bad, 1, KNIT_E_INVAL, "moved");
 }
 
-/* Message transports: stealing and spin-only need the shared lock and say so; an unknown
- * transport is refused; by default a pool on a message transport does not steal. */
+/* Message transports: stealing needs the shared lock and says so; an unknown transport is
+ * refused; by default a pool on a message transport does not steal. */
 static void test_transport_rules(void **state)
 {
     (void)state;
@@ -148,9 +148,6 @@ static void test_transport_rules(void **state)
     o.steal = KNIT_STEAL_ON;
     expect_fail(&o, tasks, 2, KNIT_E_UNSUPPORTED, "tcp transport");
     o.steal = KNIT_STEAL_DEFAULT;
-    o.wait.spin_only = true;
-    expect_fail(&o, tasks, 2, KNIT_E_UNSUPPORTED, "spin_only");
-    o.wait.spin_only = false;
     knit_pool_t *pool = pt_pool(&o, tasks, 2);
     assert_false(knit_pool_stealing(pool));
     knit_pool_destroy(pool);
@@ -166,6 +163,29 @@ static void test_transport_rules(void **state)
 }
 
 /* Defaults and zero values: threads 0 means one worker; all-zero options work. */
+/* Every wait policy on every message transport: blocking (the default), polling for a budget
+ * before blocking, and polling only (spin_only). Calls one at a time and a burst that fills
+ * the window settle with their values, whichever side waits how. */
+static void test_message_transports_poll_when_asked(void **state)
+{
+    (void)state;
+    const knit_transport_t ts[]
+        = {KNIT_TRANSPORT_PIPE, KNIT_TRANSPORT_UNIX, KNIT_TRANSPORT_SEQPACKET, KNIT_TRANSPORT_TCP};
+    const knit_wait_opts_t waits[] = {{0, false}, {200000, false}, {-1, false}, {0, true}};
+    for (size_t t = 0; t < sizeof ts / sizeof ts[0]; t++) {
+        for (size_t w = 0; w < sizeof waits / sizeof waits[0]; w++) {
+            knit_pool_opts_t o = {.transport = ts[t], .wait = waits[w]};
+            knit_pool_t *pool = pt_pool(&o, tasks, 2);
+            int echo = pt_task(pool, "echo");
+            pt_echo_each(pool, echo, 20, 1000);
+            knit_future_t *fs[100];
+            pt_call_range(pool, echo, fs, 100, 5000);
+            pt_wait_range(fs, 100, 5000);
+            knit_pool_destroy(pool);
+        }
+    }
+}
+
 static void test_defaults(void **state)
 {
     (void)state;
@@ -212,6 +232,7 @@ int main(void)
         cmocka_unit_test(test_missing_fn_or_name),
         cmocka_unit_test(test_timeout_value_cannot_be_moved),
         cmocka_unit_test(test_transport_rules),
+        cmocka_unit_test(test_message_transports_poll_when_asked),
         cmocka_unit_test(test_defaults),
     };
     return cmocka_run_group_tests(t, NULL, NULL);
