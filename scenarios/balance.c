@@ -27,8 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench.h"
 #include "base/error.h"
+#include "bench.h"
 #include "sched_util.h"
 
 #define BAL_TASKS       400u
@@ -229,6 +229,7 @@ static int bal_case(kb_ctx_t *ctx, const kb_case_t *c, const bal_shape_t *shape)
     if (rc < 0)
         return rc;
     kb_plan_t plan = kb_slow_case_plan(ctx, 700000000ull);
+    plan.no_ref = "a schedule's quality: read by makespan over the ideal schedule (makespan_ratio)";
     kb_run_updating_case(ctx, c, &plan, bal_round, &st, st.extra);
     bal_state_free(&st);
     return 0;

@@ -4,11 +4,14 @@
  * call's time runs from just before its knit_call to its settlement (a knit_future_on_settle
  * callback), and the runner derives calls_per_s from the calls made over the measured time.
  * Every transport x runtime on 1, 2 and 4 workers with the pool's default balancer ("-": work
- * stealing for 2-4 knit thread workers). Read against the `ring` floor (a raw single-producer
- * ring, one item per operation). --quick: knit and pipe, thread, bursts 1 and 1000, 1 and 4
- * workers.
+ * stealing for 2-4 knit thread workers); on one worker also under the transport's other wait
+ * policy (knit blocking, message transports polling). Read against a burst of the same size
+ * over the raw mechanism with a lane's window of 32 in flight (ring-b<n> for knit,
+ * <transport>[-poll]-b<n>), measured before the first repetition and after each. --quick:
+ * knit and pipe, thread, bursts 1 and 1000, 1 and 4 workers.
  */
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "calls.h"
@@ -28,8 +31,7 @@ static void run_one(kb_ctx_t *ctx, const kb_case_t *c)
 {
     if ((kb_quick(ctx) && quick_skips(c)) || !kb_want(ctx, c))
         return;
-    kb_plan_t plan
-        = {.floor_ref = "ring", .rep_ns = kb_ms(ctx, 100, 0), .warmup_ns = kb_ms(ctx, 30, 0)};
+    kb_plan_t plan = {.rep_ns = kb_ms(ctx, 100, 0), .warmup_ns = kb_ms(ctx, 30, 0)};
     kb_calls_spec_t spec = kb_empty_spec();
     kb_calls_case(ctx, c, &plan, NULL, &spec, NULL);
 }
@@ -45,6 +47,11 @@ int kb_scenario_batch(kb_ctx_t *ctx)
                     c.workers = workers[w];
                     c.batch = bursts[b];
                     run_one(ctx, &c);
+                    /* the other wait policy, one worker (the rivals' comparison) */
+                    snprintf(
+                        c.wait, sizeof c.wait, "%s", !strcmp(*t, "knit") ? "block" : "adaptive");
+                    if (c.workers == 1)
+                        run_one(ctx, &c);
                 }
             }
         }

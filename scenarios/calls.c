@@ -2,7 +2,9 @@
  * knit-bench - timed calls shared by the round-trip scenarios (calls.h): pool set-up for a
  * case and the single / burst round functions.
  */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "calls.h"
 
@@ -20,6 +22,7 @@ struct kb_calls {
     kb_calls_spec_t spec;
     uint32_t batch;
     kb_slot_t *slots;
+    uint64_t bursts; /* rounds so far: which ones sample per-call latency */
 };
 
 /* The outcome of waiting for one call. */
@@ -116,31 +119,34 @@ static int round_single(void *state, kb_rep_t *rep)
     return 0;
 }
 
-/* Submit the burst; returns how many calls were made, and the first hard error in *rc. */
-static uint32_t submit_burst(kb_calls_t *k, int *rc)
+/* Submit the burst; returns how many calls were made, and the first hard error in *rc. A
+ * sampled burst times each call (a clock read before it and one in its settle callback). */
+static uint32_t submit_burst(kb_calls_t *k, bool sampled, int *rc)
 {
     uint32_t i = 0;
     for (*rc = 0; i < k->batch; i++) {
         kb_slot_t *s = &k->slots[i];
         knit_value_t arg = arg_for(k, i);
         s->t1 = 0;
-        s->t0 = kb_now_ns();
+        s->t0 = sampled ? kb_now_ns() : 0;
         *rc = knit_call(k->pool, k->spec.task, &arg, &s->f);
         if (*rc < 0) {
             s->f = NULL;
             break;
         }
-        knit_future_on_settle(s->f, on_settle, s);
+        if (sampled)
+            knit_future_on_settle(s->f, on_settle, s);
     }
     return i;
 }
 
-/* Wait for calls [0, n); record the resolved ones. Returns how many resolved, or a negative
- * code when the pool failed (the calls not waited for are abandoned). */
-static int await_burst(kb_calls_t *k, kb_rep_t *rep, uint32_t n)
+/* Wait for calls [0, n); record the resolved ones when the burst is sampled. Returns how many
+ * resolved, or a negative code when the pool failed (the calls not waited for are
+ * abandoned). */
+static int await_burst(kb_calls_t *k, kb_rep_t *rep, uint32_t n, bool sampled, uint64_t start)
 {
     uint64_t limit = k->spec.round_limit_ns > 0 ? (uint64_t)k->spec.round_limit_ns : 0;
-    uint64_t deadline = limit && n ? k->slots[0].t0 + limit : 0;
+    uint64_t deadline = limit && n ? start + limit : 0;
     int resolved = 0, rc = 0;
     for (uint32_t i = 0; i < n; i++) {
         kb_slot_t *s = &k->slots[i];
@@ -152,7 +158,8 @@ static int await_burst(kb_calls_t *k, kb_rep_t *rep, uint32_t n)
             continue;
         }
         if (rc == CALL_RESOLVED) {
-            kb_record(rep, (s->t1 ? s->t1 : kb_now_ns()) - s->t0);
+            if (sampled)
+                kb_record(rep, (s->t1 ? s->t1 : kb_now_ns()) - s->t0);
             resolved++;
         }
         if (s->f) {
@@ -164,14 +171,24 @@ static int await_burst(kb_calls_t *k, kb_rep_t *rep, uint32_t n)
     return rc < 0 ? rc : resolved;
 }
 
+/* One burst in KB_SAMPLE_EVERY times each call for the latency histogram; the others read the
+ * clock only at the burst's start and end, and carry the throughput (kb_rep_t.timed_*). */
+#define KB_SAMPLE_EVERY 4u
+
 static int round_burst(void *state, kb_rep_t *rep)
 {
     kb_calls_t *k = state;
     int call_rc;
-    uint32_t n = submit_burst(k, &call_rc);
-    int resolved = await_burst(k, rep, n);
+    bool sampled = k->bursts++ % KB_SAMPLE_EVERY == 0;
+    uint64_t t0 = kb_now_ns();
+    uint32_t n = submit_burst(k, sampled, &call_rc);
+    int resolved = await_burst(k, rep, n, sampled, t0);
     if (resolved < 0)
         return resolved;
+    if (!sampled) {
+        rep->timed_ns += kb_now_ns() - t0;
+        rep->timed_ops += n;
+    }
     count(k, rep, n, (uint64_t)resolved);
     return call_rc;
 }
@@ -210,11 +227,34 @@ knit_pool_t *kb_calls_pool(const kb_calls_t *k)
     return k->pool;
 }
 
+void kb_calls_reference(const kb_case_t *c, char *out, size_t n)
+{
+    bool knit = !strcmp(c->transport, "knit");
+    const char *poll = strcmp(c->wait, "block") != 0 ? "-poll" : "";
+    char burst[24] = "";
+    if (c->batch > 1)
+        snprintf(burst, sizeof burst, "-b%u", c->batch);
+    if (c->payload_bytes > 512 /* beyond a slot's static area */)
+        snprintf(out, n, "xcopy-%llu%s", (unsigned long long)c->payload_bytes, burst);
+    else if (c->batch > 1)
+        snprintf(out, n, "%s%s%s", knit ? "ring" : c->transport, knit ? "" : poll, burst);
+    else if (knit)
+        snprintf(out, n, "%s", poll[0] ? "spin" : "futex");
+    else
+        snprintf(out, n, "%s%s", c->transport, poll);
+}
+
 int kb_calls_run(
     kb_ctx_t *ctx, const kb_case_t *c, const kb_plan_t *plan, kb_calls_t *k, json_t *extra)
 {
     kb_round_fn fn = k->spec.single && k->batch == 1 ? round_single : round_burst;
-    return kb_run_case(ctx, c, plan, fn, k, extra, NULL);
+    kb_plan_t p = plan ? *plan : (kb_plan_t) {0};
+    char ref[64];
+    if (!p.floor_ref && !p.no_ref) {
+        kb_calls_reference(c, ref, sizeof ref);
+        p.floor_ref = ref;
+    }
+    return kb_run_case(ctx, c, &p, fn, k, extra, NULL);
 }
 
 void kb_calls_close(kb_calls_t *k)

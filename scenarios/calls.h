@@ -5,9 +5,11 @@
  *
  *   single  one call in flight: timed from just before knit_call to just after
  *           knit_future_wait returns.
- *   burst   `batch` calls submitted back to back, then waited for; each call is timed from
- *           just before its knit_call to its settlement, taken with kb_now_ns() in a
- *           knit_future_on_settle callback.
+ *   burst   `batch` calls submitted back to back, then waited for. One burst in four is
+ *           sampled: each call timed from just before its knit_call to its settlement (a
+ *           kb_now_ns() in a knit_future_on_settle callback). The other bursts read the clock
+ *           only at their start and end, and their time gives the case's throughput, so the
+ *           clock reads and callbacks of the sampled ones are not charged to it.
  *
  * Per round: ops += calls made; bytes += argument + result bytes of each resolved call;
  * errors += calls that did not resolve (rejected, or still pending when the round's time
@@ -39,7 +41,16 @@ int kb_calls_open(
 
 knit_pool_t *kb_calls_pool(const kb_calls_t *k);
 
-/* Run case `c` on the calls (kb_run_case; `extra` is taken). */
+/* The same-mechanism reference of a calls case (harness/bench/floor.h), by its transport, wait,
+ * burst and payload: one call in flight - knit spinning: spin, knit blocking: futex, a message
+ * transport: its raw descriptors (<t>, or <t>-poll when it polls); a burst - knit: ring-b<n>,
+ * a message transport: <t>[-poll]-b<n> (at most 32 in flight, a lane's window); a payload
+ * beyond a slot's static area: xcopy-<bytes>[-b<n>] (the copies and allocations of an echo
+ * across two cores, the same working set). */
+void kb_calls_reference(const kb_case_t *c, char *out, size_t n);
+
+/* Run case `c` on the calls (kb_run_case; `extra` is taken). Without a floor_ref or no_ref in
+ * the plan, the case is read against kb_calls_reference. */
 int kb_calls_run(
     kb_ctx_t *ctx, const kb_case_t *c, const kb_plan_t *plan, kb_calls_t *k, json_t *extra);
 

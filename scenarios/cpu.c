@@ -17,8 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "bench.h"
 #include "base/error.h"
+#include "bench.h"
 #include "sched_util.h"
 
 #define CPU_RANGE       2000000u
@@ -142,6 +142,7 @@ static double cpu_case(kb_ctx_t *ctx, const kb_case_t *c, const cpu_work_t *work
     json_object_set_new(st.extra, "primes", json_null());
     json_object_set_new(st.extra, "speedup_vs_1", json_null());
     kb_plan_t plan = kb_slow_case_plan(ctx, 2000000000ull);
+    plan.no_ref = "scaling: read against the same work on one worker of this run (speedup)";
     int rc = kb_run_updating_case(ctx, c, &plan, cpu_round, &st, st.extra);
     kb_lazy_pool_close(&st.lp); /* before the calls: settling runs their callbacks */
     kb_track_free(&st.calls);

@@ -21,6 +21,7 @@
  */
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "bench.h"
 #include "sched_util.h"
@@ -74,7 +75,9 @@ static void idle_cpu_case(kb_ctx_t *ctx, const kb_case_t *c, uint64_t window_ns)
         rc = kb_lazy_pool_get(&lp, &pool);
     if (rc == 0)
         rc = wake_workers(pool, &calls, c->workers);
-    kb_result_t r = {.c = c, .repetitions = 1};
+    kb_result_t r = {.c = c,
+        .repetitions = 1,
+        .no_ref = "CPU per idle worker: an absolute cost, no mechanism to compare with"};
     if (rc == 0) {
         r.extra = json_object();
         measure_idle_cpu(c, window_ns, &r);
@@ -150,11 +153,14 @@ static kb_plan_t gap_plan(kb_ctx_t *ctx, uint64_t gap_ns, const char *floor_ref)
     return p;
 }
 
-/* The case's variant names its gap (gap-100ms) and its reference (futex-gap-100ms). */
+/* The case's variant names its gap (gap-100ms) and its reference, the wake-up of its own
+ * transport after the same gap: futex-gap-100ms for knit (its worker has parked on a futex by
+ * then), pipe-gap-100ms for the pipe (blocked in read). */
 static int gap_case(kb_ctx_t *ctx, const kb_case_t *c, uint64_t gap_ns)
 {
-    char floor_ref[sizeof c->variant + 8];
-    snprintf(floor_ref, sizeof floor_ref, "futex-%s", c->variant);
+    char floor_ref[sizeof c->variant + 16];
+    snprintf(floor_ref, sizeof floor_ref, "%s-%s",
+        strcmp(c->transport, "knit") ? c->transport : "futex", c->variant);
     gap_state_t st = {.gap_ns = gap_ns};
     kb_lazy_pool_init(&st.lp, c);
     int rc = kb_track_init(&st.calls, 1);

@@ -63,8 +63,7 @@ static int run_one(kb_ctx_t *ctx, const kb_case_t *c, uint8_t **data)
         return 0;
     if (!payload_data(data))
         return KNIT_E_NOMEM;
-    kb_plan_t plan
-        = {.floor_ref = "memcpy", .rep_ns = kb_ms(ctx, 30, 25), .warmup_ns = kb_ms(ctx, 10, 5)};
+    kb_plan_t plan = {.rep_ns = kb_ms(ctx, 30, 25), .warmup_ns = kb_ms(ctx, 10, 5)};
     knit_value_t arg = knit_v_bytes(*data, c->payload_bytes);
     kb_calls_spec_t spec = {.task = in_place(c) ? KB_TASK_ECHO_IN_PLACE : KB_TASK_ECHO,
         .args = &arg,

@@ -37,7 +37,9 @@ typedef struct kb_case {
     uint32_t workers;
     uint32_t batch; /* calls in flight per round */
     uint64_t payload_bytes;
-    char wait[16];    /* adaptive (spin then park), block (poll), spin (spin-only), "-" */
+    char wait[16];    /* adaptive (spin or poll for a budget, then block), block (block at
+                         once: futex for knit, poll() for the message transports), spin
+                         (never block), "-" */
     char variant[48]; /* extra name part, e.g. "constant-200000" or "gap-1ms" ("" = none) */
 } kb_case_t;
 
@@ -45,9 +47,15 @@ typedef struct kb_case {
 extern const char *const kb_transport_names[]; /* knit, pipe, unix, seqpacket, tcp */
 extern const char *const kb_runtime_names[];   /* thread, process */
 
-/* A case with the usual defaults: balancer "-", 1 worker, batch 1, 8-byte payload, wait
- * "adaptive" for knit and "block" for the message transports, no variant. */
+/* A case with the usual defaults: balancer "-", 1 worker, batch 1, 8-byte payload, the
+ * transport's default wait (kb_default_wait), no variant. */
 void kb_case_init(kb_case_t *c, const char *scenario, const char *transport, const char *runtime);
+
+/* A transport's default wait policy: "adaptive" for knit, "block" for the message transports.
+ * A case with another policy has it in its name (/block, /adaptive, /spin). */
+const char *kb_default_wait(const char *transport);
+/* The poll budget of an "adaptive" message transport: what knit spins by default. */
+int64_t kb_adaptive_spin_ns(uint32_t workers);
 
 /* Per repetition: what the round function reports. */
 typedef struct kb_rep {
@@ -57,6 +65,10 @@ typedef struct kb_rep {
     uint64_t errors;   /* operations that failed */
     bool warmup;       /* this round is warm-up: its records are discarded */
     uint64_t round;    /* round number within the block */
+    /* A round that times its own throughput (bursts: the clock read per burst, never per
+     * call) adds here; the runner then takes operations per second from these instead of
+     * from the repetition's wall time, which also holds the rounds that sample latency. */
+    uint64_t timed_ns, timed_ops;
 } kb_rep_t;
 
 /* Record one operation's time. */
@@ -77,9 +89,11 @@ typedef struct kb_plan {
     uint64_t warmup_ns;     /* warm-up time; default 50 ms (quick: 10 ms) */
     uint64_t warmup_rounds; /* at least this many warm-up rounds; default 1 */
     uint32_t repetitions;   /* 0 = the run's --repetitions */
-    const char *floor_ref;  /* floor mechanism this case is read against ("spin", "futex",
-                               "ring", "memcpy", "thread-spawn", "process-spawn",
-                               "futex-gap-<time>"), or NULL */
+    const char *floor_ref;  /* the reference: the floor mechanism of this case's own kind
+                               (harness/bench/floor.h: "spin", "pipe-poll", "ring-b1000",
+                               "xcopy-<bytes>-b<n>", "futex-gap-<time>"...), measured just
+                               before the first repetition and after each one; or NULL */
+    const char *no_ref;     /* no floor_ref: why no mechanism applies (into the entry) */
     double floor_ref_scale; /* reference = floor p50 x this (e.g. copies per round trip);
                                0 = 1 */
     bool floor_ref_as_case; /* measure the reference with this plan (warm-up, repetitions,
@@ -92,15 +106,27 @@ typedef struct kb_plan {
 typedef struct kb_result {
     const kb_case_t *c;
     uint64_t iterations, warmup_iterations;
+    uint64_t samples; /* operations timed one by one (the histogram's count; kb_emit: 0 = as
+                         many as iterations) */
     uint32_t repetitions;
     double min, p50, p90, p99, p999, max, mean, stddev; /* ns per operation */
     double rep_p50[KB_MAX_REPS], rep_p99[KB_MAX_REPS];
     double calls_per_s, bytes_per_s, cpu_ns_per_call, real_s;
     uint64_t errors;
-    double floor_ns;        /* the reference this case is read against: its p50 (0 = none) */
-    double floor_p99_ns;    /* and its p99 */
-    const char *floor_mech; /* which mechanism (the plan's floor_ref), or NULL */
-    json_t *extra;          /* scenario fields added to the entry (owned by the runner) */
+    double floor_ns;                   /* the reference this case is read against: its p50, or for a
+                                          throughput mechanism its ns per operation (0 = none) */
+    double floor_p99_ns;               /* and its p99 */
+    const char *floor_mech;            /* which mechanism (the plan's floor_ref), or NULL */
+    const char *no_ref;                /* no mechanism: why */
+    bool ref_throughput;               /* the reference and the ratios are by throughput */
+    bool ref_bracketed;                /* measured before the first and after every repetition */
+    uint32_t ref_samples;              /* reference measurements taken */
+    double rep_ns_per_op[KB_MAX_REPS]; /* per repetition: real time / operations */
+    double rep_cpu_per_op[KB_MAX_REPS]; /* per repetition: CPU time / operations */
+    double rep_ref_ns[KB_MAX_REPS];     /* per repetition: the mean of the references around it */
+    double rep_ratio[KB_MAX_REPS];      /* per repetition: case / reference (>= 1: slower) */
+    double ratio;                       /* median of rep_ratio (0 = none) */
+    json_t *extra; /* scenario fields added to the entry (owned by the runner) */
 } kb_result_t;
 
 /* Is this case selected by the filters (--scenario --transport --runtime --balancer
@@ -158,7 +184,8 @@ enum kb_task {
 
 /* Options for a pool of case `c`: transport, runtime, workers; balancer "-" = the pool's
  * default, "steal" = stealing on, else a balancer name (stealing off); wait "spin" =
- * spin-only, "park" = never spin. Scenarios may change more fields before kb_pool_create. */
+ * spin-only, "block" = never spin, "adaptive" = spin (knit) or poll (message transports) for
+ * knit's default budget. Scenarios may change more fields before kb_pool_create. */
 void kb_pool_opts(const kb_case_t *c, knit_pool_opts_t *o);
 /* Create the pool with the knit-bench task table. When there are more CPUs than workers the
  * host thread is pinned to CPU 0 and worker i to CPU 1 + i % (cpus - 1) (a bootstrap hook, in
@@ -173,7 +200,7 @@ uint64_t kb_now_ns(void);
 /* Sleep on the calling thread (nanosleep; EINTR resumes). In floor.c: the futex-gap-<time>
  * references sleep their gaps exactly as the idle scenario's host does. */
 void kb_sleep_ns(uint64_t ns);
-/* CPU time of this process (all threads) plus its live child processes, in ns. */
+/* CPU time of this process (all threads) plus its child processes, reaped or live, in ns. */
 uint64_t kb_cpu_ns(void);
 
 /* --- the scenario table -------------------------------------------------------------------- */
@@ -201,5 +228,9 @@ int kb_scenario_idle(kb_ctx_t *ctx);
 int kb_scenario_cpu(kb_ctx_t *ctx);
 int kb_scenario_dispatch(kb_ctx_t *ctx);
 int kb_scenario_contended(kb_ctx_t *ctx);
+/* The startup scenario's cold sample process (`knit-bench --startup-sample ...`): call it
+ * first in main(), after the worker guard. Returns KNIT_E_AGAIN at once when argv[1] is not
+ * --startup-sample; else runs one sample and returns the process exit status. */
+int kb_startup_sample_main(int argc, char **argv);
 
 #endif

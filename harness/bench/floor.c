@@ -43,8 +43,9 @@
 
 #include "base/error.h"
 
-const char *const kb_floor_mechs[] = {"spin", "futex", "pipe", "unix", "tcp", "ring", "memcpy",
-    "thread-spawn", "process-spawn", NULL};
+const char *const kb_floor_mechs[] = {"spin", "futex", "pipe", "unix", "seqpacket", "tcp",
+    "pipe-poll", "unix-poll", "seqpacket-poll", "tcp-poll", "ring", "ring-b1000", "memcpy",
+    "xcopy-1048576", "thread-spawn", "process-spawn", NULL};
 
 #define KB_LINE        64u
 #define KB_ROUND_TRIPS 8u /* per round: spin, futex, pipe, unix, tcp */
@@ -54,6 +55,17 @@ const char *const kb_floor_mechs[] = {"spin", "futex", "pipe", "unix", "tcp", "r
 #define KB_COPY_BYTES  (1024u * 1024u)
 #define KB_COPIES      4u
 #define KB_GAP_MAX_NS  10000000000ull /* 10 s: a longer gap in a name is a typo */
+#define KB_WINDOW      32u            /* requests in flight per lane, as in knit's lanes */
+#define KB_BURST_MAX   100000u
+#define KB_XCOPY_MAX   (256ull << 20) /* working set of an xcopy reference, per direction */
+
+/* What a name's suffixes may add to an engine (kb_floor_engine_t.takes). */
+enum {
+    KB_TAKES_GAP = 1u << 0,   /* "<name>-<time>": sleep before each round trip */
+    KB_TAKES_POLL = 1u << 1,  /* "-poll": non-blocking descriptors, busy-polled */
+    KB_TAKES_BURST = 1u << 2, /* "-b<n>": bursts of n items, at most KB_WINDOW in flight */
+    KB_TAKES_BYTES = 1u << 3, /* "<name>-<bytes>": the size of each item (required) */
+};
 
 /* --- the common header and the engine table --------------------------------------------------- */
 
@@ -65,7 +77,7 @@ typedef struct kb_floor_engine {
     int (*round)(kb_floor_t *f, kb_rep_t *rep);
     void (*stop)(kb_floor_t *f); /* after the stop flag is set, before the join; may be NULL */
     void (*release)(kb_floor_t *f);
-    bool gap; /* the name takes a time: "<name>-<time>" (kb_floor_t.gap_ns) */
+    unsigned takes; /* KB_TAKES_*: the suffixes its names accept */
 } kb_floor_engine_t;
 
 struct kb_floor {
@@ -76,8 +88,17 @@ struct kb_floor {
     cpu_set_t saved;  /* the caller's mask before open (restored by close) */
     unsigned spin_at; /* pauses before a busy-wait starts yielding too */
     uint64_t gap_ns;  /* engines with a gap: the sleep before each round trip; else 0 */
+    bool poll;        /* "-poll": descriptors are non-blocking and both sides busy-poll */
+    uint32_t burst;   /* "-b<n>": items per round (0 = the engine's own round) */
+    uint64_t bytes;   /* "<name>-<bytes>": bytes per item */
     atomic_bool stop; /* set by close; every waiting loop of a peer checks it */
 };
+
+/* Items in flight at most during a burst of n: the lane window, as knit's lanes allow. */
+static uint32_t window_of(uint32_t n)
+{
+    return n < KB_WINDOW ? n : KB_WINDOW;
+}
 
 static uint64_t now_ns(void)
 {
@@ -293,14 +314,18 @@ typedef struct kb_stream {
     uint64_t seq;
 } kb_stream_t;
 
-/* 1 = all n bytes read, 0 = end of file before the first byte, -1 = error (errno set). */
-static int read_full(int fd, void *buf, size_t n)
+/* 1 = all n bytes read, 0 = end of file before the first byte, -1 = error (errno set). On a
+ * non-blocking descriptor (a "-poll" mechanism) it busy-polls: EAGAIN means read again. */
+static int read_full(int fd, void *buf, size_t n, kb_floor_t *f)
 {
     size_t got = 0;
     while (got < n) {
         ssize_t r = read(fd, (char *)buf + got, n - got);
-        if (r < 0 && errno == EINTR)
+        if (r < 0 && (errno == EINTR || errno == EAGAIN)) {
+            if (errno == EAGAIN && stopping(f))
+                return -1;
             continue;
+        }
         if (r < 0)
             return -1;
         if (r == 0) {
@@ -312,14 +337,15 @@ static int read_full(int fd, void *buf, size_t n)
     return 1;
 }
 
-/* 0 or -1 (errno set). Sockets use MSG_NOSIGNAL: a closed partner is an error, not SIGPIPE. */
+/* 0 or -1 (errno set). Sockets use MSG_NOSIGNAL: a closed partner is an error, not SIGPIPE.
+ * A full non-blocking descriptor is retried at once (busy-polled). */
 static int write_full(int fd, const void *buf, size_t n, bool sock)
 {
     size_t put = 0;
     while (put < n) {
         const char *p = (const char *)buf + put;
         ssize_t r = sock ? send(fd, p, n - put, MSG_NOSIGNAL) : write(fd, p, n - put);
-        if (r < 0 && errno == EINTR)
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (r < 0)
             return -1;
@@ -351,16 +377,27 @@ static int pipe_open(kb_floor_t *f)
     return 0;
 }
 
-static int unix_open(kb_floor_t *f)
+static int socketpair_open(kb_floor_t *f, int type, const char *what)
 {
     kb_stream_t *s = (kb_stream_t *)f;
     int sv[2];
     stream_init(s, true);
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-        return sys_err("unix", "socketpair(AF_UNIX, SOCK_STREAM)");
+    if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) < 0)
+        return sys_err(f->eng->name, what);
     s->c_rd = s->c_wr = sv[0];
     s->p_rd = s->p_wr = sv[1];
     return 0;
+}
+
+static int unix_open(kb_floor_t *f)
+{
+    return socketpair_open(f, SOCK_STREAM, "socketpair(AF_UNIX, SOCK_STREAM)");
+}
+
+/* Records of 8 bytes: each read returns one whole message, as knit's seqpacket frames do. */
+static int seqpacket_open(kb_floor_t *f)
+{
+    return socketpair_open(f, SOCK_SEQPACKET, "socketpair(AF_UNIX, SOCK_SEQPACKET)");
 }
 
 static int tcp_nodelay(int fd)
@@ -411,12 +448,25 @@ static int tcp_open(kb_floor_t *f)
     return rc;
 }
 
+/* "-poll": every descriptor non-blocking, so both sides busy-poll their reads. */
+static int stream_nonblock(kb_floor_t *f)
+{
+    kb_stream_t *s = (kb_stream_t *)f;
+    int fds[4] = {s->c_rd, s->c_wr, s->p_rd, s->p_wr};
+    for (int i = 0; f->poll && i < 4; i++) {
+        int fl = fcntl(fds[i], F_GETFL);
+        if (fl < 0 || fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) < 0)
+            return sys_err(f->eng->name, "fcntl(O_NONBLOCK)");
+    }
+    return 0;
+}
+
 static void *stream_peer(void *arg)
 {
     kb_stream_t *s = arg;
     uint64_t v;
     /* Ends at end of file (stream_stop) or on any error; the caller then sees the failure. */
-    while (!stopping(&s->base) && read_full(s->p_rd, &v, sizeof v) == 1)
+    while (!stopping(&s->base) && read_full(s->p_rd, &v, sizeof v, &s->base) == 1)
         if (write_full(s->p_wr, &v, sizeof v, s->sock) < 0)
             break;
     return NULL;
@@ -447,24 +497,67 @@ static void stream_release(kb_floor_t *f)
     s->c_rd = s->c_wr = s->p_rd = s->p_wr = -1;
 }
 
+static int stream_send(kb_stream_t *s, uint64_t req)
+{
+    if (write_full(s->c_wr, &req, sizeof req, s->sock) < 0)
+        return sys_err(s->base.eng->name, "write of a request");
+    return 0;
+}
+
+/* Read the answer to `req`; a wrong sequence number counts as an error. */
+static int stream_answer(kb_stream_t *s, uint64_t req, kb_rep_t *rep)
+{
+    uint64_t v = 0;
+    int r = read_full(s->c_rd, &v, sizeof v, &s->base);
+    if (r <= 0)
+        return r == 0
+            ? knit__err(KNIT_E_SYS, "floor %s: the peer closed its end", s->base.eng->name)
+            : sys_err(s->base.eng->name, "read of an answer");
+    if (v != req)
+        rep->errors++;
+    return 0;
+}
+
+/* "-b<n>": n messages, at most KB_WINDOW unanswered; one record per message (burst time / n). */
+static int stream_burst(kb_stream_t *s, kb_rep_t *rep)
+{
+    uint32_t n = s->base.burst, w = window_of(n), sent = 0, got = 0;
+    uint64_t base = s->seq, t0 = now_ns();
+    int rc = 0;
+    while (rc == 0 && got < n) {
+        while (rc == 0 && sent < n && sent - got < w)
+            rc = stream_send(s, base + ++sent);
+        if (rc == 0)
+            rc = stream_answer(s, base + ++got, rep);
+    }
+    s->seq = base + n;
+    if (rc == 0) {
+        uint64_t dt = now_ns() - t0;
+        knit_hist_record_n(rep->hist, dt / n ? dt / n : 1, n);
+        rep->ops += n;
+        rep->bytes += 2ull * KB_MSG_BYTES * n;
+    }
+    return rc;
+}
+
 static int stream_round(kb_floor_t *f, kb_rep_t *rep)
 {
     kb_stream_t *s = (kb_stream_t *)f;
-    const char *mech = f->eng->name;
-    for (unsigned i = 0; i < KB_ROUND_TRIPS; i++) {
-        uint64_t req = ++s->seq, v = 0;
+    if (f->burst)
+        return stream_burst(s, rep);
+    if (f->gap_ns)
+        kb_sleep_ns(f->gap_ns); /* "<stream>-gap-<time>": one round trip after an idle gap */
+    for (unsigned i = 0; i < (f->gap_ns ? 1u : KB_ROUND_TRIPS); i++) {
+        uint64_t req = ++s->seq;
         uint64_t t0 = now_ns();
-        if (write_full(s->c_wr, &req, sizeof req, s->sock) < 0)
-            return sys_err(mech, "write of a request");
-        int r = read_full(s->c_rd, &v, sizeof v);
-        if (r <= 0)
-            return r == 0 ? knit__err(KNIT_E_SYS, "floor %s: the peer closed its end", mech)
-                          : sys_err(mech, "read of an answer");
+        int rc = stream_send(s, req);
+        if (rc == 0)
+            rc = stream_answer(s, req, rep);
+        if (rc < 0)
+            return rc;
         kb_record(rep, now_ns() - t0);
         rep->ops++;
         rep->bytes += 2 * KB_MSG_BYTES;
-        if (v != req)
-            rep->errors++;
     }
     return 0;
 }
@@ -561,26 +654,28 @@ static void *ring_peer(void *arg)
     return NULL;
 }
 
-/* The caller pushes the whole burst before it pops a reply, so the return ring must hold a
- * whole burst (KB_RING_SLOTS >= KB_RING_BURST) or both sides would wait on a full ring. */
+/* "ring": the caller pushes the whole burst of 1000 before it pops a reply, so the return ring
+ * must hold a whole burst (KB_RING_SLOTS >= KB_RING_BURST) or both sides would wait on a full
+ * ring. "ring-b<n>": n items with at most KB_WINDOW in flight, a knit lane's window. The
+ * histogram gets burst time / items per item; a reader of throughput uses ops and time. */
 static int ring_round(kb_floor_t *f, kb_rep_t *rep)
 {
     kb_ring_t *g = (kb_ring_t *)f;
-    uint64_t base = g->seq, v = 0;
+    uint32_t n = f->burst ? f->burst : KB_RING_BURST, w = f->burst ? window_of(n) : n;
+    uint64_t base = g->seq, v = 0, sent = 0, got = 0;
     uint64_t t0 = now_ns();
-    for (uint64_t i = 1; i <= KB_RING_BURST; i++)
-        spsc_push(&g->out, base + i, f);
-    for (uint64_t i = 1; i <= KB_RING_BURST; i++) {
+    while (got < n) {
+        while (sent < n && sent - got < w)
+            spsc_push(&g->out, base + ++sent, f);
         spsc_pop(&g->back, &v, f);
-        if (v != base + i)
+        if (v != base + ++got)
             rep->errors++;
     }
     uint64_t dt = now_ns() - t0;
-    g->seq = base + KB_RING_BURST;
-    uint64_t per_item = (dt + KB_RING_BURST / 2) / KB_RING_BURST;
-    knit_hist_record_n(rep->hist, per_item ? per_item : 1, KB_RING_BURST);
-    rep->ops += KB_RING_BURST;
-    rep->bytes += 2 * KB_MSG_BYTES * KB_RING_BURST;
+    g->seq = base + n;
+    knit_hist_record_n(rep->hist, dt / n ? dt / n : 1, n);
+    rep->ops += n;
+    rep->bytes += 2ull * KB_MSG_BYTES * n;
     return 0;
 }
 
@@ -626,6 +721,118 @@ static void copy_release(kb_floor_t *f)
     free(c->src);
     free(c->dst);
     c->src = c->dst = NULL;
+}
+
+/* --- xcopy: a payload's round trip between two cores, with the allocations a decode makes --- */
+
+/*
+ * "xcopy-<bytes>[-b<n>]": what an echo of n payloads of <bytes> moves at the least, with no
+ * codec, queue or wake-up: for each item the caller copies its source into a request buffer;
+ * the peer (the other core, busy-waiting) allocates, copies the request in, copies it into a
+ * return buffer and frees; the caller allocates, copies the return buffer in and frees. The n
+ * request and return buffers are distinct, so the working set is the echo's (n x bytes each
+ * way) - a 100 x 1 MiB burst runs at memory speed, not in one core's cache. One operation =
+ * one item; bytes count the payload both ways, as the echo cases do.
+ */
+typedef struct kb_xcopy {
+    kb_floor_t base;
+    _Alignas(KB_LINE) _Atomic uint64_t posted; /* caller: requests written so far */
+    _Alignas(KB_LINE) _Atomic uint64_t done;   /* peer: answers written so far */
+    _Alignas(KB_LINE) uint32_t n;
+    char *src, *req, *ret; /* src: bytes; req, ret: n x bytes */
+    uint64_t seq;          /* items completed before this round */
+} kb_xcopy_t;
+
+static int xcopy_open(kb_floor_t *f)
+{
+    kb_xcopy_t *x = (kb_xcopy_t *)f;
+    x->n = f->burst ? f->burst : 1;
+    if (f->bytes * x->n > KB_XCOPY_MAX)
+        return knit__err(KNIT_E_RANGE, "floor %s: a working set over %llu MiB", f->eng->name,
+            (unsigned long long)(KB_XCOPY_MAX >> 20));
+    atomic_init(&x->posted, 0);
+    atomic_init(&x->done, 0);
+    x->src = malloc(f->bytes);
+    x->req = malloc(f->bytes * x->n);
+    x->ret = malloc(f->bytes * x->n);
+    if (!x->src || !x->req || !x->ret)
+        return knit__err(KNIT_E_NOMEM, "floor %s: %llu bytes", f->eng->name,
+            (unsigned long long)(f->bytes * (2ull * x->n + 1)));
+    memset(x->src, 0x5a, f->bytes); /* touch every page once: no first-touch faults timed */
+    memset(x->req, 0, f->bytes * x->n);
+    memset(x->ret, 0, f->bytes * x->n);
+    return 0;
+}
+
+static void *xcopy_peer(void *arg)
+{
+    kb_xcopy_t *x = arg;
+    size_t b = x->base.bytes;
+    uint64_t k = 0;
+    unsigned n = 0;
+    while (!stopping(&x->base)) {
+        /* acquire: pairs with the caller's release of `posted`: the request bytes are there */
+        if (atomic_load_explicit(&x->posted, memory_order_acquire) == k) {
+            relax(&x->base, &n);
+            continue;
+        }
+        n = 0;
+        size_t i = (size_t)(k % x->n);
+        char *m = malloc(b);
+        if (!m)
+            break; /* the caller's wait ends with the stop flag at close */
+        memcpy(m, x->req + i * b, b);
+        memcpy(x->ret + i * b, m, b);
+        free(m);
+        k++;
+        /* release: the answer's bytes are written before the caller sees `done` move */
+        atomic_store_explicit(&x->done, k, memory_order_release);
+    }
+    return NULL;
+}
+
+static int xcopy_round(kb_floor_t *f, kb_rep_t *rep)
+{
+    kb_xcopy_t *x = (kb_xcopy_t *)f;
+    size_t b = f->bytes;
+    uint64_t t0 = now_ns();
+    for (uint32_t i = 0; i < x->n; i++) {
+        memcpy(x->req + (size_t)i * b, x->src, b);
+        /* release: the request's bytes are written before the peer sees `posted` move */
+        atomic_store_explicit(&x->posted, x->seq + i + 1, memory_order_release);
+    }
+    for (uint32_t i = 0; i < x->n; i++) {
+        unsigned n = 0;
+        /* acquire: pairs with the peer's release of `done` */
+        while (atomic_load_explicit(&x->done, memory_order_acquire) < x->seq + i + 1) {
+            if (stopping(f))
+                return knit__err(KNIT_E_SYS, "floor %s: the peer stopped", f->eng->name);
+            relax(f, &n);
+        }
+        char *d = malloc(b);
+        if (!d)
+            return knit__err(KNIT_E_NOMEM, "floor %s: %zu bytes", f->eng->name, b);
+        memcpy(d, x->ret + (size_t)i * b, b);
+        __asm__ volatile("" : : "r"(d) : "memory"); /* the copy is used */
+        if (memcmp(d, x->src, b < 64 ? b : 64) != 0)
+            rep->errors++;
+        free(d);
+    }
+    uint64_t dt = now_ns() - t0;
+    x->seq += x->n;
+    knit_hist_record_n(rep->hist, dt / x->n ? dt / x->n : 1, x->n);
+    rep->ops += x->n;
+    rep->bytes += 2ull * b * x->n;
+    return 0;
+}
+
+static void xcopy_release(kb_floor_t *f)
+{
+    kb_xcopy_t *x = (kb_xcopy_t *)f;
+    free(x->src);
+    free(x->req);
+    free(x->ret);
+    x->src = x->req = x->ret = NULL;
 }
 
 /* --- thread-spawn and process-spawn ----------------------------------------------------------- */
@@ -687,21 +894,25 @@ static int process_spawn_round(kb_floor_t *f, kb_rep_t *rep)
 /* --- the engines, in the order of kb_floor_mechs, then those with a gap ---------------------- */
 
 static const kb_floor_engine_t kb_engines[] = {
-    {"spin", sizeof(kb_spin_t), spin_open, spin_peer, spin_round, NULL, NULL, false},
-    {"futex", sizeof(kb_futex_t), futex_open, futex_peer, futex_round, futex_stop, NULL, false},
+    {"spin", sizeof(kb_spin_t), spin_open, spin_peer, spin_round, NULL, NULL, 0},
+    {"futex", sizeof(kb_futex_t), futex_open, futex_peer, futex_round, futex_stop, NULL, 0},
     {"pipe", sizeof(kb_stream_t), pipe_open, stream_peer, stream_round, stream_stop, stream_release,
-        false},
+        KB_TAKES_POLL | KB_TAKES_BURST},
     {"unix", sizeof(kb_stream_t), unix_open, stream_peer, stream_round, stream_stop, stream_release,
-        false},
+        KB_TAKES_POLL | KB_TAKES_BURST},
+    {"seqpacket", sizeof(kb_stream_t), seqpacket_open, stream_peer, stream_round, stream_stop,
+        stream_release, KB_TAKES_POLL | KB_TAKES_BURST},
     {"tcp", sizeof(kb_stream_t), tcp_open, stream_peer, stream_round, stream_stop, stream_release,
-        false},
-    {"ring", sizeof(kb_ring_t), ring_open, ring_peer, ring_round, NULL, NULL, false},
-    {"memcpy", sizeof(kb_copy_t), copy_open, NULL, copy_round, NULL, copy_release, false},
-    {"thread-spawn", sizeof(kb_spawn_t), NULL, NULL, thread_spawn_round, NULL, NULL, false},
+        KB_TAKES_POLL | KB_TAKES_BURST},
+    {"ring", sizeof(kb_ring_t), ring_open, ring_peer, ring_round, NULL, NULL, KB_TAKES_BURST},
+    {"memcpy", sizeof(kb_copy_t), copy_open, NULL, copy_round, NULL, copy_release, 0},
+    {"xcopy", sizeof(kb_xcopy_t), xcopy_open, xcopy_peer, xcopy_round, NULL, xcopy_release,
+        KB_TAKES_BYTES | KB_TAKES_BURST},
+    {"thread-spawn", sizeof(kb_spawn_t), NULL, NULL, thread_spawn_round, NULL, NULL, 0},
     {"process-spawn", sizeof(kb_spawn_t), process_spawn_open, NULL, process_spawn_round, NULL, NULL,
-        false},
+        0},
     {"futex-gap", sizeof(kb_futex_t), futex_open, futex_peer, futex_gap_round, futex_stop, NULL,
-        true},
+        KB_TAKES_GAP},
 };
 
 #define KB_NENGINES (sizeof kb_engines / sizeof kb_engines[0])
@@ -726,33 +937,82 @@ static uint64_t parse_gap(const char *s)
     return 0;
 }
 
-/* The engine `mech` names, or NULL; *gap_ns receives the time of a "<engine>-<time>" name. */
-static const kb_floor_engine_t *find_engine(const char *mech, uint64_t *gap_ns)
+/* A positive decimal integer at *s, at most `max`, moved past; 0 when there is none. */
+static uint64_t parse_count(const char **s, uint64_t max)
 {
-    *gap_ns = 0;
+    char *end;
+    if (**s < '0' || **s > '9')
+        return 0;
+    errno = 0;
+    unsigned long long n = strtoull(*s, &end, 10);
+    if (errno != 0 || n == 0 || n > max)
+        return 0;
+    *s = end;
+    return n;
+}
+
+/* The parameters a name gives its engine: "-<time>" (gap engines), "-<bytes>" (bytes engines),
+ * then "-poll" and "-b<n>" where the engine takes them, in that order. false: malformed. */
+static bool parse_params(const kb_floor_engine_t *e, const char *rest, kb_floor_t *p)
+{
+    if (e->takes & KB_TAKES_GAP)
+        return *rest == '-' && (p->gap_ns = parse_gap(rest + 1)) > 0;
+    if (e->takes & KB_TAKES_BYTES) {
+        rest += *rest == '-';
+        if ((p->bytes = parse_count(&rest, KB_XCOPY_MAX)) == 0)
+            return false;
+    }
+    if ((e->takes & KB_TAKES_POLL) && !strncmp(rest, "-gap-", 5)) /* as the idle cases */
+        return (p->gap_ns = parse_gap(rest + 5)) > 0;
+    if ((e->takes & KB_TAKES_POLL) && !strncmp(rest, "-poll", 5)) {
+        p->poll = true;
+        rest += 5;
+    }
+    if ((e->takes & KB_TAKES_BURST) && !strncmp(rest, "-b", 2)) {
+        rest += 2;
+        if ((p->burst = (uint32_t)parse_count(&rest, KB_BURST_MAX)) == 0)
+            return false;
+    }
+    return *rest == '\0';
+}
+
+/* The engine `mech` names, or NULL; `params` receives what the name's suffixes give it. */
+static const kb_floor_engine_t *find_engine(const char *mech, kb_floor_t *params)
+{
+    const kb_floor_engine_t *best = NULL;
+    size_t best_len = 0;
     for (size_t i = 0; mech && i < KB_NENGINES; i++) {
         const kb_floor_engine_t *e = &kb_engines[i];
         size_t n = strlen(e->name);
-        if (!e->gap && strcmp(e->name, mech) == 0)
-            return e;
-        if (e->gap && strncmp(e->name, mech, n) == 0 && mech[n] == '-'
-            && (*gap_ns = parse_gap(mech + n + 1)) > 0)
-            return e;
+        /* the longest engine name that prefixes `mech` (futex-gap before futex) */
+        if (strncmp(e->name, mech, n) == 0 && n > best_len && (mech[n] == '\0' || mech[n] == '-')) {
+            best = e;
+            best_len = n;
+        }
     }
-    return NULL;
+    memset(params, 0, sizeof *params);
+    if (!best || !parse_params(best, mech + best_len, params))
+        return NULL;
+    return best;
+}
+
+bool kb_floor_is_throughput(const char *mech)
+{
+    kb_floor_t p;
+    const kb_floor_engine_t *e = find_engine(mech, &p);
+    return e
+        && (p.burst || !strcmp(e->name, "ring") || (e->takes & KB_TAKES_BYTES)
+            || !strcmp(e->name, "memcpy"));
 }
 
 static int unknown_mech(const char *mech)
 {
-    char names[256];
-    size_t n = 0;
-    names[0] = '\0';
-    for (size_t i = 0; i < KB_NENGINES && n < sizeof names; i++)
-        n += (size_t)snprintf(names + n, sizeof names - n, "%s%s%s", i ? ", " : "",
-            kb_engines[i].name, kb_engines[i].gap ? "-<n>{ns,us,ms,s}" : "");
     return knit__err(KNIT_E_INVAL,
-        "unknown floor mechanism '%s' (valid: %s; a gap is at most 10 s)", mech ? mech : "(null)",
-        names);
+        "unknown floor mechanism '%s' (valid: spin, futex, "
+        "pipe|unix|seqpacket|tcp[-poll][-b<n>] or -gap-<time>, "
+        "ring[-b<n>], memcpy, xcopy-<bytes>[-b<n>], thread-spawn, process-spawn, "
+        "futex-gap-<n>{ns,us,ms,s}; a gap is at most 10 s, a burst at most %u)",
+        mech ? mech : "(null)", KB_BURST_MAX);
 }
 
 /* --- pinning: caller on CPU 0, peer on CPU 1 -------------------------------------------------- */
@@ -816,8 +1076,8 @@ static int start_peer(kb_floor_t *f)
 
 int kb_floor_open(const char *mech, kb_floor_t **out)
 {
-    uint64_t gap_ns;
-    const kb_floor_engine_t *eng = find_engine(mech, &gap_ns);
+    kb_floor_t params;
+    const kb_floor_engine_t *eng = find_engine(mech, &params);
     *out = NULL;
     if (!eng)
         return unknown_mech(mech);
@@ -827,13 +1087,18 @@ int kb_floor_open(const char *mech, kb_floor_t **out)
         return knit__err(KNIT_E_NOMEM, "floor %s: %zu bytes", mech, size);
     memset(f, 0, size);
     f->eng = eng;
-    f->gap_ns = gap_ns;
+    f->gap_ns = params.gap_ns;
+    f->poll = params.poll;
+    f->burst = params.burst;
+    f->bytes = params.bytes;
     atomic_init(&f->stop, false);
     int rc = pin_caller(f);
     /* On one usable CPU busy-waiting only burns the partner's time slice: yield at once. */
     f->spin_at = f->pinned || allowed_cpus() >= 2 ? 1u << 14 : 1u;
     if (rc == 0 && eng->open)
         rc = eng->open(f);
+    if (rc == 0 && eng->round == stream_round)
+        rc = stream_nonblock(f);
     if (rc == 0 && eng->peer)
         rc = start_peer(f);
     if (rc != 0) {

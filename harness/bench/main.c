@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "floor.h"
 #include "run.h"
 
 static void usage(FILE *o)
@@ -22,7 +23,7 @@ static void usage(FILE *o)
     fprintf(o,
         "usage: knit-bench [options]\n"
         "Runs knit's benchmark scenarios and reports one row per case.\n\n"
-        "  --json               stdout carries exactly one JSON document (knit-bench/1), nothing\n"
+        "  --json               stdout carries exactly one JSON document (knit-bench/2), nothing\n"
         "                       else; the table is not printed; progress stays on stderr\n"
         "  --quick              a reduced matrix (under 60 s on 2 cores), 3 repetitions\n"
         "  --scenario A,B       only these scenarios (see --list)\n"
@@ -71,8 +72,7 @@ static bool known(const char *v, const char *const *names)
 
 static int check_filters(kb_ctx_t *ctx)
 {
-    static const char *const transports[] = {"knit", "pipe", "unix", "seqpacket", "tcp", "spin",
-        "futex", "ring", "memcpy", "thread-spawn", "process-spawn", NULL};
+    static const char *const transports[] = {"knit", "pipe", "unix", "seqpacket", "tcp", NULL};
     static const char *const runtimes[] = {"thread", "process", NULL};
     static const char *const balancers[] = {"steal", "-", NULL};
     for (unsigned i = 0; i < ctx->scenarios.n; i++) {
@@ -83,7 +83,8 @@ static int check_filters(kb_ctx_t *ctx)
             return bad("unknown scenario '%s' (see --list)", ctx->scenarios.v[i]);
     }
     for (unsigned i = 0; i < ctx->transports.n; i++)
-        if (!known(ctx->transports.v[i], transports))
+        if (!known(ctx->transports.v[i], transports)
+            && !known(ctx->transports.v[i], kb_floor_mechs))
             return bad("unknown transport '%s' (knit, pipe, unix, seqpacket, tcp, or a floor "
                        "mechanism)",
                 ctx->transports.v[i]);
@@ -273,10 +274,12 @@ int main(int argc, char **argv)
     prctl(PR_SET_TIMERSLACK, 1ul); /* sleeps that scenarios time (idle gaps) end on time */
     ctx.tty = isatty(2);
     ctx.table = ctx.json ? NULL : stdout;
+    ctx.entries = json_array();
     ctx.benchmarks = json_array();
     ctx.start_ns = kb_now_ns();
     json_t *context = kb_context_json(&ctx, argc, argv);
-    if (!ctx.benchmarks || !context) {
+    kb_peak_rss_reset();
+    if (!ctx.entries || !ctx.benchmarks || !context) {
         fprintf(stderr, "knit-bench: out of memory\n");
         return 1;
     }
@@ -284,8 +287,8 @@ int main(int argc, char **argv)
     json_object_set_new(
         context, "duration_s", json_real((double)(kb_now_ns() - ctx.start_ns) / 1e9));
     json_object_set_new(context, "failed_cases", json_integer(ctx.failed));
-    json_t *doc = json_pack("{s:s, s:o, s:o}", "schema", "knit-bench/1", "context", context,
-        "benchmarks", ctx.benchmarks);
+    json_t *doc = json_pack("{s:s, s:o, s:o, s:o}", "schema", "knit-bench/2", "context", context,
+        "cases", ctx.entries, "benchmarks", ctx.benchmarks);
     if (!doc) {
         fprintf(stderr, "knit-bench: out of memory\n");
         return 1;

@@ -167,7 +167,7 @@ void kb_case_init(kb_case_t *c, const char *scenario, const char *transport, con
     c->workers = 1;
     c->batch = 1;
     c->payload_bytes = 8;
-    snprintf(c->wait, sizeof c->wait, "%s", strcmp(transport, "knit") ? "block" : "adaptive");
+    snprintf(c->wait, sizeof c->wait, "%s", kb_default_wait(transport));
 }
 
 void kb_pool_opts(const kb_case_t *c, knit_pool_opts_t *o)
@@ -184,8 +184,20 @@ void kb_pool_opts(const kb_case_t *c, knit_pool_opts_t *o)
     }
     if (!strcmp(c->wait, "spin"))
         o->wait.spin_only = true;
-    else if (!strcmp(c->wait, "park"))
-        o->wait.spin_ns = -1;
+    else if (!strcmp(c->wait, "block"))
+        o->wait.spin_ns = -1; /* knit: park at once; message transports: their default */
+    else if (!strcmp(c->wait, "adaptive") && strcmp(c->transport, "knit") != 0)
+        o->wait.spin_ns = kb_adaptive_spin_ns(o->threads); /* poll as long as knit spins */
+}
+
+int64_t kb_adaptive_spin_ns(uint32_t workers)
+{
+    return 50000 * (int64_t)(workers ? workers : 1); /* knit's default: 50 us per lane */
+}
+
+const char *kb_default_wait(const char *transport)
+{
+    return strcmp(transport, "knit") ? "block" : "adaptive";
 }
 
 int kb_pool_create(const kb_case_t *c, const knit_pool_opts_t *o_in, knit_pool_t **out)
@@ -268,11 +280,17 @@ static uint64_t children_cpu_ns(void)
     return sum;
 }
 
-uint64_t kb_cpu_ns(void)
+static uint64_t rusage_ns(int who)
 {
     struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    uint64_t self = (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000ull
+    getrusage(who, &ru);
+    return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000ull
         + (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ull;
-    return self + children_cpu_ns();
+}
+
+/* This process, its children that were reaped (RUSAGE_CHILDREN: a worker that exited keeps
+ * counting), and its live children (zombies included, until they are reaped). */
+uint64_t kb_cpu_ns(void)
+{
+    return rusage_ns(RUSAGE_SELF) + rusage_ns(RUSAGE_CHILDREN) + children_cpu_ns();
 }

@@ -30,8 +30,9 @@ void kb_case_name(const kb_case_t *c, char *out, size_t n)
         c->workers, c->batch, (unsigned long long)c->payload_bytes);
     if (k > 0 && (size_t)k < n && strcmp(c->balancer, "-") != 0 && c->balancer[0])
         k += snprintf(out + k, n - (size_t)k, "/%s", c->balancer);
-    if (k > 0 && (size_t)k < n && !strcmp(c->wait, "spin"))
-        k += snprintf(out + k, n - (size_t)k, "/spin");
+    if (k > 0 && (size_t)k < n && c->wait[0] && strcmp(c->wait, "-") != 0
+        && strcmp(c->wait, "busy") != 0 && strcmp(c->wait, kb_default_wait(c->transport)) != 0)
+        k += snprintf(out + k, n - (size_t)k, "/%s", c->wait);
     if (k > 0 && (size_t)k < n && c->variant[0])
         snprintf(out + k, n - (size_t)k, "/%s", c->variant);
 }
@@ -50,11 +51,14 @@ static json_t *num_array(const double *v, uint32_t n)
     return a;
 }
 
-/* How many times the floor this case is: time over the floor's time for round-trip
- * mechanisms; for `ring` the ring's items/s over the case's calls/s; for `memcpy` the copy
- * bandwidth over the case's bytes/s. 0 when there is no floor. */
+/* How many times its reference this case is (>= 1: slower than the mechanism alone): the
+ * median of the per-repetition ratios when the reference bracketed each repetition; else the
+ * case's p50 over the reference's (the `memcpy` floor: copy bandwidth over bytes/s). 0 when
+ * there is no reference. */
 static double floor_ratio(const kb_result_t *r)
 {
+    if (r->ratio > 0)
+        return r->ratio;
     if (r->floor_ns <= 0)
         return 0;
     const char *m = r->floor_mech ? r->floor_mech : "";
@@ -65,12 +69,76 @@ static double floor_ratio(const kb_result_t *r)
     return r->p50 > 0 ? r->p50 / r->floor_ns : 0;
 }
 
+/* A percentile needs this many samples to be more than the largest one: p90 10, p99 100,
+ * p99.9 1000. Below, it is null (the entry's `samples` says how many there were). */
+static json_t *pct(double v, uint64_t samples, uint64_t need)
+{
+    return samples >= need ? num(v) : json_null();
+}
+
+static uint64_t samples_of(const kb_result_t *r)
+{
+    return r->samples ? r->samples : r->iterations;
+}
+
+/* The latency statistics, or null for a case that times no operations (idle CPU, scaling). */
+static json_t *latency_json(const kb_result_t *r)
+{
+    uint64_t n = samples_of(r);
+    if (n == 0 || (r->p50 <= 0 && r->max <= 0))
+        return json_null();
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "min", num(r->min), "p50",
+        num(r->p50), "p90", pct(r->p90, n, 10), "p99", pct(r->p99, n, 100), "p999",
+        pct(r->p999, n, 1000), "max", num(r->max), "mean", num(r->mean), "stddev", num(r->stddev));
+}
+
+/* The case's reference: the mechanism it is read against, measured around its repetitions,
+ * with the per-repetition ratios; or why no mechanism applies. */
+static json_t *reference_json(const kb_result_t *r)
+{
+    if (!r->floor_mech)
+        return json_pack(
+            "{s:s}", "none", r->no_ref ? r->no_ref : "no mechanism of this kind is measured");
+    json_t *ref = json_pack("{s:s, s:s, s:b, s:I, s:o, s:o, s:o}", "mechanism", r->floor_mech,
+        "kind", r->ref_throughput ? "throughput" : "round-trip", "bracketed", r->ref_bracketed,
+        "samples", (json_int_t)r->ref_samples, "ns",
+        r->floor_ns > 0 ? num(r->floor_ns) : json_null(), "p99_ns",
+        r->floor_p99_ns > 0 ? num(r->floor_p99_ns) : json_null(), "ratio",
+        floor_ratio(r) > 0 ? num(floor_ratio(r)) : json_null());
+    if (ref && r->ref_bracketed && r->ratio > 0) {
+        json_object_set_new(ref, "per_repetition_ns", num_array(r->rep_ref_ns, r->repetitions));
+        json_object_set_new(ref, "ratio_per_repetition", num_array(r->rep_ratio, r->repetitions));
+    }
+    return ref;
+}
+
+/* Peak resident memory of this process since the last reset (VmHWM), in KiB; -1 unknown. */
+static long peak_rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "re");
+    char line[256];
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6))
+            kib = strtol(line + 6, NULL, 10);
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+void kb_peak_rss_reset(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "we");
+    if (f) {
+        fputs("5", f); /* resets VmHWM to the current resident size */
+        fclose(f);
+    }
+}
+
 json_t *kb_entry_json(const kb_result_t *r, const char *name)
 {
     const kb_case_t *c = r->c;
-    json_t *lat = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "min", num(r->min), "p50",
-        num(r->p50), "p90", num(r->p90), "p99", num(r->p99), "p999", num(r->p999), "max",
-        num(r->max), "mean", num(r->mean), "stddev", num(r->stddev));
+    json_t *lat = latency_json(r);
     json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:s, s:I, s:I, s:I,"
                           " s:o, s:o, s:o, s:o, s:o, s:o, s:I}",
         "name", name, "scenario", c->scenario, "transport", c->transport, "runtime", c->runtime,
@@ -91,20 +159,90 @@ json_t *kb_entry_json(const kb_result_t *r, const char *name)
     json_object_set_new(e, "floor_ratio", floor_ratio(r) > 0 ? num(floor_ratio(r)) : json_null());
     json_object_set_new(
         e, "floor_mechanism", r->floor_mech ? json_string(r->floor_mech) : json_null());
-    struct rusage self, kids;
-    getrusage(RUSAGE_SELF, &self);
+    json_object_set_new(e, "reference", reference_json(r));
+    json_object_set_new(e, "samples", json_integer((json_int_t)samples_of(r)));
+    json_object_set_new(e, "repetition_ns_per_op", num_array(r->rep_ns_per_op, r->repetitions));
+    struct rusage kids;
     getrusage(RUSAGE_CHILDREN, &kids);
-    json_object_set_new(e, "peak_rss_kib", json_integer(self.ru_maxrss));
+    json_object_set_new(e, "peak_rss_kib", json_integer(peak_rss_kib()));
     json_object_set_new(e, "children_peak_rss_kib", json_integer(kids.ru_maxrss));
     if (r->extra)
         json_object_update(e, r->extra);
-    /* Google Benchmark's fields: its compare.py and other tools read our files */
-    json_object_set_new(e, "run_name", json_string(name));
-    json_object_set_new(e, "run_type", json_string("iteration"));
-    json_object_set_new(e, "real_time", num(r->p50));
-    json_object_set_new(e, "cpu_time", num(r->cpu_ns_per_call));
-    json_object_set_new(e, "time_unit", json_string("ns"));
     return e;
+}
+
+/* The figure Google Benchmark's tools compare for repetition i: the time per operation the
+ * case is read by (ns per operation for a throughput case, else the repetition's p50). */
+static double rep_time(const kb_result_t *r, uint32_t i)
+{
+    return r->ref_throughput || (r->c->batch > 1 && r->rep_ns_per_op[i] > 0) ? r->rep_ns_per_op[i]
+                                                                             : r->rep_p50[i];
+}
+
+static json_t *gb_entry(const char *name, const char *run_type, double real, double cpu)
+{
+    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:i}", "name", name, "run_name", name,
+        "run_type", run_type, "real_time", num(real), "cpu_time", num(cpu), "time_unit", "ns",
+        "threads", 1);
+}
+
+static void stats(const double *v, uint32_t n, double *mean, double *median_v, double *sd)
+{
+    double s = 0, sorted[KB_MAX_REPS];
+    for (uint32_t i = 0; i < n; i++) {
+        s += v[i];
+        sorted[i] = v[i];
+    }
+    *mean = n ? s / n : 0;
+    double q = 0;
+    for (uint32_t i = 0; i < n; i++)
+        q += (v[i] - *mean) * (v[i] - *mean);
+    *sd = n > 1 ? sqrt(q / (n - 1)) : 0;
+    for (uint32_t i = 1; i < n; i++) /* insertion sort: a handful of repetitions */
+        for (uint32_t k = i; k > 0 && sorted[k - 1] > sorted[k]; k--) {
+            double t = sorted[k];
+            sorted[k] = sorted[k - 1];
+            sorted[k - 1] = t;
+        }
+    *median_v = n == 0 ? 0 : n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+}
+
+/* Google Benchmark's shape of a case: one "iteration" entry per repetition (what its
+ * compare.py runs its U test on) and the mean, median, stddev and cv aggregates. */
+void kb_gbench_entries(json_t *out, const kb_result_t *r, const char *name)
+{
+    uint32_t n = r->repetitions;
+    double real[KB_MAX_REPS], cpu[KB_MAX_REPS];
+    for (uint32_t i = 0; i < n; i++) {
+        real[i] = rep_time(r, i);
+        cpu[i] = r->rep_cpu_per_op[i];
+        json_t *e = gb_entry(name, "iteration", real[i], cpu[i]);
+        json_object_set_new(e, "repetitions", json_integer(n));
+        json_object_set_new(e, "repetition_index", json_integer(i));
+        json_object_set_new(e, "iterations", json_integer((json_int_t)r->iterations));
+        json_array_append_new(out, e);
+    }
+    if (n < 2)
+        return;
+    double rm, rmed, rsd, cm, cmed, csd;
+    stats(real, n, &rm, &rmed, &rsd);
+    stats(cpu, n, &cm, &cmed, &csd);
+    const struct {
+        const char *agg;
+        double real, cpu;
+    } a[] = {{"mean", rm, cm}, {"median", rmed, cmed}, {"stddev", rsd, csd},
+        {"cv", rm > 0 ? rsd / rm : 0, cm > 0 ? csd / cm : 0}};
+    for (size_t k = 0; k < sizeof a / sizeof a[0]; k++) {
+        char agg_name[300];
+        snprintf(agg_name, sizeof agg_name, "%s_%s", name, a[k].agg);
+        json_t *e = gb_entry(agg_name, "aggregate", a[k].real, a[k].cpu);
+        json_object_set_new(e, "run_name", json_string(name));
+        json_object_set_new(e, "aggregate_name", json_string(a[k].agg));
+        json_object_set_new(e, "repetitions", json_integer(n));
+        if (!strcmp(a[k].agg, "cv"))
+            json_object_set_new(e, "aggregate_unit", json_string("percentage"));
+        json_array_append_new(out, e);
+    }
 }
 
 /* --- context ------------------------------------------------------------------------------- */
@@ -147,6 +285,34 @@ static void git_commit(char *out, size_t n)
     pclose(p);
 }
 
+/* The kernel's clock source (tsc, kvm-clock, hpet...), or "unknown". */
+static void clock_source(char *out, size_t n)
+{
+    snprintf(out, n, "unknown");
+    FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "re");
+    if (f && fgets(out, (int)n, f))
+        out[strcspn(out, "\n")] = 0;
+    if (f)
+        fclose(f);
+}
+
+/* What one clock read costs here: the least mean over 5 batches of 100,000 reads. */
+static double clock_read_ns(void)
+{
+    double best = 0;
+    for (int b = 0; b < 5; b++) {
+        uint64_t t0 = kb_now_ns(), x = 0;
+        for (int i = 0; i < 100000; i++)
+            x += kb_now_ns();
+        uint64_t dt = kb_now_ns() - t0;
+        __asm__ volatile("" : : "r"(x));
+        double mean = (double)dt / 100000.0;
+        if (b == 0 || mean < best)
+            best = mean;
+    }
+    return best;
+}
+
 json_t *kb_context_json(const kb_ctx_t *ctx, int argc, char **argv)
 {
     char date[64], model[256], commit[160], cmd[2048] = "";
@@ -169,11 +335,15 @@ json_t *kb_context_json(const kb_ctx_t *ctx, int argc, char **argv)
         "host thread on cpu0 and workers on cpu1..%u when the case has fewer workers than the "
         "machine has cpus (%u); otherwise unpinned. Each entry's placement says which.",
         kb_cpus() - 1, kb_cpus());
-    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:I}",
+    char source[64];
+    clock_source(source, sizeof source);
+    json_t *clock = json_pack("{s:s, s:s, s:o}", "api", "clock_gettime(CLOCK_MONOTONIC)", "source",
+        source, "read_ns", num(clock_read_ns()));
+    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:o, s:s, s:I}",
         "date", date, "host", u.nodename, "cpu_model", model, "cpus", (json_int_t)kb_cpus(),
         "kernel", kernel, "compiler", __VERSION__, "compiler_flags", KB_COMPILER_FLAGS,
         "build_type", KB_BUILD_TYPE, "git_commit", commit, "command_line", cmd, "quick", ctx->quick,
-        "clock", "CLOCK_MONOTONIC (clock_gettime)", "placement", placement, "repetitions",
+        "clock", clock ? clock : json_null(), "placement", placement, "repetitions",
         (json_int_t)ctx->reps);
 }
 

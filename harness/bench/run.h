@@ -22,7 +22,8 @@ struct kb_ctx {
     kb_filter_t scenarios, transports, runtimes, balancers;
     uint32_t workers[KB_MAX_FILTER];
     unsigned nworkers;
-    json_t *benchmarks;   /* the entries so far */
+    json_t *entries;      /* knit-bench's entries so far (one per case): "cases" */
+    json_t *benchmarks;   /* Google Benchmark's entries so far (per repetition + aggregates) */
     FILE *table;          /* the human-readable table, or NULL with --json */
     const char *scenario; /* running now */
     unsigned scenario_index, scenario_count;
@@ -38,6 +39,10 @@ double kb_budget_s(const char *scenario, bool quick);
 /* report.c: the JSON document's context, one entry, and the table. */
 json_t *kb_context_json(const kb_ctx_t *ctx, int argc, char **argv);
 json_t *kb_entry_json(const kb_result_t *r, const char *name);
+/* Google Benchmark's entries of a case (per-repetition iterations and aggregates) into `out`. */
+void kb_gbench_entries(json_t *out, const kb_result_t *r, const char *name);
+/* Start a new high-water mark of this process's resident memory (per case). */
+void kb_peak_rss_reset(void);
 void kb_table_row(kb_ctx_t *ctx, const kb_result_t *r, const char *name);
 void kb_case_name(const kb_case_t *c, char *out, size_t n);
 

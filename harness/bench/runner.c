@@ -134,6 +134,7 @@ static int warm_up(
 
 typedef struct totals {
     uint64_t ops, bytes, errors, real_ns, cpu_ns;
+    uint64_t timed_ns, timed_ops; /* rounds that timed their own throughput (kb_rep_t) */
 } totals_t;
 
 /* One measured repetition into `h` (cleared first). */
@@ -149,53 +150,124 @@ static int repetition(const plan_eff_t *e, kb_round_fn fn, void *state, knit_his
         rep.round++;
     }
     t->real_ns += kb_now_ns() - t0;
-    t->cpu_ns += kb_cpu_ns() - cpu0;
+    uint64_t cpu1 = kb_cpu_ns();
+    t->cpu_ns += cpu1 > cpu0 ? cpu1 - cpu0 : 0; /* a child's CPU in flight between counts */
     t->ops += rep.ops;
     t->bytes += rep.bytes;
     t->errors += rep.errors;
+    t->timed_ns += rep.timed_ns;
+    t->timed_ops += rep.timed_ops;
     return rc;
 }
+
+/* A reference measured around the repetitions: called before the first and after each. */
+typedef struct bracket {
+    const char *mech;
+    bool throughput;
+    bool quick;
+    uint32_t n;                 /* samples taken */
+    double ns[KB_MAX_REPS + 1]; /* p50, or ns per operation for a throughput mechanism */
+    double p99[KB_MAX_REPS + 1];
+} bracket_t;
+
+static int bracket_sample(bracket_t *b);
 
 /* What a plan measured: all repetitions pooled, the last one, and per-repetition figures. */
 typedef struct measured {
     knit_hist_t all, h;
     totals_t t;
     uint64_t warmup_ops;
-    double rep_p50[KB_MAX_REPS], rep_p99[KB_MAX_REPS];
+    double rep_p50[KB_MAX_REPS], rep_p99[KB_MAX_REPS], rep_ns_per_op[KB_MAX_REPS];
+    double rep_cpu_per_op[KB_MAX_REPS];
 } measured_t;
 
-/* Warm-up, then e->reps repetitions pooled into m->all. */
-static int measure(const plan_eff_t *e, kb_round_fn fn, void *state, measured_t *m)
+/* Warm-up, then e->reps repetitions pooled into m->all; with `b`, its reference is measured
+ * before the first repetition and after each (a reference that fails ends the bracket). */
+static int measure(const plan_eff_t *e, kb_round_fn fn, void *state, measured_t *m, bracket_t *b)
 {
     int rc = warm_up(e, fn, state, &m->h, &m->warmup_ops);
     knit_hist_init(&m->all);
+    if (rc == 0 && b && bracket_sample(b) < 0)
+        b = NULL;
     for (uint32_t i = 0; rc == 0 && i < e->reps; i++) {
+        totals_t before = m->t;
         rc = repetition(e, fn, state, &m->h, &m->t);
+        uint64_t ops = m->t.ops - before.ops, ns = m->t.real_ns - before.real_ns;
+        if (m->t.timed_ops > before.timed_ops) { /* the rounds timed their own throughput */
+            ops = m->t.timed_ops - before.timed_ops;
+            ns = m->t.timed_ns - before.timed_ns;
+        }
+        m->rep_cpu_per_op[i] = ops ? (double)(m->t.cpu_ns - before.cpu_ns) / (double)ops : 0;
         m->rep_p50[i] = (double)knit_hist_percentile(&m->h, 50);
         m->rep_p99[i] = (double)knit_hist_percentile(&m->h, 99);
+        m->rep_ns_per_op[i] = ops ? (double)ns / (double)ops : 0;
         knit_hist_add(&m->all, &m->h);
+        if (rc == 0 && b && bracket_sample(b) < 0)
+            b = NULL;
     }
     return rc;
 }
 
 /* --- floor references ---------------------------------------------------------------------- */
 
-/* Mechanism `mech` measured now with plan `e`: p50 and p99 of all its repetitions. */
-static int floor_measure(const plan_eff_t *e, const char *mech, double *p50, double *p99)
+/* Mechanism `mech` measured now with plan `e`: p50 and p99 of all its repetitions, and the
+ * mean time per operation (real time / operations: a throughput mechanism's figure, never
+ * rounded to whole ns). */
+static int floor_measure(
+    const plan_eff_t *e, const char *mech, double *p50, double *p99, double *ns_per_op)
 {
     kb_floor_t *f;
     int rc = kb_floor_open(mech, &f);
     if (rc < 0)
         return rc;
     measured_t *m = calloc(1, sizeof *m);
-    rc = m ? measure(e, kb_floor_round, f, m) : KNIT_E_NOMEM;
+    rc = m ? measure(e, kb_floor_round, f, m, NULL) : KNIT_E_NOMEM;
     kb_floor_close(f);
     if (rc == 0 && p50)
         *p50 = (double)knit_hist_percentile(&m->all, 50);
     if (rc == 0 && p99)
         *p99 = (double)knit_hist_percentile(&m->all, 99);
+    if (rc == 0 && ns_per_op)
+        *ns_per_op = m->t.ops ? (double)m->t.real_ns / (double)m->t.ops : 0;
     free(m);
     return rc;
+}
+
+/* One reference sample around a repetition: short (10 ms after 2 ms of warm-up; --quick: 4 ms
+ * after 1 ms), taken with the case's pool idle (its workers park after their spin budget). */
+static int bracket_sample(bracket_t *b)
+{
+    if (b->n > KB_MAX_REPS)
+        return 0;
+    plan_eff_t e = {.reps = 1,
+        .min_rounds = 3,
+        .max_rounds = UINT64_MAX,
+        .rep_ns = (b->quick ? 4 : 10) * MS,
+        .warmup_ns = (b->quick ? 1 : 2) * MS,
+        .warmup_rounds = 1};
+    double p50 = 0, p99 = 0, per_op = 0;
+    int rc = floor_measure(&e, b->mech, &p50, &p99, &per_op);
+    if (rc < 0)
+        return rc;
+    b->ns[b->n] = b->throughput ? per_op : p50;
+    b->p99[b->n] = p99;
+    b->n++;
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of v[0..n-1] (0 when n is 0); v is left sorted. */
+static double median(double *v, uint32_t n)
+{
+    if (n == 0)
+        return 0;
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 int kb_floor_ref(kb_ctx_t *ctx, const char *mech, double *p50, double *p99)
@@ -208,22 +280,50 @@ int kb_floor_ref(kb_ctx_t *ctx, const char *mech, double *p50, double *p99)
         .rep_ns = (ctx->quick ? 10 : 25) * MS,
         .warmup_ns = (ctx->quick ? 2 : 5) * MS,
         .warmup_rounds = 1};
-    return floor_measure(&e, mech, p50, p99);
+    return floor_measure(&e, mech, p50, p99, NULL);
 }
 
-/* The plan's floor reference into r, measured now: with the case's own plan `e` when the plan
- * asks (floor_ref_as_case), else the short default run. Left unset when it cannot run. */
-static void case_floor_ref(
-    kb_ctx_t *ctx, const kb_plan_t *plan, const plan_eff_t *e, kb_result_t *r)
+/* A reference as slow as its case (floor_ref_as_case: futex-gap-<time>), measured once with
+ * the case's own plan before the case, so the two have as many samples. Unset on failure. */
+static void case_floor_ref(const kb_plan_t *plan, const plan_eff_t *e, kb_result_t *r)
 {
     double p50 = 0, p99 = 0, scale = plan->floor_ref_scale > 0 ? plan->floor_ref_scale : 1.0;
-    int rc = plan->floor_ref_as_case ? floor_measure(e, plan->floor_ref, &p50, &p99)
-                                     : kb_floor_ref(ctx, plan->floor_ref, &p50, &p99);
-    if (rc == 0) {
+    if (floor_measure(e, plan->floor_ref, &p50, &p99, NULL) == 0) {
         r->floor_ns = p50 * scale;
         r->floor_p99_ns = p99 * scale;
         r->floor_mech = plan->floor_ref;
+        r->ref_samples = 1;
     }
+}
+
+/* The case's figure in a repetition, as its reference reads it. */
+static double rep_figure(const kb_result_t *r, uint32_t i)
+{
+    return r->ref_throughput ? r->rep_ns_per_op[i] : r->rep_p50[i];
+}
+
+/* Per-repetition ratios against the mean of the references just before and just after it. */
+static void bracket_ratios(const kb_plan_t *plan, bracket_t *b, kb_result_t *r)
+{
+    double scale = plan->floor_ref_scale > 0 ? plan->floor_ref_scale : 1.0;
+    r->floor_mech = plan->floor_ref;
+    r->ref_throughput = b->throughput;
+    r->ref_bracketed = true;
+    r->ref_samples = b->n;
+    if (b->n < r->repetitions + 1)
+        return; /* a reference failed: the entry says so with its sample count */
+    double ratios[KB_MAX_REPS];
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < r->repetitions; i++) {
+        r->rep_ref_ns[i] = (b->ns[i] + b->ns[i + 1]) / 2 * scale;
+        double fig = rep_figure(r, i);
+        r->rep_ratio[i] = r->rep_ref_ns[i] > 0 && fig > 0 ? fig / r->rep_ref_ns[i] : 0;
+        if (r->rep_ratio[i] > 0)
+            ratios[k++] = r->rep_ratio[i];
+    }
+    r->ratio = median(ratios, k);
+    r->floor_ns = median(b->ns, b->n) * scale;
+    r->floor_p99_ns = median(b->p99, b->n) * scale;
 }
 
 static void fill_stats(kb_result_t *r, const knit_hist_t *all, const totals_t *t)
@@ -237,10 +337,13 @@ static void fill_stats(kb_result_t *r, const knit_hist_t *all, const totals_t *t
     r->mean = knit_hist_mean(all);
     r->stddev = knit_hist_stddev(all);
     r->iterations = t->ops;
+    r->samples = all->total;
     r->errors = t->errors;
     r->real_s = (double)t->real_ns / 1e9;
     r->calls_per_s = t->real_ns ? (double)t->ops * 1e9 / (double)t->real_ns : 0;
-    r->bytes_per_s = t->real_ns ? (double)t->bytes * 1e9 / (double)t->real_ns : 0;
+    if (t->timed_ns && t->timed_ops)
+        r->calls_per_s = (double)t->timed_ops * 1e9 / (double)t->timed_ns;
+    r->bytes_per_s = t->ops ? r->calls_per_s * (double)t->bytes / (double)t->ops : 0;
     r->cpu_ns_per_call = t->ops ? (double)t->cpu_ns / (double)t->ops : 0;
 }
 
@@ -252,10 +355,19 @@ int kb_run_case(kb_ctx_t *ctx, const kb_case_t *c, const kb_plan_t *plan, kb_rou
     kb_progress(ctx, "%s", name);
     plan_eff_t e = effective(ctx, plan);
     kb_result_t r = {.c = c, .extra = extra, .repetitions = e.reps};
-    if (plan && plan->floor_ref)
-        case_floor_ref(ctx, plan, &e, &r);
+    r.no_ref = plan ? plan->no_ref : NULL;
+    bracket_t *b = NULL;
+    if (plan && plan->floor_ref && plan->floor_ref_as_case) {
+        case_floor_ref(plan, &e, &r);
+    } else if (plan && plan->floor_ref) {
+        b = calloc(1, sizeof *b);
+        if (b)
+            *b = (bracket_t) {.mech = plan->floor_ref,
+                .throughput = kb_floor_is_throughput(plan->floor_ref),
+                .quick = ctx->quick};
+    }
     measured_t *m = calloc(1, sizeof *m);
-    int rc = m ? measure(&e, fn, state, m) : KNIT_E_NOMEM;
+    int rc = m ? measure(&e, fn, state, m, b) : KNIT_E_NOMEM;
     if (rc < 0) {
         kb_fail(ctx, c, rc);
         json_decref(extra);
@@ -264,6 +376,12 @@ int kb_run_case(kb_ctx_t *ctx, const kb_case_t *c, const kb_plan_t *plan, kb_rou
         r.warmup_iterations = m->warmup_ops;
         memcpy(r.rep_p50, m->rep_p50, sizeof r.rep_p50);
         memcpy(r.rep_p99, m->rep_p99, sizeof r.rep_p99);
+        memcpy(r.rep_ns_per_op, m->rep_ns_per_op, sizeof r.rep_ns_per_op);
+        memcpy(r.rep_cpu_per_op, m->rep_cpu_per_op, sizeof r.rep_cpu_per_op);
+        if (b)
+            bracket_ratios(plan, b, &r);
+        else if (r.floor_ns > 0)
+            r.ratio = r.ref_throughput ? 0 : r.p50 / r.floor_ns;
         if (out) {
             *out = r;
             out->extra = NULL;
@@ -271,6 +389,7 @@ int kb_run_case(kb_ctx_t *ctx, const kb_case_t *c, const kb_plan_t *plan, kb_rou
         kb_emit(ctx, &r);
     }
     free(m);
+    free(b);
     return rc;
 }
 
@@ -289,7 +408,9 @@ void kb_emit(kb_ctx_t *ctx, kb_result_t *r)
     kb_case_name(r->c, name, sizeof name);
     json_t *entry = kb_entry_json(r, name);
     if (entry)
-        json_array_append_new(ctx->benchmarks, entry);
+        json_array_append_new(ctx->entries, entry);
+    kb_gbench_entries(ctx->benchmarks, r, name);
+    kb_peak_rss_reset(); /* the next case's peak starts here */
     if (ctx->table)
         kb_table_row(ctx, r, name);
     json_decref(r->extra);

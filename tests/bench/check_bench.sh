@@ -20,9 +20,11 @@ trap 'rm -rf "$tmp"' EXIT
 # and also carries the warm futex round trip; both measured (positive)
 /usr/bin/python3 - "$tmp/quick.json" <<'EOF'
 import json, sys
-gaps = [b for b in json.load(open(sys.argv[1]))["benchmarks"]
+gaps = [b for b in json.load(open(sys.argv[1]))["cases"]
         if b["scenario"] == "idle" and b["variant"].startswith("gap-")]
-bad = [b["name"] for b in gaps if b["floor_mechanism"] != "futex-" + b["variant"]
+own = {"knit": "futex"}
+bad = [b["name"] for b in gaps
+       if b["floor_mechanism"] != own.get(b["transport"], b["transport"]) + "-" + b["variant"]
        or not (b["floor_ns"] or 0) > 0 or not b.get("warm_futex_ns", 0) > 0]
 if not gaps or bad:
     sys.exit(f"check_bench: idle gap references missing or wrong: {bad or 'no gap cases'}")
@@ -42,6 +44,12 @@ if [ ! -f "$compare" ]; then
     exit 1
 fi
 /usr/bin/python3 "$compare" benchmarks "$tmp/a.json" "$tmp/b.json" >"$tmp/compare.txt"
+# with 2 repetitions a side its U test runs (and warns that more repetitions are recommended)
+grep -q "U Test" "$tmp/compare.txt" || {
+    echo "check_bench: compare.py ran no U test on our per-repetition entries" >&2
+    cat "$tmp/compare.txt" >&2
+    exit 1
+}
 for name in floor/spin/thread/w1/b1/p8 latency/knit/thread/w1/b1/p8 latency/pipe/process/w1/b1/p8; do
     grep -q "$name" "$tmp/compare.txt" || {
         echo "check_bench: compare.py did not report $name" >&2

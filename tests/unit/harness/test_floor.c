@@ -3,8 +3,10 @@
  * that really cross to its peer (no sequence-number mismatch), records one histogram sample per
  * operation, and closes without hanging; unknown names are refused with the valid list; the
  * caller's CPU mask is restored. The futex-gap-<time> references (the idle scenario's) take
- * well-formed gaps only and sleep the gap before each single round trip. No latency is
- * asserted: the medians are printed only.
+ * well-formed gaps only and sleep the gap before each single round trip; the parameterised
+ * names (-poll, -b<n>, -gap-<time>, xcopy-<bytes>) open only where they apply, a burst round
+ * moves exactly its n items, and an xcopy round its bytes both ways. No latency is asserted:
+ * the medians are printed only.
  */
 #define _GNU_SOURCE
 
@@ -56,8 +58,13 @@ static void test_mechanism(void **state)
     assert_true(h->min > 0);
     if (strcmp(mech, "memcpy") == 0)
         assert_int_equal(rep.bytes, rep.ops * MIB);
-    if (strncmp(mech, "futex-gap-", 10) == 0)
+    if (strstr(mech, "-gap-"))
         assert_int_equal(rep.ops, ROUNDS); /* one round trip per round */
+    const char *b = strstr(mech, "-b");
+    if (b) /* a burst of n per round */
+        assert_int_equal(rep.ops, ROUNDS * strtoull(b + 2, NULL, 10));
+    if (strncmp(mech, "xcopy-", 6) == 0) /* the payload out and back, per item */
+        assert_int_equal(rep.bytes, rep.ops * 2 * strtoull(mech + 6, NULL, 10));
     free(h);
 }
 
@@ -66,11 +73,12 @@ static void test_mechanism(void **state)
         .name = "floor " mech, .test_func = test_mechanism, .initial_state = (void *)mech          \
     }
 
-static void test_names_are_the_nine_mechanisms(void **s)
+static void test_names_of_the_floor_scenario(void **s)
 {
     (void)s;
-    static const char *const want[] = {
-        "spin", "futex", "pipe", "unix", "tcp", "ring", "memcpy", "thread-spawn", "process-spawn"};
+    static const char *const want[] = {"spin", "futex", "pipe", "unix", "seqpacket", "tcp",
+        "pipe-poll", "unix-poll", "seqpacket-poll", "tcp-poll", "ring", "ring-b1000", "memcpy",
+        "xcopy-1048576", "thread-spawn", "process-spawn"};
     size_t n = 0;
     while (kb_floor_mechs[n])
         n++;
@@ -87,9 +95,46 @@ static void test_unknown_name_lists_the_valid_ones(void **s)
     assert_null(f);
     const char *msg = knit_errmsg();
     assert_non_null(strstr(msg, "carrier-pigeon"));
-    for (size_t i = 0; kb_floor_mechs[i]; i++)
-        assert_non_null(strstr(msg, kb_floor_mechs[i]));
-    assert_non_null(strstr(msg, "futex-gap-<n>"));
+    static const char *const engines[] = {"spin", "futex", "pipe", "unix", "seqpacket", "tcp",
+        "ring", "memcpy", "xcopy-<bytes>", "thread-spawn", "process-spawn", "futex-gap-<n>"};
+    for (size_t i = 0; i < sizeof engines / sizeof engines[0]; i++)
+        assert_non_null(strstr(msg, engines[i]));
+}
+
+/* The suffixes open only on the engines that take them, with well-formed numbers; and the
+ * throughput mechanisms are told apart from the round-trip ones. */
+static void test_parameterised_names(void **s)
+{
+    (void)s;
+    static const char *const good[] = {"pipe-poll", "tcp-poll-b32", "unix-b1", "seqpacket-b100000",
+        "ring-b10", "xcopy-8", "xcopy-4096-b4", "pipe-gap-1ms", "tcp-gap-10us"};
+    static const char *const bad[] = {"pipe-b0", "pipe-b", "pipe-b100001", "pipe-b-1", "pipe-bx",
+        "pipe-poll-poll", "pipe-b4-poll", "ring-poll", "spin-b2", "futex-poll", "memcpy-b2",
+        "xcopy", "xcopy-", "xcopy-0", "xcopy-x", "xcopy-8-poll", "xcopy-268435457", "pipe-gap-",
+        "pipe-gap-5m", "ring-gap-1ms", "pipe-poll-gap-1ms", "pipes", "rings-b2"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        kb_floor_t *f = NULL;
+        int rc = kb_floor_open(good[i], &f);
+        if (rc != 0)
+            fail_msg("kb_floor_open(%s): %d %s", good[i], rc, knit_errmsg());
+        kb_floor_close(f);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        kb_floor_t *f = NULL;
+        if (kb_floor_open(bad[i], &f) != KNIT_E_INVAL)
+            fail_msg("kb_floor_open(%s) was not refused", bad[i]);
+        assert_null(f);
+    }
+    static const char *const throughput[]
+        = {"ring", "ring-b32", "pipe-b4", "tcp-poll-b2", "memcpy", "xcopy-8", "xcopy-64-b2"};
+    static const char *const round_trip[] = {"spin", "futex", "pipe", "pipe-poll", "thread-spawn",
+        "futex-gap-1ms", "pipe-gap-1ms", "carrier-pigeon"};
+    for (size_t i = 0; i < sizeof throughput / sizeof throughput[0]; i++)
+        if (!kb_floor_is_throughput(throughput[i]))
+            fail_msg("%s is read by throughput", throughput[i]);
+    for (size_t i = 0; i < sizeof round_trip / sizeof round_trip[0]; i++)
+        if (kb_floor_is_throughput(round_trip[i]))
+            fail_msg("%s is read by its round trip", round_trip[i]);
 }
 
 /* A gap is a positive integer with ns, us, ms or s, at most 10 s; only futex-gap takes one.
@@ -194,8 +239,21 @@ int main(void)
         MECH_TEST("thread-spawn"),
         MECH_TEST("process-spawn"),
         MECH_TEST("futex-gap-100us"),
+        MECH_TEST("seqpacket"),
+        MECH_TEST("pipe-poll"),
+        MECH_TEST("unix-poll"),
+        MECH_TEST("seqpacket-poll"),
+        MECH_TEST("tcp-poll"),
+        MECH_TEST("pipe-b64"),
+        MECH_TEST("tcp-poll-b100"),
+        MECH_TEST("ring-b10"),
+        MECH_TEST("ring-b1000"),
+        MECH_TEST("xcopy-33"),
+        MECH_TEST("xcopy-65536-b8"),
+        MECH_TEST("pipe-gap-100us"),
         MECH_TEST("futex-gap-1ms"),
-        cmocka_unit_test(test_names_are_the_nine_mechanisms),
+        cmocka_unit_test(test_names_of_the_floor_scenario),
+        cmocka_unit_test(test_parameterised_names),
         cmocka_unit_test(test_unknown_name_lists_the_valid_ones),
         cmocka_unit_test(test_gap_names),
         cmocka_unit_test(test_gap_sleeps_before_each_round_trip),
