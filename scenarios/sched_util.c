@@ -4,8 +4,8 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "base/rand.h"
 #include "base/error.h"
+#include "base/rand.h"
 
 /* --- PRNG ----------------------------------------------------------------------------------- */
 

@@ -261,6 +261,8 @@ int main(int argc, char **argv)
     int rc = kb_worker_guard();
     if (rc != KNIT_E_AGAIN)
         return rc;
+    if ((rc = kb_startup_sample_main(argc, argv)) != KNIT_E_AGAIN)
+        return rc; /* a cold start-up sample (scenarios/startup.c) */
     static kb_ctx_t ctx;
     cli_t cli = {0};
     rc = parse(argc, argv, &ctx, &cli);

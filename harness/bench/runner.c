@@ -434,7 +434,7 @@ double kb_budget_s(const char *scenario, bool quick)
         {"payload", 120, 4},
         {"load", 90, 4},
         {"balance", 90, 4},
-        {"startup", 40, 3},
+        {"startup", 45, 3},
         {"idle", 60, 3},
         {"cpu", 40, 3},
         {"dispatch", 30, 3},
