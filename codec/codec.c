@@ -9,8 +9,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include "codec/codec_json.h"
 #include "base/error.h"
+#include "codec/codec_json.h"
 #include "codec/value_internal.h"
 
 /* --- tag tables ----------------------------------------------------------------------------- */

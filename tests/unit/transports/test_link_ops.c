@@ -33,7 +33,8 @@ static void check_link_table(const knit__link_ops_t *o, bool lock)
         assert_int_equal(o->send_hook != NULL, knit__link_has(o, KNIT__LINK_IN_PLACE));
     assert_int_equal(o->set_in_place != NULL, knit__link_has(o, KNIT__LINK_IN_PLACE));
     /* descriptors and spinning exclude each other: a poll()ed link answers ready() false */
-    assert_false(knit__link_has(o, KNIT__LINK_USES_FDS) && knit__link_has(o, KNIT__LINK_SPIN_CHEAP));
+    assert_false(
+        knit__link_has(o, KNIT__LINK_USES_FDS) && knit__link_has(o, KNIT__LINK_SPIN_CHEAP));
 }
 
 static void test_every_transport_fills_its_table(void **s)
