@@ -232,7 +232,37 @@ def measured_markdown(by, source):
                 out.append(f"| {t} | {wait} ({(ref(c) or {}).get('mechanism', '-')}) | "
                            f"{fmt_rate(c['calls_per_s'])} | "
                            + (f"{ref_ratio(c):.2f}x |" if ref_ratio(c) else "- |"))
+    out += ["", "| more | figure |", "| --- | --- |"]
+    for label, c, how in more_rows(by):
+        if c:
+            out.append(f"| {label} | {how(c)} |")
     return "\n".join(out)
+
+
+def more_rows(by):
+    """The README's other figures: (label, case, how to show it)."""
+    rr = lambda c: f"{ref_ratio(c):.2f}x its {ref(c)['mechanism']}" if ref_ratio(c) else "-"
+    hog = next((n for n in by if n.startswith("contended/knit/thread/w1/b1/")), None)
+    return [
+        ("idle worker, CPU of one core", by.get("idle/knit/thread/w1/b1/p8/cpu"),
+         lambda c: f"{c.get('cpu_percent_per_worker', 0):.3f} %"),
+        ("first call after 100 ms idle", by.get("idle/knit/thread/w1/b1/p8/gap-100ms"),
+         lambda c: f"{fmt_ns(p50(c))}, {rr(c)}"),
+        ("thread pool start to first reply", by.get("startup/knit/thread/w1/b1/p8"),
+         lambda c: f"{fmt_ns(p50(c))}, {rr(c)}"),
+        ("the same in a fresh process (cold)", by.get("startup/knit/thread/w1/b1/p8/cold"),
+         lambda c: f"{fmt_ns(p50(c))}, {rr(c)}"),
+        ("process pool start to first reply", by.get("startup/knit/process/w1/b1/p8/inherit"),
+         lambda c: f"{fmt_ns(p50(c))}, {rr(c)}"),
+        ("CPU-heavy work, 2 workers on 2 cores", by.get("cpu/knit/thread/w2/b40/p8"),
+         lambda c: f"{c.get('speedup_vs_1', 0):.2f}x one worker"),
+        ("1 MiB echo, bursts of 100", by.get("payload/knit/thread/w1/b100/p1048576"),
+         lambda c: f"{c['bytes_per_s'] / 1e9:.2f} GB/s, {rr(c)}"),
+        ("the same, argument read in place", by.get("payload/knit/thread/w1/b100/p1048576/in-place"),
+         lambda c: f"{c['bytes_per_s'] / 1e9:.2f} GB/s, {rr(c)}"),
+        ("one call with both CPUs busy (p50)", by.get(hog) if hog else None,
+         lambda c: fmt_ns(p50(c))),
+    ]
 
 
 def splice(path, name, text):
