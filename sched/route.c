@@ -80,6 +80,14 @@ static int publish(knit_pool_t *p, knit__lane_t *lane, knit_future_t *f)
         return rc;
     uint32_t w0 = (uint32_t)f->task | (f->abort_id >= 0 ? ((uint32_t)f->abort_id + 1) << 16 : 0);
     uint32_t stamp = t->def.timeout_ms ? knit__stamp_ms(f->submit_ns) : 0;
+#if KNIT_INJECT_DELAY_NS > 0
+    /* Test builds only (CMake -DKNIT_INJECT_DELAY_NS=N; compiled out of every normal build):
+     * a known slowdown for the regression gate's evidence (docs/gate.md) - N ns of busy
+     * waiting per call published on the transport KNIT_INJECT_TRANSPORT. */
+    if (p->opts.transport == KNIT_INJECT_TRANSPORT)
+        for (uint64_t until = knit__now_ns() + KNIT_INJECT_DELAY_NS; knit__now_ns() < until;)
+            ;
+#endif
     rc = knit__link_send(lane->link, w0, id, stamp, &f->arg);
     if (rc == KNIT_E_WORKER_DIED)
         rc = KNIT_E_FULL; /* the worker's end is gone: the call waits in the backlog; the drain
