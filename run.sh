@@ -11,7 +11,9 @@ PACKAGES=(
     gcc g++ make cmake ninja-build pkg-config
     libcmocka-dev libbenchmark-dev libbenchmark-tools libjansson-dev
     gnuplot-nox python3-matplotlib python3-scipy python3-numpy
+    chromium
     bubblewrap util-linux valgrind
+    linux-perf sockperf
 )
 
 usage() {
@@ -21,7 +23,8 @@ Usage: ./run.sh [COMMAND] [OPTIONS]
 Commands:
   (none)                 set up, build, run the default benchmark suite (knit-bench: every
                          scenario, under 15 minutes on 2 cores), print a table per scenario
-                         and save the JSON document under results/runs/ (charts: not yet)
+                         and save the JSON document under results/runs/; after a full run
+                         (no --quick, no filter) redraw docs/charts/ from it
   test [--fast]          set up, build and run every test through ctest: the Release build,
                          then the AddressSanitizer+UBSan and ThreadSanitizer builds
                          (--fast: Release build only). Exits non-zero on any failure.
@@ -29,12 +32,28 @@ Commands:
                          pool (round trips with p50/p99, bursts, start-up); --json: Google
                          Benchmark's JSON on stdout; other ARGS go to Google Benchmark,
                          e.g. --benchmark_filter=pool/roundtrip --benchmark_min_time=1
-  compare BASE.json NEW.json [--threshold PCT] [--alpha A] [--normalize] [--json]
-                         regression gate: a case regresses when its repetitions are slower
-                         (one-sided Mann-Whitney U, p < alpha, default 0.05) and its median
-                         moved more than PCT (default 10); --normalize divides by each run's
-                         floor reference; exit 0 no regression, 1 regression, 2 bad input
-  plots [RESULT.json]    regenerate docs/charts/ from a result (default: the latest) [not yet]
+  gate BASE_REV [NEW_REV] [--quick] [--pairs N] [--scenario A,B] [OPTIONS]
+                         the regression gate (docs/gate.md): builds both revisions (NEW_REV
+                         defaults to the working tree) under build/gate/, runs latency and
+                         bursts of every transport x runtime as interleaved fresh processes
+                         (ABBA, 12 pairs), flags a case whose 99 % lower bound of NEW/BASE
+                         clears a 2 % noise margin and whose estimate is over 5 %, re-runs
+                         flagged cases; table, verdict.json, summary.md, forest.png; exit 0
+                         pass, 1 regression, 2 bad input or undecided (--help for options)
+  compare BASE.json NEW.json | A1.json A2.json ... -- B1.json B2.json ... [OPTIONS]
+                         compare saved results: refuses mismatched contexts, fails on missing
+                         cases, new errors and failed cases; runs are the samples (several
+                         per side, exact Mann-Whitney bounds, Bonferroni over the cases);
+                         one run per side is "undecided"; exit 0 pass, 1 regression, 2 bad
+                         input or undecided (harness/compare.py --help for options)
+  plots [RESULT.json | BASE.json NEW.json] [--out DIR] [--runs DIR] [--format svg,png]
+                         draw the charts (gnuplot and matplotlib, SVG and PNG) of a result
+                         (default: the latest full run) into docs/charts/ (or DIR); with two
+                         results also the forest plot of NEW against BASE; the history of
+                         the runs saved in results/runs/ (or --runs DIR) is drawn there
+  report [RESULT.json] [--out FILE]
+                         write one self-contained HTML page (default results/report.html):
+                         context, charts, every case in a sortable, filterable table
   setup                  only install/check the Debian packages and configure the build
   build                  set up and build (Release) without running anything
 
@@ -163,7 +182,37 @@ cmd_test() {
 cmd_bench() {
     setup_packages
     build_release
-    "$BUILD/release/harness/knit-bench" --save-dir "$ROOT/results/runs" "$@"
+    local marker status=0
+    marker="$(mktemp)"
+    "$BUILD/release/harness/knit-bench" --save-dir "$ROOT/results/runs" "$@" || status=$?
+    refresh_charts "$marker" "$@"
+    rm -f "$marker"
+    return "$status"
+}
+
+# refresh_charts MARKER ARGS...: when the run saved a result (newer than MARKER) and was a full
+# run, redraw docs/charts/ from it. Everything goes to stderr (--json keeps stdout pure); a
+# chart that cannot be drawn is reported and does not fail the benchmark run.
+refresh_charts() {
+    local marker="$1" arg saved partial=0
+    shift
+    saved="$(find "$ROOT/results/runs" -maxdepth 1 -name '*.json' -newer "$marker" 2>/dev/null |
+        sort | tail -n 1)"
+    [ -n "$saved" ] || return 0
+    for arg in "$@"; do
+        case "$arg" in
+        --quick | --scenario* | --transport* | --runtime* | --balancer* | --workers*) partial=1 ;;
+        esac
+    done
+    if [ "$partial" -eq 1 ]; then
+        echo "run.sh: docs/charts/ left as it is (a partial run); ./run.sh plots $saved" \
+            "--out DIR draws this run's charts" >&2
+        return 0
+    fi
+    echo "run.sh: redrawing docs/charts/ from $saved" >&2
+    if ! /usr/bin/python3 "$ROOT/plots/plots.py" "$saved" >&2; then
+        echo "run.sh: the charts could not be redrawn (see above); the result is saved: $saved" >&2
+    fi
 }
 
 cmd_micro() {
@@ -190,7 +239,9 @@ main() {
     setup) setup_packages; configure "$BUILD/release" -DCMAKE_BUILD_TYPE=Release ;;
     build) setup_packages; build_release ;;
     compare) shift; setup_packages; /usr/bin/python3 "$ROOT/harness/compare.py" "$@" ;;
-    plots) not_yet "$cmd" ;;
+    gate) shift; setup_packages; /usr/bin/python3 "$ROOT/harness/gate" "$@" ;;
+    plots) shift; setup_packages; /usr/bin/python3 "$ROOT/plots/plots.py" "$@" ;;
+    report) shift; setup_packages; /usr/bin/python3 "$ROOT/plots/report.py" "$@" ;;
     "" | --json | --quick | --scenario | --transport | --runtime | --balancer | --workers | \
         --repetitions | --out | --list) cmd_bench "$@" ;;
     *) echo "run.sh: unknown command '$cmd'" >&2; usage >&2; exit 2 ;;
