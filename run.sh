@@ -74,8 +74,6 @@ Options of the benchmark suite (results/SCHEMA.md describes the JSON):
 
   -h, --help             this text
 
-Commands marked [not yet] are part of the contract but not built yet: they say so and exit 2.
-
 Set-up: missing Debian packages are installed with apt-get when running as root (one
 'apt-get update' first); otherwise the exact install command is printed and the script exits 2.
 EOF
@@ -83,11 +81,6 @@ EOF
 
 die() {
     echo "run.sh: $*" >&2
-    exit 2
-}
-
-not_yet() {
-    echo "run.sh: '$1' is not available yet in this version of knit (see README.md, Status)." >&2
     exit 2
 }
 
