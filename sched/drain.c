@@ -4,15 +4,27 @@
 #include "sched/route.h"
 #include "sched/settle.h"
 
+/* A response's word 0 as a settlement status. A code no worker may report (one that reads as
+ * "pending", or one only the host can know, such as a worker's death) settles the call as a
+ * corrupt response instead. */
 static int status_of(uint32_t w0)
 {
     if (w0 == KNIT__FLAG_RESOLVE)
         return 0;
     if (w0 & KNIT__FLAG_CODE) {
-        int s = -(int)(w0 & ~KNIT__FLAG_CODE);
-        return s < 0 && s >= KNIT_E_LAST ? s : KNIT_E_TASK;
+        uint32_t code = w0 & ~KNIT__FLAG_CODE;
+        int s = code <= (uint32_t)-KNIT_E_LAST ? -(int)code : 0;
+        return knit__worker_status_valid(s) ? s : KNIT_E_CORRUPT;
     }
     return KNIT_E_TASK; /* knitting: any other non-zero flag word rejects */
+}
+
+/* Whether a result arriving on `lane` may settle a call published on lane `owner`: its own
+ * calls, and in a stealing pool the shared request lock's (any worker may have claimed
+ * them). */
+static bool answers_for(const knit_pool_t *p, const knit__lane_t *lane, uint32_t owner)
+{
+    return owner == lane->index || (p->stealing && owner == p->submit && !lane->is_submit);
 }
 
 typedef struct drain_ctx {
@@ -24,11 +36,15 @@ static int on_result(void *ctx, knit__msg_t *m)
 {
     drain_ctx_t *d = ctx;
     knit_pool_t *p = d->p;
-    if (m->id >= p->reg_cap || (!p->reg[m->id].call && !p->reg[m->id].zombie)) {
-        knit_value_free(&m->value); /* a response for no call: ignore it */
+    knit__slot_ref_t *found = knit__reg_find(p, m->id);
+    if (!found || !answers_for(p, d->lane, found->lane)) {
+        /* a response for no call of this lane (a worker answering ids it was not given, or a
+         * frame replayed): it settles nothing */
+        d->lane->strays++;
+        knit_value_free(&m->value);
         return 0;
     }
-    knit__slot_ref_t r = p->reg[m->id];
+    knit__slot_ref_t r = *found;
     knit__release_abort_id(p, r.lane, r.abort_id);
     knit__reg_free(p, m->id);
     if (r.zombie) {
@@ -54,8 +70,9 @@ static int on_result(void *ctx, knit__msg_t *m)
 
 int knit__drain_lane(knit_pool_t *p, knit__lane_t *lane)
 {
-    if (lane->link_down)
-        return 0; /* the lane's failure is being handled, or was */
+    if (lane->link_down || !lane->link)
+        return 0; /* the lane's failure is being handled, or was (a failed replacement has
+                     no link at all) */
     drain_ctx_t d = {p, lane};
     int n = knit__link_drain(lane->link, on_result, &d);
     if (n < 0)

@@ -72,6 +72,10 @@ static int lane_memory(knit_pool_t *p, knit__lane_t *lane)
 static void lane_memory_close(knit_pool_t *p, knit__lane_t *lane)
 {
     lane->aborts.shared = NULL; /* the bitmap lives in this memory */
+    /* so does the doorbell: until a new memory exists (a replacement may fail to get one), the
+     * lane's own spare words stand in for it, so nothing writes to memory given back */
+    lane->bell.parked = &lane->spare_bell[0];
+    lane->bell.seq = &lane->spare_bell[1];
     knit__link_close(&lane->link);
     knit__link_fds_close(lane->worker_fds);
     if (!lane->mem.map)
@@ -104,6 +108,8 @@ static int make_lanes(knit_pool_t *p)
         knit__lane_t *lane = &p->lanes[i];
         lane->index = i;
         lane->mem.fd = -1;
+        lane->bell.parked = &lane->spare_bell[0];
+        lane->bell.seq = &lane->spare_bell[1];
         lane->is_inline = i == p->inline_lane;
         lane->is_submit = i == p->submit; /* the last lane: the worker lanes exist by then */
         lane->worker_fds[0] = lane->worker_fds[1] = -1;
@@ -195,7 +201,9 @@ static void worker_died(knit_pool_t *p, knit__lane_t *lane, const knit__exit_t *
     bool started = lane->ready;
     int status = started ? KNIT_E_WORKER_DIED : KNIT_E_WORKER_STARTUP;
     knit__layout_t *l = &lane->mem.layout;
-    if (!started
+    if (lane->link_down == KNIT_E_CORRUPT) {
+        status = KNIT_E_CORRUPT; /* fail_msg says what it sent (knit__lane_broke) */
+    } else if (!started
         && atomic_load_explicit(knit__lane_boot(lane->mem.map, l), memory_order_acquire)
             == KNIT__BOOT_FAILED)
         snprintf(lane->fail_msg, sizeof lane->fail_msg, "worker %u start-up failed: %.*s",
@@ -209,7 +217,8 @@ static void worker_died(knit_pool_t *p, knit__lane_t *lane, const knit__exit_t *
             started ? "" : " during start-up (see its stderr)");
     p->rt_ops->forget(p->rt, lane->runner);
     lane->runner = NULL;
-    bool respawn = started && !p->opts.worker.process.no_respawn && !p->closed;
+    bool respawn
+        = (started || status == KNIT_E_CORRUPT) && !p->opts.worker.process.no_respawn && !p->closed;
     knit__fail_lane(p, lane, status, respawn);
     if (!respawn) {
         lane->failed = status;
@@ -236,7 +245,9 @@ static void worker_died(knit_pool_t *p, knit__lane_t *lane, const knit__exit_t *
 
 /* A link broke: the worker closed its end, or sent a malformed frame (KNIT_E_CORRUPT: nothing
  * after it can be trusted). A worker of a CAN_DIE runtime that closed its end has ended or is
- * ending: exited() reports it and worker_died() handles it (respawn). */
+ * ending; one that sent a malformed frame (or died in the middle of one) is killed here. Either
+ * way exited() reports its end and worker_died() settles its calls and replaces it, as after
+ * any death. */
 void knit__lane_broke(knit_pool_t *p, knit__lane_t *lane, int rc)
 {
     char why[200];
@@ -245,8 +256,17 @@ void knit__lane_broke(knit_pool_t *p, knit__lane_t *lane, int rc)
     if (lane->failed)
         return;
     bool can_die = knit__runtime_has(p->rt_ops, KNIT__RUNTIME_CAN_DIE);
-    if (can_die && rc == KNIT_E_WORKER_DIED)
+    if (can_die && lane->runner) {
+        if (rc != KNIT_E_WORKER_DIED) {
+            lane->link_down = KNIT_E_CORRUPT;
+            snprintf(lane->fail_msg, sizeof lane->fail_msg,
+                "worker %u: its %s stream broke (%s); the worker was replaced", lane->index,
+                p->link_ops->name, why);
+            if (p->rt_ops->kill)
+                p->rt_ops->kill(lane->runner);
+        }
         return;
+    }
     if (!can_die) {
         knit__check_lanes(p); /* a worker whose start-up failed closes its end after reporting */
         if (lane->failed)

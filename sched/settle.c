@@ -14,6 +14,8 @@ int knit__reg_grow(knit_pool_t *p)
 {
     {
         uint32_t cap = p->reg_cap ? p->reg_cap * 2 : 64;
+        if (cap > KNIT__REG_MAX)
+            return knit__err(KNIT_E_RANGE, "more than %u calls in flight", KNIT__REG_MAX);
         knit__slot_ref_t *reg = realloc(p->reg, cap * sizeof *reg);
         if (!reg)
             return knit__err(KNIT_E_NOMEM, "call registry of %u entries", cap);
@@ -76,7 +78,7 @@ static void detach(knit_pool_t *p, knit_future_t *f)
     case KNIT__CS_INFLIGHT: {
         /* The worker still has it: keep the id as a zombie until the response arrives, and
          * ask an abort-aware task to stop. */
-        knit__slot_ref_t *r = &p->reg[f->id];
+        knit__slot_ref_t *r = &p->reg[f->id & KNIT__REG_INDEX_MASK];
         r->call = NULL;
         r->zombie = true;
         if (f->abort_id >= 0)

@@ -19,15 +19,33 @@ static inline int knit__reg_alloc(knit_pool_t *p, knit_future_t *f, uint32_t *id
         if (rc < 0)
             return rc;
     }
-    *id = p->free_ids[--p->nfree];
-    p->reg[*id] = (knit__slot_ref_t) {.call = f, .lane = f->lane, .abort_id = f->abort_id};
+    uint32_t index = p->free_ids[--p->nfree];
+    uint32_t gen = (p->reg[index].gen + 1u) & (UINT32_MAX >> KNIT__REG_INDEX_BITS);
+    p->reg[index]
+        = (knit__slot_ref_t) {.call = f, .lane = f->lane, .abort_id = f->abort_id, .gen = gen};
+    *id = index | gen << KNIT__REG_INDEX_BITS;
     return 0;
 }
 
+/* Free a registry entry by id or by index (the generation bits are ignored). */
 static inline void knit__reg_free(knit_pool_t *p, uint32_t id)
 {
-    p->reg[id] = (knit__slot_ref_t) {0};
-    p->free_ids[p->nfree++] = id;
+    uint32_t index = id & KNIT__REG_INDEX_MASK;
+    p->reg[index] = (knit__slot_ref_t) {.gen = p->reg[index].gen};
+    p->free_ids[p->nfree++] = index;
+}
+
+/* The registry entry a response's id names, if that call (or zombie) is still waiting for it;
+ * else NULL (an unknown index, an older generation, or an entry that is free). */
+static inline knit__slot_ref_t *knit__reg_find(knit_pool_t *p, uint32_t id)
+{
+    uint32_t index = id & KNIT__REG_INDEX_MASK;
+    if (index >= p->reg_cap)
+        return NULL;
+    knit__slot_ref_t *r = &p->reg[index];
+    if ((!r->call && !r->zombie) || r->gen != id >> KNIT__REG_INDEX_BITS)
+        return NULL;
+    return r;
 }
 
 /* Give a call's abort id back to its lane (-1: none). */

@@ -97,17 +97,29 @@ typedef struct knit__lane {
     uint32_t inflight; /* routed here and not settled (backlog + published + inline queue) */
     uint32_t published;
     uint32_t zombies; /* settled early while in flight; their responses are still due */
+    uint32_t strays;  /* responses that named no call of this lane, ignored */
     knit__fifo_t backlog;
     knit__abort_ids_t aborts;
     knit__doorbell_t bell;
+    _Atomic uint32_t spare_bell[2]; /* the doorbell while the lane has no memory */
 } knit__lane_t;
 
-/* Registry entry for an id: the call in flight, or a zombie awaiting a late response. */
+/* Registry entry for an id: the call in flight, or a zombie awaiting a late response.
+ *
+ * The id a worker answers by is the entry's index in the low KNIT__REG_INDEX_BITS bits and the
+ * entry's generation above them; the generation moves on every time the entry is taken, so a
+ * response is matched to the call it was sent for, never to a later call that reuses the
+ * entry (a frame replayed or left behind by a worker settles nothing). */
+#define KNIT__REG_INDEX_BITS 20u
+#define KNIT__REG_INDEX_MASK ((1u << KNIT__REG_INDEX_BITS) - 1u)
+#define KNIT__REG_MAX        (1u << KNIT__REG_INDEX_BITS)
+
 typedef struct knit__slot_ref {
     knit_future_t *call; /* NULL when free or zombie */
     bool zombie;         /* settled early (timeout, cancel); the response is still to come */
     uint32_t lane;
     int32_t abort_id;
+    uint32_t gen; /* generation of the id last handed out (kept while free) */
 } knit__slot_ref_t;
 
 struct knit_pool {

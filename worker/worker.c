@@ -291,6 +291,20 @@ static void release_view(job_t *j)
     drop_region(j);
 }
 
+/* A result that has to wait for a return slot outlives its task's turn, but a task may return
+ * memory it only lends until it returns (knit_task_fn): keep a copy of what it did not hand
+ * over, or the next task could overwrite it before it is sent. */
+static void keep_result(job_t *j)
+{
+    if (j->result.flags & KNIT_VF_OWNED)
+        return;
+    knit_value_t lent = j->result;
+    if (knit__value_keep(&lent, &j->result) < 0) {
+        j->result = knit_v_str("out of memory keeping a result until the return lock has room");
+        j->status = KNIT_E_NOMEM;
+    }
+}
+
 /* Run one request; the result goes out now or into the backlog. */
 static void run_one(knit__worker_t *w, job_t *j)
 {
@@ -317,8 +331,11 @@ static void run_one(knit__worker_t *w, job_t *j)
     if (send_view_result(w, j) == 0)
         return;
     release_view(j);
-    if (send_result(w, j) == KNIT_E_FULL && ring_push(&w->backlog, j) < 0)
-        job_release(j);
+    if (send_result(w, j) == KNIT_E_FULL) {
+        keep_result(j);
+        if (ring_push(&w->backlog, j) < 0)
+            job_release(j);
+    }
 }
 
 static bool stopping(const knit__worker_t *w)

@@ -67,12 +67,39 @@ void knit__worker_report_boot(const knit__shm_lane_t *lane, int rc);
 /* Host side: ask the lane's worker to stop, and wake it. */
 void knit__worker_signal_stop(const knit__shm_lane_t *lane);
 
-/* A task's return value as a settlement status: 0 resolves, a positive value (or
- * KNIT_E_AGAIN, which would read as "pending") rejects with KNIT_E_TASK, another negative
- * knit code rejects with that code. */
+/* The rejection codes a worker may report for a call: its task's, its codec's, its own
+ * (no such task, the timeout spent before the task ran). Not the ones only the host can know
+ * (a worker's death, shutdown, a hard timeout, start-up) nor KNIT_E_AGAIN or KNIT_E_FULL,
+ * which would leave a settled call reading as pending. */
+static inline bool knit__worker_status_valid(int s)
+{
+    switch (s) {
+    case KNIT_E_INVAL:
+    case KNIT_E_NOMEM:
+    case KNIT_E_RANGE:
+    case KNIT_E_SYS:
+    case KNIT_E_PAYLOAD_TOO_LARGE:
+    case KNIT_E_ARENA_FULL:
+    case KNIT_E_UNSUPPORTED:
+    case KNIT_E_PROCESS_BOUNDARY:
+    case KNIT_E_CORRUPT:
+    case KNIT_E_TASK:
+    case KNIT_E_TIMEOUT:
+    case KNIT_E_ABORTED:
+    case KNIT_E_ABORT_EXHAUSTED:
+    case KNIT_E_NO_TASK:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* A task's return value as a settlement status: 0 resolves, a knit code a worker may report
+ * (knit__worker_status_valid) rejects with that code, anything else (a positive value,
+ * KNIT_E_AGAIN, a code only the host gives) rejects with KNIT_E_TASK. */
 static inline int knit__task_status(int rc)
 {
-    return rc == 0 ? 0 : (rc > 0 || rc == KNIT_E_AGAIN || rc < KNIT_E_LAST) ? KNIT_E_TASK : rc;
+    return rc == 0 ? 0 : knit__worker_status_valid(rc) ? rc : KNIT_E_TASK;
 }
 
 /* Run a task on the calling thread (the inline lane); returns the settlement status. */

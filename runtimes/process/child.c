@@ -6,11 +6,13 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/error.h"
@@ -108,56 +110,123 @@ static int take_link_fds(const knit__boot_t *b, int fds[2])
     return 0;
 }
 
+/* A boot payload too long for the environment: the sealed memfd on fd KNIT__BOOT_FD. */
+static char *read_boot_fd(void)
+{
+    struct stat st;
+    int fd = KNIT__BOOT_FD;
+    if (fstat(fd, &st) < 0 || st.st_size <= 0 || st.st_size > (off_t)(64u << 20))
+        return NULL;
+    char *text = malloc((size_t)st.st_size + 1);
+    size_t done = 0;
+    while (text && done < (size_t)st.st_size) {
+        ssize_t n = pread(fd, text + done, (size_t)st.st_size - done, (off_t)done);
+        if (n <= 0)
+            break;
+        done += (size_t)n;
+    }
+    close(fd);
+    if (!text || done != (size_t)st.st_size) {
+        free(text);
+        return NULL;
+    }
+    text[done] = 0;
+    return text;
+}
+
+/* Arm the parent-death signal, then leave at once if the host is already gone (the signal only
+ * covers deaths after it is armed): its life pipe reads as hung up once nobody holds the write
+ * end. */
+static void watch_parent(void)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the process that started us */
+    const char *life = getenv(KNIT__ENV_LIFE);
+    if (!life)
+        return;
+    int fd = (int)strtol(life, NULL, 10);
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    if (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR)))
+        _exit(1);
+    close(fd);
+}
+
+int knit__child_open(knit__child_t *c)
+{
+    memset(c, 0, sizeof *c);
+    c->lane.fd = -1;
+    c->fds[0] = c->fds[1] = -1;
+    watch_parent();
+    const char *boot = getenv(KNIT__ENV_BOOT);
+    char *text = !boot ? NULL : !strcmp(boot, "fd:5") ? read_boot_fd() : strdup(boot);
+    /* tasks that start programs must not turn them into knit workers */
+    unsetenv(KNIT__ENV_BOOT);
+    unsetenv(KNIT__ENV_WORKER);
+    unsetenv(KNIT__ENV_LIFE);
+    int rc = boot && !text
+        ? knit__err(KNIT_E_WORKER_STARTUP, "cannot read the boot payload from fd %d", KNIT__BOOT_FD)
+        : knit__boot_decode(text, &c->boot);
+    free(text);
+    if (rc == 0)
+        rc = map_lane(&c->boot, &c->lane);
+    if (rc == 0)
+        rc = take_link_fds(&c->boot, c->fds);
+    if (rc < 0)
+        knit__child_fail(c, rc);
+    return rc;
+}
+
+void knit__child_fail(knit__child_t *c, int rc)
+{
+    knit__worker_report_boot(&c->lane, rc); /* nothing to report into before the lane maps */
+    fprintf(stderr, "knit worker %d: start-up failed: %s\n", (int)getpid(), knit_errmsg());
+}
+
+void knit__child_close(knit__child_t *c)
+{
+    knit__link_fds_close(c->fds);
+    knit__shm_lane_close(&c->lane);
+    knit__boot_free(&c->boot);
+}
+
 int knit_worker_process_main(
     const knit_task_def_t *tasks, size_t ntasks, knit_bootstrap_fn bootstrap, void *bootstrap_ctx)
 {
     if (!knit_is_worker_process())
         return KNIT_E_AGAIN;
-    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the process that started us */
-    char *text = getenv(KNIT__ENV_BOOT) ? strdup(getenv(KNIT__ENV_BOOT)) : NULL;
-    /* tasks that start programs must not turn them into knit workers */
-    unsetenv(KNIT__ENV_BOOT);
-    unsetenv(KNIT__ENV_WORKER);
-
-    knit__boot_t b;
-    knit__shm_lane_t lane = {.fd = -1};
-    knit__worker_t *w = NULL;
-    int rc = knit__boot_decode(text, &b);
-    free(text);
-    if (rc == 0)
-        rc = map_lane(&b, &lane);
-    if (rc == 0)
-        rc = bind_tasks(&b, tasks, ntasks);
-    int fds[2] = {-1, -1};
-    if (rc == 0)
-        rc = take_link_fds(&b, fds);
-    bool reported = rc == 0; /* from here knit__worker_new reports the outcome */
-    if (rc == 0) {
-        knit__worker_cfg_t cfg = {
-            .tasks = b.tasks,
-            .ntasks = b.ntasks,
-            .index = b.worker,
-            .lane = &lane,
-            .transport = b.transport,
-            .fds = {fds[0], fds[1]},
-            .spin_ns = b.spin_ns,
-            .spin_only = b.spin_only,
-            .bootstrap = b.bootstrap_path ? NULL : bootstrap,
-            .bootstrap_ctx = bootstrap_ctx,
-            .bootstrap_path = b.bootstrap_path,
-            .bootstrap_symbol = b.bootstrap_symbol,
-        };
-        rc = knit__worker_new(&cfg, &w);
-    }
-    if (!reported)
-        knit__worker_report_boot(&lane, rc);
+    knit__child_t c;
+    int rc = knit__child_open(&c);
     if (rc < 0) {
-        fprintf(stderr, "knit worker %d: start-up failed: %s\n", (int)getpid(), knit_errmsg());
+        knit__child_close(&c);
+        return 1;
+    }
+    knit__worker_t *w = NULL;
+    rc = bind_tasks(&c.boot, tasks, ntasks);
+    if (rc < 0) {
+        knit__child_fail(&c, rc);
     } else {
+        knit__worker_cfg_t cfg = {
+            .tasks = c.boot.tasks,
+            .ntasks = c.boot.ntasks,
+            .index = c.boot.worker,
+            .lane = &c.lane,
+            .transport = c.boot.transport,
+            .fds = {c.fds[0], c.fds[1]},
+            .spin_ns = c.boot.spin_ns,
+            .spin_only = c.boot.spin_only,
+            .bootstrap = c.boot.bootstrap_path ? NULL : bootstrap,
+            .bootstrap_ctx = bootstrap_ctx,
+            .bootstrap_path = c.boot.bootstrap_path,
+            .bootstrap_symbol = c.boot.bootstrap_symbol,
+        };
+        c.fds[0] = c.fds[1] = -1; /* knit__worker_new takes them and reports the outcome */
+        rc = knit__worker_new(&cfg, &w);
+        if (rc < 0)
+            fprintf(stderr, "knit worker %d: start-up failed: %s\n", (int)getpid(), knit_errmsg());
+    }
+    if (rc == 0) {
         knit__worker_run(w);
         knit__worker_free(w);
     }
-    knit__shm_lane_close(&lane);
-    knit__boot_free(&b);
+    knit__child_close(&c);
     return rc < 0 ? 1 : 0;
 }

@@ -18,8 +18,18 @@
 
 #define KNIT__ENV_WORKER   "KNIT_PROCESS_WORKER"
 #define KNIT__ENV_BOOT     "KNIT_PROCESS_WORKER_BOOT"
+#define KNIT__ENV_LIFE     "KNIT_PROCESS_WORKER_LIFE" /* the fd of the host's life pipe */
 #define KNIT__BOOT_VERSION 1
 #define KNIT__LINK_FD_RX   3 /* message transports: the worker's descriptors (fd 4: results) */
+/* A boot payload longer than this (a few thousand tasks) does not fit one environment string
+ * (Linux: 128 KiB each): it travels in a sealed memfd inherited as fd KNIT__BOOT_FD, and the
+ * variable says "fd:5". */
+#define KNIT__BOOT_ENV_MAX 65536u
+#define KNIT__BOOT_FD      5
+/* The read end of a pipe whose write end only the host holds (close-on-exec): it reads as hung
+ * up once the host is gone, however the worker was started (a prefix, another pid namespace). */
+#define KNIT__LIFE_FD  6
+#define KNIT__FD_SPARE 7 /* descriptors for the child are staged at or above this */
 
 /* What a worker process learns from its boot payload. */
 typedef struct knit__boot {
@@ -46,6 +56,7 @@ struct knit__runtime {
     knit__monitor_t *monitor; /* started with the first child, stopped at close */
     uint32_t workers;
     char (*names)[40]; /* named memory: each worker lane's object name ("" when inherited) */
+    int life[2];       /* the life pipe (KNIT__LIFE_FD): children get [0], the host keeps [1] */
 };
 
 /* One child. The monitor thread writes `exit_code`, `exit_signal` and then `died`. */
@@ -73,6 +84,21 @@ bool knit__monitor_unwatch(knit__runtime_t *rt, knit__runner_t *r);
 void knit__monitor_stop(knit__runtime_t *rt);
 /* Wait until a reap in progress has finished (before the lane memory goes away). */
 void knit__monitor_sync(knit__runtime_t *rt);
+
+/* Child: what a worker process starts from - its boot payload, its lane memory mapped, and a
+ * message transport's descriptors (else -1). knit__child_open reads and clears the worker
+ * environment variables, arms the parent-death signal, and on failure reports it (boot word
+ * and stderr). knit__child_close releases what is left (fds a link did not take included). */
+typedef struct knit__child {
+    knit__boot_t boot;
+    knit__shm_lane_t lane;
+    int fds[2];
+} knit__child_t;
+
+int knit__child_open(knit__child_t *c);
+/* Report a start-up failure after knit__child_open succeeded. */
+void knit__child_fail(knit__child_t *c, int rc);
+void knit__child_close(knit__child_t *c);
 
 extern const knit__runtime_ops_t knit__process_runtime_ops;
 

@@ -15,6 +15,10 @@ typedef struct shm_link {
     knit__link_t base;
     knit__endpoint_t ep;
     const knit__shm_lane_t *mem;
+    /* Host: requests sent and not answered yet, at most KNIT__LINK_WINDOW. The 32 slots alone
+     * do not bound them: a worker frees a request slot when it takes the call into its run
+     * queue, not when it answers, and a worker that dies takes every call it holds with it. */
+    uint32_t outstanding;
 } shm_link_t;
 
 static shm_link_t *shm(const knit__link_t *l)
@@ -34,9 +38,19 @@ static int shm_open(const knit__link_params_t *params, knit__link_t **out)
     return 0;
 }
 
+static bool window_full(const knit__link_t *l)
+{
+    return l->side == KNIT__SIDE_HOST && shm(l)->outstanding >= KNIT__LINK_WINDOW;
+}
+
 static int shm_send(knit__link_t *l, uint32_t w0, uint32_t id, uint32_t stamp_ms, knit_value_t *v)
 {
-    return knit__ep_send(&shm(l)->ep, w0, id, stamp_ms, v);
+    if (window_full(l))
+        return KNIT_E_FULL;
+    int rc = knit__ep_send(&shm(l)->ep, w0, id, stamp_ms, v);
+    if (rc == 0 && l->side == KNIT__SIDE_HOST)
+        shm(l)->outstanding++;
+    return rc;
 }
 
 static int shm_send_hook(knit__link_t *l, uint32_t w0, uint32_t id, uint32_t stamp_ms,
@@ -49,7 +63,12 @@ static int shm_drain(knit__link_t *l, knit__frame_cb cb, void *ctx)
 {
     /* The host acknowledges return slots every 8 frames so a busy worker can go on writing
      * while a long batch is being settled; the worker acknowledges its batch once. */
-    return knit__ep_drain(&shm(l)->ep, cb, ctx, l->side == KNIT__SIDE_HOST ? 8u : 0u, 0);
+    int n = knit__ep_drain(&shm(l)->ep, cb, ctx, l->side == KNIT__SIDE_HOST ? 8u : 0u, 0);
+    if (n > 0 && l->side == KNIT__SIDE_HOST) {
+        uint32_t answered = (uint32_t)n;
+        shm(l)->outstanding -= answered < shm(l)->outstanding ? answered : shm(l)->outstanding;
+    }
+    return n;
 }
 
 static bool shm_ready(const knit__link_t *l)
@@ -59,7 +78,8 @@ static bool shm_ready(const knit__link_t *l)
 
 static bool shm_can_send(knit__link_t *l)
 {
-    return knit__qprod_claim(&shm(l)->ep.tx) >= 0; /* a free slot (claiming takes nothing yet) */
+    /* a free slot (claiming takes nothing yet), and room in the window */
+    return !window_full(l) && knit__qprod_claim(&shm(l)->ep.tx) >= 0;
 }
 
 static void shm_wake_peer(knit__link_t *l)

@@ -74,10 +74,17 @@ int knit__shm_lane_create(knit__shm_lane_t *lane, const knit__lane_cfg_t *cfg_in
         return rc;
     memset(lane, 0, sizeof *lane);
     lane->fd = -1;
-    int fd = memfd_create("knit-lane", MFD_CLOEXEC);
+    int fd = memfd_create("knit-lane", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0)
         return knit__err(KNIT_E_SYS, "memfd_create: %s", strerror(errno));
-    return size_and_map(lane, fd, &cfg);
+    rc = size_and_map(lane, fd, &cfg);
+    if (rc == 0 && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+        /* a process worker holds this file too: without the seals it could shrink it under
+         * the host's mapping, and the host would fault on its next read */
+        rc = knit__err(KNIT_E_SYS, "sealing the lane memfd: %s", strerror(errno));
+        knit__shm_lane_close(lane);
+    }
+    return rc;
 }
 
 int knit__shm_lane_create_named(

@@ -270,9 +270,10 @@ int knit__fs_recv(knit__fs_reader_t *r, knit__msg_t *m)
             continue;
         }
         if (n == 0)
-            return r->have ? knit__err(KNIT_E_CORRUPT,
-                       "the stream ended inside a frame "
-                       "(%llu bytes of it)",
+            /* a peer that ended in the middle of a frame died at an awkward moment; what it
+             * did send is not a malformed frame */
+            return r->have ? knit__err(KNIT_E_WORKER_DIED,
+                       "the peer closed its end inside a frame (%llu bytes of it)",
                        (unsigned long long)r->have)
                            : knit__err(KNIT_E_WORKER_DIED, "the peer closed its end");
         if (errno == EINTR)
