@@ -214,25 +214,30 @@ typedef struct stats {
 
 static stats_t S[NCOMBOS];
 
-#define MAX_FINDINGS 40
-static char *findings[MAX_FINDINGS];
-static uint64_t nfindings;
+/* Findings, the first MAX_FINDINGS of each category (so a flood of one kind does not hide
+ * another). */
+#define MAX_FINDINGS 12
+enum { F_LOST, F_DUP, F_CORRUPT, F_UNEXPECTED, F_HANG, F_COUNT };
+static const char *const finding_names[F_COUNT]
+    = {"lost", "duplicated", "corrupted", "unexpected", "hang"};
+static char *findings[F_COUNT][MAX_FINDINGS];
+static uint64_t nfindings[F_COUNT];
 
 static atomic_uint_fast64_t moved_made, moved_released;
 
-static void finding(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void finding(const char *fmt, ...)
+static void finding(int cat, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void finding(int cat, const char *fmt, ...)
 {
     char buf[600];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    if (nfindings < MAX_FINDINGS)
-        findings[nfindings] = strdup(buf);
-    nfindings++;
-    if (O.verbose || nfindings <= 10)
-        fprintf(stderr, "soak: FINDING: %s\n", buf);
+    if (nfindings[cat] < MAX_FINDINGS)
+        findings[cat][nfindings[cat]] = strdup(buf);
+    nfindings[cat]++;
+    if (O.verbose || nfindings[cat] <= 3)
+        fprintf(stderr, "soak: FINDING (%s): %s\n", finding_names[cat], buf);
 }
 
 /* Every sequence number's state: 0 never sent, 1 in flight, 2 settled. */
@@ -352,8 +357,9 @@ static void check_result(sk_call_t *r, const knit_value_t *v)
     if ((r->carrier == C_SHARED || r->carrier == C_MOVED) && P->runtime == KNIT_RUNTIME_PROCESS
         && !P->inliner) {
         st->unexpected++;
-        finding("pool %" PRIu64 " (%s) seq %" PRIu64
-                ": a %s buffer resolved on process workers instead of KNIT_E_PROCESS_BOUNDARY",
+        finding(F_UNEXPECTED,
+            "pool %" PRIu64 " (%s) seq %" PRIu64
+            ": a %s buffer resolved on process workers instead of KNIT_E_PROCESS_BOUNDARY",
             P->id, P->desc, r->seq, carrier_names[r->carrier]);
         return;
     }
@@ -369,8 +375,9 @@ static void check_result(sk_call_t *r, const knit_value_t *v)
         const char *what = got >= next_seq         ? "was never sent"
             : got < seq_cap && seq_state[got] == 2 ? "was already settled"
                                                    : "belongs to another call in flight";
-        finding("pool %" PRIu64 " (%s) seq %" PRIu64
-                " (%s via %s, %s): the result carries seq %" PRIu64 ", which %s",
+        finding(F_DUP,
+            "pool %" PRIu64 " (%s) seq %" PRIu64 " (%s via %s, %s): the result carries seq %" PRIu64
+            ", which %s",
             P->id, P->desc, r->seq, carrier_names[r->carrier], task_names[r->task],
             (sk_flags(r->seqfield) & SK_F_DIGEST) ? "digest" : "echo", got, what);
         return;
@@ -379,9 +386,10 @@ static void check_result(sk_call_t *r, const knit_value_t *v)
         rc = SK_MISMATCH;
     if (rc != SK_OK) {
         st->corrupted_result++;
-        finding("pool %" PRIu64 " (%s) seq %" PRIu64
-                " (%s via %s, %s): the result is corrupt: %s (sent sum %016" PRIx64
-                ", carried %016" PRIx64 ", computed %016" PRIx64 ")",
+        finding(F_CORRUPT,
+            "pool %" PRIu64 " (%s) seq %" PRIu64
+            " (%s via %s, %s): the result is corrupt: %s (sent sum %016" PRIx64
+            ", carried %016" PRIx64 ", computed %016" PRIx64 ")",
             P->id, P->desc, r->seq, carrier_names[r->carrier], task_names[r->task],
             (sk_flags(r->seqfield) & SK_F_DIGEST) ? "digest" : "echo",
             rc == SK_MALFORMED ? (why[0] ? why : "not a carrier") : "checksum mismatch", r->sum,
@@ -401,8 +409,9 @@ static void check_rejection(sk_call_t *r, int status, const knit_value_t *v)
         if (v && v->kind == KNIT_KIND_ERROR && v->u.err->name
             && !strcmp(v->u.err->name, "SoakCorrupt")) {
             st->corrupted_arg++;
-            finding("pool %" PRIu64 " (%s) seq %" PRIu64
-                    " (%s via %s): the worker received a corrupt argument: %s",
+            finding(F_CORRUPT,
+                "pool %" PRIu64 " (%s) seq %" PRIu64
+                " (%s via %s): the worker received a corrupt argument: %s",
                 P->id, P->desc, r->seq, carrier_names[r->carrier], task_names[r->task],
                 v->u.err->message);
             return;
@@ -439,7 +448,8 @@ static void check_rejection(sk_call_t *r, int status, const knit_value_t *v)
     st->unexpected++;
     char text[300];
     value_text(v, text, sizeof text);
-    finding("pool %" PRIu64 " (%s) seq %" PRIu64 " (%s via %s): unexpected rejection %s: %s", P->id,
+    finding(F_UNEXPECTED,
+        "pool %" PRIu64 " (%s) seq %" PRIu64 " (%s via %s): unexpected rejection %s: %s", P->id,
         P->desc, r->seq, carrier_names[r->carrier], task_names[r->task], status_name(status), text);
 }
 
@@ -450,7 +460,7 @@ static void track(sk_call_t *r, knit_future_t *f)
     stats_t *st = &S[P->combo];
     if (++r->settles > 1) {
         st->duplicated++;
-        finding("pool %" PRIu64 " (%s) seq %" PRIu64 " (%s via %s): settled %u times", P->id,
+        finding(F_DUP, "pool %" PRIu64 " (%s) seq %" PRIu64 " (%s via %s): settled %u times", P->id,
             P->desc, r->seq, carrier_names[r->carrier], task_names[r->task], r->settles);
         return;
     }
@@ -967,7 +977,8 @@ static void issue(sk_pool_t *P)
     unsigned t = (unsigned)below(&R, 100);
     r->task = t < 70 ? T_SOAK : (t < 90 || !O.timeouts) ? T_IN_PLACE : T_SLOW;
     uint32_t flags = chance(&R, 30) ? SK_F_DIGEST : 0;
-    if (flags && O.borrowed_replies && chance(&R, 50))
+    bool borrow = chance(&R, 50); /* drawn always: the option leaves the stream as it is */
+    if (flags && O.borrowed_replies && borrow)
         flags |= SK_F_BORROWED;
     if (O.self_test && r->seq >= INJ_ARG_FLIP && r->seq < INJ_END) {
         r->carrier = C_BYTES;
@@ -1003,8 +1014,9 @@ static void issue(sk_pool_t *P)
     if (rc < 0) {
         /* no future: the call was never made */
         S[P->combo].unexpected++;
-        finding("pool %" PRIu64 " (%s) seq %" PRIu64 " (%s): knit_call failed: %s (%s)", P->id,
-            P->desc, r->seq, carrier_names[r->carrier], knit_strerror(rc), knit_errmsg());
+        finding(F_UNEXPECTED,
+            "pool %" PRIu64 " (%s) seq %" PRIu64 " (%s): knit_call failed: %s (%s)", P->id, P->desc,
+            r->seq, carrier_names[r->carrier], knit_strerror(rc), knit_errmsg());
         r->settles = 1; /* accounted for */
         P->inflight--;
         seq_state[r->seq] = 2;
@@ -1095,8 +1107,8 @@ static sk_pool_t *pool_new(void)
         o.worker.process.shared_memory == KNIT_SHM_NAMED ? " named-shm" : "");
     int rc = knit_pool_create(&o, tasks, NTASKS, &P->p);
     if (rc < 0) {
-        finding("pool %" PRIu64 " (%s): knit_pool_create failed: %s (%s)", P->id, P->desc,
-            knit_strerror(rc), knit_errmsg());
+        finding(F_UNEXPECTED, "pool %" PRIu64 " (%s): knit_pool_create failed: %s (%s)", P->id,
+            P->desc, knit_strerror(rc), knit_errmsg());
         S[P->combo].unexpected++;
         free(P);
         return NULL;
@@ -1158,7 +1170,7 @@ static void step(sk_pool_t *P, int64_t wait_ns)
     if (rc < 0 && !P->progress_error_seen) {
         P->progress_error_seen = true;
         S[P->combo].unexpected++;
-        finding("pool %" PRIu64 " (%s): knit_pool_progress: %s (%s)", P->id, P->desc,
+        finding(F_UNEXPECTED, "pool %" PRIu64 " (%s): knit_pool_progress: %s (%s)", P->id, P->desc,
             knit_strerror(rc), knit_errmsg());
     }
     reap(P);
@@ -1174,8 +1186,9 @@ static void stall_check(sk_pool_t *P, uint64_t now)
     if (!hung(P, now))
         return;
     S[P->combo].hangs++;
-    finding("pool %" PRIu64 " (%s): hang: %zu calls in flight, none settled for %.0f s (%" PRIu64
-            " calls made, %u kills)",
+    finding(F_HANG,
+        "pool %" PRIu64 " (%s): hang: %zu calls in flight, none settled for %.0f s (%" PRIu64
+        " calls made, %u kills)",
         P->id, P->desc, P->inflight, O.stall_s, P->issued, P->kills);
 }
 
@@ -1213,8 +1226,9 @@ static void pool_end(sk_pool_t *P, bool hang)
         int st = knit_future_status(f);
         if (st != KNIT_E_SHUTDOWN) {
             S[P->combo].unexpected++;
-            finding("pool %" PRIu64 " (%s): a call after shutdown settled with %s, not at once "
-                    "with KNIT_E_SHUTDOWN",
+            finding(F_UNEXPECTED,
+                "pool %" PRIu64 " (%s): a call after shutdown settled with %s, not at once "
+                "with KNIT_E_SHUTDOWN",
                 P->id, P->desc, st == KNIT_E_AGAIN ? "nothing" : status_name(st));
         }
         knit_future_release(f);
@@ -1229,14 +1243,16 @@ static void pool_end(sk_pool_t *P, bool hang)
         seq_state[r->seq] = 2;
         int st = r->f ? knit_future_status(r->f) : KNIT_E_AGAIN;
         if (lost <= 3)
-            finding("pool %" PRIu64 " (%s) seq %" PRIu64 " (%s via %s): lost: not settled when "
-                    "the pool closed (%s shutdown; the future says %s; %u kills)",
+            finding(F_LOST,
+                "pool %" PRIu64 " (%s) seq %" PRIu64 " (%s via %s): lost: not settled when "
+                "the pool closed (%s shutdown; the future says %s; %u kills)",
                 P->id, P->desc, r->seq, carrier_names[r->carrier], task_names[r->task],
                 immediate ? "immediate" : "drain", st == KNIT_E_AGAIN ? "pending" : status_name(st),
                 P->kills);
     }
     if (lost > 3)
-        finding("pool %" PRIu64 " (%s): %" PRIu64 " calls lost in all", P->id, P->desc, lost);
+        finding(
+            F_LOST, "pool %" PRIu64 " (%s): %" PRIu64 " calls lost in all", P->id, P->desc, lost);
     size_t pending = knit_pool_pending(P->p);
     wd_enter("knit_pool_destroy", P);
     knit_pool_destroy(P->p);
@@ -1358,11 +1374,13 @@ static void print_summary(FILE *out, double elapsed)
         "\nrejections also counted: arena_full %" PRIu64 ", other %" PRIu64
         "; moved buffers made %" PRIu64 ", released %" PRIu64 "\n",
         t.rejected[R_ARENA_FULL], t.rejected[R_OTHER], mm, mr);
-    if (nfindings) {
-        fprintf(out, "\nfindings (%" PRIu64 "%s):\n", nfindings,
-            nfindings > MAX_FINDINGS ? ", the first ones" : "");
-        for (uint64_t i = 0; i < nfindings && i < MAX_FINDINGS; i++)
-            fprintf(out, "  %s\n", findings[i]);
+    for (int c = 0; c < F_COUNT; c++) {
+        if (!nfindings[c])
+            continue;
+        fprintf(out, "\n%s (%" PRIu64 "%s):\n", finding_names[c], nfindings[c],
+            nfindings[c] > MAX_FINDINGS ? ", the first ones" : "");
+        for (uint64_t i = 0; i < nfindings[c] && i < MAX_FINDINGS; i++)
+            fprintf(out, "  %s\n", findings[c][i]);
     }
 }
 
@@ -1419,12 +1437,16 @@ static void print_json(FILE *out, double elapsed, bool pass, const char *verdict
         fputc('}', out);
         first = false;
     }
-    fprintf(out, "],\n \"findings\": [");
-    for (uint64_t i = 0; i < nfindings && i < MAX_FINDINGS; i++) {
-        fprintf(out, "%s\n  ", i ? "," : "");
-        json_str(out, findings[i]);
+    fprintf(out, "],\n \"findings\": {");
+    for (int c = 0; c < F_COUNT; c++) {
+        fprintf(out, "%s\n  \"%s\": [", c ? "," : "", finding_names[c]);
+        for (uint64_t i = 0; i < nfindings[c] && i < MAX_FINDINGS; i++) {
+            fprintf(out, "%s\n   ", i ? "," : "");
+            json_str(out, findings[c][i]);
+        }
+        fputc(']', out);
     }
-    fprintf(out, "],\n \"pass\": %s, \"verdict\": ", pass ? "true" : "false");
+    fprintf(out, "},\n \"pass\": %s, \"verdict\": ", pass ? "true" : "false");
     json_str(out, verdict);
     fprintf(out, "}\n");
 }
