@@ -54,6 +54,14 @@ Commands:
   report [RESULT.json] [--out FILE]
                          write one self-contained HTML page (default results/report.html):
                          context, charts, every case in a sortable, filterable table
+  soak [--duration S] [--seed N] [OPTIONS]
+                         the soak test (knit-soak, docs/RELIABILITY.md): random pools of every
+                         transport x runtime created and destroyed, random value kinds and
+                         sizes, process workers SIGKILLed while calls are in flight, a checksum
+                         on every call both ways; prints progress on stderr and a summary per
+                         transport x runtime; exit 0 clean, 1 when a call was lost, duplicated,
+                         corrupted, unexpectedly rejected or hung, 2 bad options (--json, and
+                         soak --help for every option)
   setup                  only install/check the Debian packages and configure the build
   build                  set up and build (Release) without running anything
 
@@ -223,12 +231,31 @@ cmd_micro() {
     "$BUILD/release/harness/knit-micro" "${args[@]+"${args[@]}"}"
 }
 
+cmd_soak() {
+    local a
+    for a in "$@"; do
+        case "$a" in
+        -h | --help)
+            # the options are knit-soak's own: build it if needed, then let it print them
+            setup_packages
+            build_release
+            "$BUILD/release/harness/knit-soak" --help
+            return 0
+            ;;
+        esac
+    done
+    setup_packages
+    build_release
+    "$BUILD/release/harness/knit-soak" "$@"
+}
+
 main() {
     local cmd="${1:-}"
     case "$cmd" in
     -h | --help | help) usage ;;
     test) shift; cmd_test "$@" ;;
     micro) shift; cmd_micro "$@" ;;
+    soak) shift; cmd_soak "$@" ;;
     setup) setup_packages; configure "$BUILD/release" -DCMAKE_BUILD_TYPE=Release ;;
     build) setup_packages; build_release ;;
     compare) shift; setup_packages; /usr/bin/python3 "$ROOT/harness/compare.py" "$@" ;;
