@@ -79,3 +79,11 @@ int knit__err(int code, const char *fmt, ...)
     va_end(ap);
     return code;
 }
+
+bool knit__null_arg(const void *arg, const char *fn, const char *name)
+{
+    if (arg)
+        return false;
+    knit__err(KNIT_E_INVAL, "%s: %s is NULL", fn, name);
+    return true;
+}

@@ -2,6 +2,8 @@
 #ifndef KNIT_BASE_ERROR_H
 #define KNIT_BASE_ERROR_H
 
+#include <stdbool.h>
+
 #include "knit/error.h"
 
 /*
@@ -12,5 +14,12 @@
 const char *knit__errmsg_detail(void);
 
 int knit__err(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * The public functions' NULL check: true when `arg` is NULL, after recording
+ * "invalid argument: <fn>: <name> is NULL", so a function reads
+ * `if (knit__null_arg(f, __func__, "future")) return KNIT_E_INVAL;`.
+ */
+bool knit__null_arg(const void *arg, const char *fn, const char *name);
 
 #endif

@@ -212,8 +212,8 @@ int knit_pool_create(
 
 int knit_pool_shutdown(knit_pool_t *p, knit_shutdown_mode_t mode, uint32_t delay_ms)
 {
-    if (!p)
-        return knit__err(KNIT_E_INVAL, "knit_pool_shutdown: pool is NULL");
+    if (knit__null_arg(p, __func__, "pool"))
+        return KNIT_E_INVAL;
     if (p->closed || p->shutting_down) {
         if (p->closed && !p->joined) {
             knit__join_workers(p);
@@ -268,8 +268,8 @@ void knit_pool_destroy(knit_pool_t *p)
 
 int knit_task_index(const knit_pool_t *p, const char *name)
 {
-    if (!p || !name)
-        return knit__err(KNIT_E_INVAL, "knit_task_index: pool and name must not be NULL");
+    if (knit__null_arg(p, __func__, "pool") || knit__null_arg(name, __func__, "name"))
+        return KNIT_E_INVAL;
     uint32_t lo = 0, hi = p->ntasks;
     while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
@@ -286,33 +286,35 @@ int knit_task_index(const knit_pool_t *p, const char *name)
 
 uint32_t knit_pool_lanes(const knit_pool_t *p)
 {
-    return p->nlanes;
+    return knit__null_arg(p, __func__, "pool") ? 0 : p->nlanes;
 }
 
 bool knit_pool_stealing(const knit_pool_t *p)
 {
-    return p->stealing;
+    return knit__null_arg(p, __func__, "pool") ? false : p->stealing;
 }
 
 knit_dispatcher_t knit_pool_dispatcher(const knit_pool_t *p)
 {
-    return p->dispatcher;
+    return knit__null_arg(p, __func__, "pool") ? KNIT_DISPATCHER_DEFAULT : p->dispatcher;
 }
 
 size_t knit_pool_pending(const knit_pool_t *p)
 {
-    return p->pending;
+    return knit__null_arg(p, __func__, "pool") ? 0 : p->pending;
 }
 
 int32_t knit_pool_worker_pid(const knit_pool_t *p, uint32_t worker)
 {
+    if (knit__null_arg(p, __func__, "pool"))
+        return 0;
     const knit__runner_t *r = worker < p->nworkers ? p->lanes[worker].runner : NULL;
     return r ? p->rt_ops->pid(r) : 0;
 }
 
 uint32_t knit_pool_respawns(const knit_pool_t *p)
 {
-    return p->respawns;
+    return knit__null_arg(p, __func__, "pool") ? 0 : p->respawns;
 }
 
 const char *knit_dispatcher_name(knit_dispatcher_t d)
@@ -329,6 +331,8 @@ const char *knit_dispatcher_name(knit_dispatcher_t d)
 
 int knit_dispatcher_parse(const char *name, knit_dispatcher_t *out)
 {
+    if (knit__null_arg(out, __func__, "out"))
+        return KNIT_E_INVAL;
     if (name && !strcmp(name, "per-thread"))
         *out = KNIT_DISPATCHER_PER_THREAD;
     else if (name && !strcmp(name, "serial-channel"))

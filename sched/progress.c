@@ -168,8 +168,8 @@ static void park_host_fds(knit_pool_t *p, uint64_t wake_at)
 
 int knit_pool_progress(knit_pool_t *p, int64_t timeout_ns)
 {
-    if (!p)
-        return knit__err(KNIT_E_INVAL, "knit_pool_progress: pool is NULL");
+    if (knit__null_arg(p, __func__, "pool"))
+        return KNIT_E_INVAL;
     uint64_t start = 0; /* read after the first pass that found nothing: a pass that does
                            work returns without touching the clock */
     int settled = 0;
