@@ -20,6 +20,39 @@ static int cmp_task(const void *a, const void *b)
     return strcmp(((const knit__task_t *)a)->name, ((const knit__task_t *)b)->name);
 }
 
+/* An enum field holds one of its type's values, 0 to `last` (a cast or a stray value would
+ * otherwise pass for a default). `where` prefixes the message ("" or "task 'x': "). */
+static int check_enum(const char *where, const char *field, int value, int last, const char *type)
+{
+    if (value >= 0 && value <= last)
+        return 0;
+    return knit__err(
+        KNIT_E_INVAL, "%s%s = %d is not a %s value (0 to %d)", where, field, value, type, last);
+}
+
+static int check_option_enums(const knit_pool_opts_t *o)
+{
+    const struct {
+        const char *field, *type;
+        int value, last;
+    } f[] = {
+        {"runtime", "knit_runtime_t", (int)o->runtime, KNIT_RUNTIME_PROCESS},
+        {"transport", "knit_transport_t", (int)o->transport, KNIT_TRANSPORT_TCP},
+        {"balancer", "knit_balancer_t", (int)o->balancer, KNIT_BALANCER_FIRST_IDLE_OR_RANDOM},
+        {"dispatcher", "knit_dispatcher_t", (int)o->dispatcher, KNIT_DISPATCHER_SERIAL_CHANNEL},
+        {"steal", "knit_steal_t", (int)o->steal, KNIT_STEAL_OFF},
+        {"inliner.position", "knit_inline_position_t", (int)o->inliner.position, KNIT_INLINE_FIRST},
+        {"worker.process.shared_memory", "knit_shm_mode_t", (int)o->worker.process.shared_memory,
+            KNIT_SHM_NAMED},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        int rc = check_enum("", f[i].field, f[i].value, f[i].last, f[i].type);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int copy_tasks(knit_pool_t *p, const knit_task_def_t *defs, size_t n)
 {
     if (n == 0 || n > KNIT__MAX_TASKS)
@@ -37,6 +70,12 @@ static int copy_tasks(knit_pool_t *p, const knit_task_def_t *defs, size_t n)
         if (defs[i].timeout_value.kind == KNIT_KIND_MOVED)
             return knit__err(
                 KNIT_E_INVAL, "task '%s': a timeout value cannot be a moved buffer", defs[i].name);
+        char where[96];
+        snprintf(where, sizeof where, "task '%.64s': ", defs[i].name);
+        int rc = check_enum(where, "on_timeout", (int)defs[i].on_timeout, KNIT_TIMEOUT_MAYBE,
+            "knit_timeout_action_t");
+        if (rc < 0)
+            return rc;
         p->tasks[i].def = defs[i];
         p->tasks[i].name = strdup(defs[i].name);
         if (!p->tasks[i].name)
@@ -139,6 +178,8 @@ int knit_pool_create(
             "knit_worker_process_main() so worker processes do not run the host "
             "program");
     else
+        rc = check_option_enums(o);
+    if (rc == 0)
         rc = check_capabilities(p);
     if (rc == 0 && o->threads > 1024)
         rc = knit__err(KNIT_E_RANGE, "threads must be at most 1024; got %u", o->threads);

@@ -201,7 +201,10 @@ int knit_dispatcher_parse(const char *name, knit_dispatcher_t *out); /* NULL out
 /*
  * Create a pool running `tasks` (copied; names must be unique, at most 65 536). The workers
  * are started before this returns. Errors: KNIT_E_INVAL / KNIT_E_RANGE for bad options (see
- * knit_errmsg()), KNIT_E_SYS when a thread or mapping cannot be created.
+ * knit_errmsg()), KNIT_E_SYS when a thread or mapping cannot be created. An enum field (runtime,
+ * transport, balancer, dispatcher, steal, inliner.position, worker.process.shared_memory, a
+ * task's on_timeout) that holds none of its type's values is KNIT_E_INVAL, and the message
+ * names the field and the value.
  */
 int knit_pool_create(
     const knit_pool_opts_t *opts, const knit_task_def_t *tasks, size_t ntasks, knit_pool_t **out);
