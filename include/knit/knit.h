@@ -136,7 +136,8 @@ typedef struct knit_wait_opts {
     int64_t spin_ns; /* busy-wait budget before parking; 0 = the transport's default (knit:
                         50 us per lane; message transports: block at once, no polling),
                         < 0 = never spin */
-    bool spin_only;  /* never park, any transport (benchmarks: label spin-only figures) */
+    bool spin_only;  /* never park while calls are pending, any transport (benchmarks: label
+                        spin-only figures); an idle knit_pool_progress still sleeps */
 } knit_wait_opts_t;
 
 /* A hook run in every worker before its tasks load; non-zero fails the worker's start-up (its
@@ -237,8 +238,19 @@ void knit_pool_destroy(knit_pool_t *pool);
 
 /*
  * Drive the pool once: drain results, fire timeouts, flush the backlog, run inline calls, and
- * if nothing happened wait up to timeout_ns (-1 = until something happens) for an event.
- * Returns the number of calls settled, or a negative error.
+ * if nothing happened wait up to timeout_ns (-1 = until something happens, 0 = do not wait)
+ * for an event. Returns the number of calls settled (0 when the time ran out), or a negative
+ * error (KNIT_E_INVAL for a NULL pool).
+ *
+ * With nothing pending (no call unsettled, no callback due) the wait is a sleep, never a spin,
+ * so an event loop may idle on this call: it returns once timeout_ns has passed, or earlier
+ * when a worker dies or fails (a process worker that died is replaced before it returns; see
+ * knit_pool_respawns). A worker's late answer to a call that already settled is handled
+ * without ending the wait.
+ *
+ * -1 with nothing pending returns KNIT_E_AGAIN at once instead of blocking: no call can settle
+ * until this thread makes one, and a worker may never die, so the wait could never end - the
+ * thread would hang silently. An event loop that wants to idle passes a finite timeout.
  */
 int knit_pool_progress(knit_pool_t *pool, int64_t timeout_ns);
 
