@@ -126,7 +126,7 @@ static bool park_on(const knit_pool_t *p, const knit__lane_t *lane, bool idle)
 /* Sleep until a worker rings a doorbell or `wake_at` (CLOCK_MONOTONIC ns; UINT64_MAX = none). */
 static void park_host(knit_pool_t *p, uint64_t wake_at, bool idle)
 {
-    _Atomic uint32_t *words[128];
+    _Atomic uint32_t *words[128], *parked[128];
     uint32_t tokens[128];
     unsigned n = 0;
     for (uint32_t i = 0; i < p->nworkers && n < 128; i++) {
@@ -137,7 +137,8 @@ static void park_host(knit_pool_t *p, uint64_t wake_at, bool idle)
          * a token that includes their bump also shows what they wrote before it (the boot
          * state, the died flag), which the re-check below then sees. */
         tokens[n] = atomic_load_explicit(lane->bell.seq, memory_order_acquire);
-        words[n++] = lane->bell.seq;
+        words[n] = lane->bell.seq;
+        parked[n++] = lane->bell.parked;
         atomic_store_explicit(lane->bell.parked, 1, memory_order_relaxed);
     }
     /* seq_cst fence: orders `parked` before the re-check of the return locks; pairs with the
@@ -157,8 +158,9 @@ static void park_host(knit_pool_t *p, uint64_t wake_at, bool idle)
             nanosleep(&ts, NULL);
         }
     }
-    for (uint32_t i = 0; i < p->nworkers; i++)
-        atomic_store_explicit(p->lanes[i].bell.parked, 0, memory_order_relaxed);
+    /* only the words set above: a lane skipped may have no memory (its replacement failed) */
+    for (unsigned i = 0; i < n; i++)
+        atomic_store_explicit(parked[i], 0, memory_order_relaxed);
 }
 
 /* Message transports: sleep in poll() until a worker's frame (or end of stream) arrives, a
