@@ -80,10 +80,7 @@ int knit__err(int code, const char *fmt, ...)
     return code;
 }
 
-bool knit__null_arg(const void *arg, const char *fn, const char *name)
+void knit__err_null(const char *fn, const char *name)
 {
-    if (arg)
-        return false;
     knit__err(KNIT_E_INVAL, "%s: %s is NULL", fn, name);
-    return true;
 }
