@@ -79,3 +79,8 @@ int knit__err(int code, const char *fmt, ...)
     va_end(ap);
     return code;
 }
+
+void knit__err_null(const char *fn, const char *name)
+{
+    knit__err(KNIT_E_INVAL, "%s: %s is NULL", fn, name);
+}

@@ -7,10 +7,15 @@
 #include "sched/route.h"
 #include "sched/settle.h"
 
+/* The pool and the out pointer every call function takes; true (and a message naming `fn`)
+ * when one is NULL. */
+static bool call_args_null(const knit_pool_t *p, knit_future_t **out, const char *fn)
+{
+    return knit__null_arg(p, fn, "pool") || knit__null_arg(out, fn, "out");
+}
+
 static int new_future(knit_pool_t *p, int task, knit_future_t **out)
 {
-    if (!p)
-        return knit__err(KNIT_E_INVAL, "knit_call: pool and out must not be NULL");
     if (task < 0 || (uint32_t)task >= p->ntasks)
         return knit__err(KNIT_E_NO_TASK, "task index %d is not in [0, %u)", task, p->ntasks);
     knit_future_t *f = calloc(1, sizeof *f);
@@ -36,8 +41,8 @@ static int new_future(knit_pool_t *p, int task, knit_future_t **out)
 
 int knit_call(knit_pool_t *p, int task, knit_value_t *arg, knit_future_t **out)
 {
-    if (!out)
-        return knit__err(KNIT_E_INVAL, "knit_call: out must not be NULL");
+    if (call_args_null(p, out, __func__))
+        return KNIT_E_INVAL;
     knit_future_t *f;
     int rc = new_future(p, task, &f);
     if (rc < 0)
@@ -56,15 +61,17 @@ int knit_call(knit_pool_t *p, int task, knit_value_t *arg, knit_future_t **out)
 
 int knit_call_name(knit_pool_t *p, const char *task, knit_value_t *arg, knit_future_t **out)
 {
-    int t = p ? knit_task_index(p, task) : knit__err(KNIT_E_INVAL, "knit_call_name: pool is NULL");
+    if (call_args_null(p, out, __func__) || knit__null_arg(task, __func__, "task"))
+        return KNIT_E_INVAL;
+    int t = knit_task_index(p, task);
     return t < 0 ? t : knit_call(p, t, arg, out);
 }
 
 int knit_call_after(knit_pool_t *p, int task, knit_future_t *input, knit_future_t **out)
 {
-    if (!out)
-        return knit__err(KNIT_E_INVAL, "knit_call_after: out must not be NULL");
-    if (!input || input->pool != p)
+    if (call_args_null(p, out, __func__) || knit__null_arg(input, __func__, "input"))
+        return KNIT_E_INVAL;
+    if (input->pool != p)
         return knit__err(KNIT_E_INVAL, "knit_call_after: the input future is not from this pool");
     knit_future_t *f;
     int rc = new_future(p, task, &f);
@@ -88,6 +95,8 @@ int knit_call_after(knit_pool_t *p, int task, knit_future_t *input, knit_future_
 
 int knit_call_batch(knit_pool_t *p, int task, knit_value_t *args, size_t n, knit_future_t **outs)
 {
+    if (knit__null_arg(p, __func__, "pool"))
+        return KNIT_E_INVAL;
     if (n && (!args || !outs))
         return knit__err(KNIT_E_INVAL, "knit_call_batch: args and outs must not be NULL");
     for (size_t i = 0; i < n; i++) {
@@ -103,8 +112,8 @@ int knit_call_batch(knit_pool_t *p, int task, knit_value_t *args, size_t n, knit
 
 int knit_future_wait(knit_future_t *f, int64_t timeout_ns)
 {
-    if (!f)
-        return knit__err(KNIT_E_INVAL, "knit_future_wait: future is NULL");
+    if (knit__null_arg(f, __func__, "future"))
+        return KNIT_E_INVAL;
     knit_pool_t *p = f->pool;
     if (timeout_ns == 0) {
         if (f->state != KNIT__CS_SETTLED)
@@ -129,6 +138,8 @@ int knit_future_wait(knit_future_t *f, int64_t timeout_ns)
 
 bool knit_future_poll(knit_future_t *f)
 {
+    if (knit__null_arg(f, __func__, "future"))
+        return true; /* nothing to wait for (documented): a polling loop ends */
     if (f->state != KNIT__CS_SETTLED)
         knit_pool_progress(f->pool, 0);
     return f->state == KNIT__CS_SETTLED;
@@ -136,6 +147,8 @@ bool knit_future_poll(knit_future_t *f)
 
 int knit_future_abort(knit_future_t *f)
 {
+    if (knit__null_arg(f, __func__, "future"))
+        return KNIT_E_INVAL;
     if (f->state == KNIT__CS_SETTLED) /* the pool may be gone: touch nothing else */
         return f->abort_aware ? 0 : knit__err(KNIT_E_INVAL, "the call's task is not abort-aware");
     knit_pool_t *p = f->pool;
@@ -149,6 +162,8 @@ int knit_future_abort(knit_future_t *f)
 
 int knit_future_cancel(knit_future_t *f)
 {
+    if (knit__null_arg(f, __func__, "future"))
+        return KNIT_E_INVAL;
     knit_pool_t *p = f->pool;
     if (f->state == KNIT__CS_SETTLED || f->state == KNIT__CS_RUNNING)
         return 0;

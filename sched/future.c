@@ -1,20 +1,27 @@
 /* knit sched - a future's own life: FIFOs, completion callbacks, references, getters. */
 #include <stdlib.h>
 
+#include "base/error.h"
 #include "sched/future.h"
 
 int knit_future_status(const knit_future_t *f)
 {
+    if (knit__null_arg(f, __func__, "future"))
+        return KNIT_E_INVAL;
     return f->state == KNIT__CS_SETTLED ? f->status : KNIT_E_AGAIN;
 }
 
 const knit_value_t *knit_future_value(const knit_future_t *f)
 {
+    if (knit__null_arg(f, __func__, "future"))
+        return NULL;
     return f->state == KNIT__CS_SETTLED ? &f->value : NULL;
 }
 
 int knit_future_take(knit_future_t *f, knit_value_t *out)
 {
+    if (knit__null_arg(f, __func__, "future") || knit__null_arg(out, __func__, "out"))
+        return KNIT_E_INVAL;
     if (f->state != KNIT__CS_SETTLED)
         return KNIT_E_AGAIN;
     *out = f->value;
@@ -24,7 +31,7 @@ int knit_future_take(knit_future_t *f, knit_value_t *out)
 
 void knit_future_on_settle(knit_future_t *f, void (*cb)(knit_future_t *, void *), void *ctx)
 {
-    if (!cb)
+    if (knit__null_arg(f, __func__, "future") || !cb)
         return;
     if (f->state == KNIT__CS_SETTLED && f->delivered && !f->queued) {
         cb(f, ctx); /* settled and delivered already: run it now */
@@ -63,12 +70,13 @@ void knit__run_callbacks(knit_future_t *f)
 
 int knit_future_task(const knit_future_t *f)
 {
-    return f->task;
+    return knit__null_arg(f, __func__, "future") ? KNIT_E_INVAL : f->task;
 }
 
 void knit_future_retain(knit_future_t *f)
 {
-    f->refs++;
+    if (!knit__null_arg(f, __func__, "future"))
+        f->refs++;
 }
 
 void knit__future_unref(knit_future_t *f)

@@ -20,6 +20,39 @@ static int cmp_task(const void *a, const void *b)
     return strcmp(((const knit__task_t *)a)->name, ((const knit__task_t *)b)->name);
 }
 
+/* An enum field holds one of its type's values, 0 to `last` (a cast or a stray value would
+ * otherwise pass for a default). `where` prefixes the message ("" or "task 'x': "). */
+static int check_enum(const char *where, const char *field, int value, int last, const char *type)
+{
+    if (value >= 0 && value <= last)
+        return 0;
+    return knit__err(
+        KNIT_E_INVAL, "%s%s = %d is not a %s value (0 to %d)", where, field, value, type, last);
+}
+
+static int check_option_enums(const knit_pool_opts_t *o)
+{
+    const struct {
+        const char *field, *type;
+        int value, last;
+    } f[] = {
+        {"runtime", "knit_runtime_t", (int)o->runtime, KNIT_RUNTIME_PROCESS},
+        {"transport", "knit_transport_t", (int)o->transport, KNIT_TRANSPORT_TCP},
+        {"balancer", "knit_balancer_t", (int)o->balancer, KNIT_BALANCER_FIRST_IDLE_OR_RANDOM},
+        {"dispatcher", "knit_dispatcher_t", (int)o->dispatcher, KNIT_DISPATCHER_SERIAL_CHANNEL},
+        {"steal", "knit_steal_t", (int)o->steal, KNIT_STEAL_OFF},
+        {"inliner.position", "knit_inline_position_t", (int)o->inliner.position, KNIT_INLINE_FIRST},
+        {"worker.process.shared_memory", "knit_shm_mode_t", (int)o->worker.process.shared_memory,
+            KNIT_SHM_NAMED},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        int rc = check_enum("", f[i].field, f[i].value, f[i].last, f[i].type);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int copy_tasks(knit_pool_t *p, const knit_task_def_t *defs, size_t n)
 {
     if (n == 0 || n > KNIT__MAX_TASKS)
@@ -37,6 +70,12 @@ static int copy_tasks(knit_pool_t *p, const knit_task_def_t *defs, size_t n)
         if (defs[i].timeout_value.kind == KNIT_KIND_MOVED)
             return knit__err(
                 KNIT_E_INVAL, "task '%s': a timeout value cannot be a moved buffer", defs[i].name);
+        char where[96];
+        snprintf(where, sizeof where, "task '%.64s': ", defs[i].name);
+        int rc = check_enum(where, "on_timeout", (int)defs[i].on_timeout, KNIT_TIMEOUT_MAYBE,
+            "knit_timeout_action_t");
+        if (rc < 0)
+            return rc;
         p->tasks[i].def = defs[i];
         p->tasks[i].name = strdup(defs[i].name);
         if (!p->tasks[i].name)
@@ -139,6 +178,8 @@ int knit_pool_create(
             "knit_worker_process_main() so worker processes do not run the host "
             "program");
     else
+        rc = check_option_enums(o);
+    if (rc == 0)
         rc = check_capabilities(p);
     if (rc == 0 && o->threads > 1024)
         rc = knit__err(KNIT_E_RANGE, "threads must be at most 1024; got %u", o->threads);
@@ -212,8 +253,8 @@ int knit_pool_create(
 
 int knit_pool_shutdown(knit_pool_t *p, knit_shutdown_mode_t mode, uint32_t delay_ms)
 {
-    if (!p)
-        return knit__err(KNIT_E_INVAL, "knit_pool_shutdown: pool is NULL");
+    if (knit__null_arg(p, __func__, "pool"))
+        return KNIT_E_INVAL;
     if (p->closed || p->shutting_down) {
         if (p->closed && !p->joined) {
             knit__join_workers(p);
@@ -268,8 +309,8 @@ void knit_pool_destroy(knit_pool_t *p)
 
 int knit_task_index(const knit_pool_t *p, const char *name)
 {
-    if (!p || !name)
-        return knit__err(KNIT_E_INVAL, "knit_task_index: pool and name must not be NULL");
+    if (knit__null_arg(p, __func__, "pool") || knit__null_arg(name, __func__, "name"))
+        return KNIT_E_INVAL;
     uint32_t lo = 0, hi = p->ntasks;
     while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
@@ -286,33 +327,35 @@ int knit_task_index(const knit_pool_t *p, const char *name)
 
 uint32_t knit_pool_lanes(const knit_pool_t *p)
 {
-    return p->nlanes;
+    return knit__null_arg(p, __func__, "pool") ? 0 : p->nlanes;
 }
 
 bool knit_pool_stealing(const knit_pool_t *p)
 {
-    return p->stealing;
+    return knit__null_arg(p, __func__, "pool") ? false : p->stealing;
 }
 
 knit_dispatcher_t knit_pool_dispatcher(const knit_pool_t *p)
 {
-    return p->dispatcher;
+    return knit__null_arg(p, __func__, "pool") ? KNIT_DISPATCHER_DEFAULT : p->dispatcher;
 }
 
 size_t knit_pool_pending(const knit_pool_t *p)
 {
-    return p->pending;
+    return knit__null_arg(p, __func__, "pool") ? 0 : p->pending;
 }
 
 int32_t knit_pool_worker_pid(const knit_pool_t *p, uint32_t worker)
 {
+    if (knit__null_arg(p, __func__, "pool"))
+        return 0;
     const knit__runner_t *r = worker < p->nworkers ? p->lanes[worker].runner : NULL;
     return r ? p->rt_ops->pid(r) : 0;
 }
 
 uint32_t knit_pool_respawns(const knit_pool_t *p)
 {
-    return p->respawns;
+    return knit__null_arg(p, __func__, "pool") ? 0 : p->respawns;
 }
 
 const char *knit_dispatcher_name(knit_dispatcher_t d)
@@ -329,6 +372,8 @@ const char *knit_dispatcher_name(knit_dispatcher_t d)
 
 int knit_dispatcher_parse(const char *name, knit_dispatcher_t *out)
 {
+    if (knit__null_arg(out, __func__, "out"))
+        return KNIT_E_INVAL;
     if (name && !strcmp(name, "per-thread"))
         *out = KNIT_DISPATCHER_PER_THREAD;
     else if (name && !strcmp(name, "serial-channel"))

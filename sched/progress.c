@@ -99,21 +99,46 @@ static int pass(knit_pool_t *p)
     return work;
 }
 
-/* Sleep until a worker rings a doorbell or `wake_at` (CLOCK_MONOTONIC ns; UINT64_MAX = none). */
-static void park_host(knit_pool_t *p, uint64_t wake_at)
+/* Nothing is pending and no callback is queued: no call can settle until this thread makes
+ * one. */
+static bool pool_idle(const knit_pool_t *p)
 {
-    _Atomic uint32_t *words[128];
+    return p->pending == 0 && p->settled_q.len == 0;
+}
+
+/* Grows whenever something the caller can see happens to a worker: it died and was replaced,
+ * or its lane failed (death without replacement, failed start-up, broken link). */
+static uint64_t worker_fates(const knit_pool_t *p)
+{
+    uint64_t n = p->respawns;
+    for (uint32_t i = 0; i < p->nworkers; i++)
+        n += p->lanes[i].failed != 0;
+    return n;
+}
+
+/* The lanes whose doorbells the host parks on: those with responses due, and on an idle pool
+ * every live worker's too - its death or failed start-up rings it (a closed pool has none). */
+static bool park_on(const knit_pool_t *p, const knit__lane_t *lane, bool idle)
+{
+    return expects_results(p, lane) || (idle && !p->closed && !lane->failed && lane->runner);
+}
+
+/* Sleep until a worker rings a doorbell or `wake_at` (CLOCK_MONOTONIC ns; UINT64_MAX = none). */
+static void park_host(knit_pool_t *p, uint64_t wake_at, bool idle)
+{
+    _Atomic uint32_t *words[128], *parked[128];
     uint32_t tokens[128];
     unsigned n = 0;
     for (uint32_t i = 0; i < p->nworkers && n < 128; i++) {
         knit__lane_t *lane = &p->lanes[i];
-        if (!expects_results(p, lane))
+        if (!park_on(p, lane, idle))
             continue;
         /* acquire: pairs with the release increments of a failing worker or of the monitor;
          * a token that includes their bump also shows what they wrote before it (the boot
          * state, the died flag), which the re-check below then sees. */
         tokens[n] = atomic_load_explicit(lane->bell.seq, memory_order_acquire);
-        words[n++] = lane->bell.seq;
+        words[n] = lane->bell.seq;
+        parked[n++] = lane->bell.parked;
         atomic_store_explicit(lane->bell.parked, 1, memory_order_relaxed);
     }
     /* seq_cst fence: orders `parked` before the re-check of the return locks; pairs with the
@@ -127,29 +152,31 @@ static void park_host(knit_pool_t *p, uint64_t wake_at)
     } else if (!n && wake_at != UINT64_MAX) {
         uint64_t now = knit__now_ns();
         if (wake_at > now) {
-            /* nothing can answer: only a timer (or an inline call) is due */
+            /* nothing can answer: only a timer is due, or the idle caller's deadline */
             struct timespec ts = {
                 (time_t)((wake_at - now) / 1000000000ull), (long)((wake_at - now) % 1000000000ull)};
             nanosleep(&ts, NULL);
         }
     }
-    for (uint32_t i = 0; i < p->nworkers; i++)
-        atomic_store_explicit(p->lanes[i].bell.parked, 0, memory_order_relaxed);
+    /* only the words set above: a lane skipped may have no memory (its replacement failed) */
+    for (unsigned i = 0; i < n; i++)
+        atomic_store_explicit(parked[i], 0, memory_order_relaxed);
 }
 
 /* Message transports: sleep in poll() until a worker's frame (or end of stream) arrives, a
- * partly written frame can go on, the monitor reports a death, or `wake_at`. */
+ * partly written frame can go on, the monitor reports a death, or `wake_at`. A closed pool's
+ * links end with its workers: it only sleeps. */
 static void park_host_fds(knit_pool_t *p, uint64_t wake_at)
 {
     struct pollfd *fds = p->pfds;
     unsigned n = 0;
-    for (uint32_t i = 0; i < p->nworkers; i++) {
+    for (uint32_t i = 0; i < p->nworkers && !p->closed; i++) {
         knit__lane_t *lane = &p->lanes[i];
         if (!lane->failed && !lane->link_down && lane->link)
             n += lane->link->ops->wait_fds(lane->link, &fds[n]);
     }
     unsigned efd = n;
-    if (p->wake_fd >= 0)
+    if (p->wake_fd >= 0 && !p->closed)
         fds[n++] = (struct pollfd) {.fd = p->wake_fd, .events = POLLIN};
     if (n == 0 && wake_at == UINT64_MAX)
         return;
@@ -166,49 +193,77 @@ static void park_host_fds(knit_pool_t *p, uint64_t wake_at)
     }
 }
 
+/* Park until a worker rings, the next timer, or the caller's deadline `wake_at` (UINT64_MAX =
+ * none). */
+static void park(knit_pool_t *p, uint64_t wake_at, bool idle)
+{
+    if (knit__link_has(p->link_ops, KNIT__LINK_USES_FDS))
+        park_host_fds(p, wake_at);
+    else
+        park_host(p, wake_at, idle);
+}
+
+/* Spin while the workers are likely to answer soon; true when results came. */
+static bool spin_for_results(knit_pool_t *p, uint64_t now, uint64_t start, int64_t timeout_ns)
+{
+    uint64_t end = now + (uint64_t)(p->spin_ns > 0 ? p->spin_ns : 0);
+    for (unsigned i = 1;; i++) {
+        if (results_waiting(p)) {
+            knit__spin_calm(&p->spin);
+            return true;
+        }
+        knit__cpu_relax();
+        if ((i & 63u) == 0) {
+            uint64_t t = knit__now_ns();
+            if ((!p->opts.wait.spin_only && (t >= end || knit__spin_preempted(&p->spin, t)))
+                || (timeout_ns >= 0 && t - start >= (uint64_t)timeout_ns)
+                || (knit__timer_next(p) && t >= knit__timer_next(p)))
+                return false;
+        }
+    }
+}
+
 int knit_pool_progress(knit_pool_t *p, int64_t timeout_ns)
 {
-    if (!p)
-        return knit__err(KNIT_E_INVAL, "knit_pool_progress: pool is NULL");
+    if (knit__null_arg(p, __func__, "pool"))
+        return KNIT_E_INVAL;
     uint64_t start = 0; /* read after the first pass that found nothing: a pass that does
                            work returns without touching the clock */
     int settled = 0;
+    /* Idle (nothing pending; it stays so, as only this thread can make a call): a pass settles
+     * nothing, and what it handles - late responses of settled calls, a link that broke - is
+     * the pool's own business, except a worker's death or failure, which is an event to return
+     * for. Not tracked for a non-blocking call, which returns after one pass anyway. */
+    bool idle = false;
+    uint64_t fates = 0;
     for (;;) {
+        if (!idle && timeout_ns != 0 && pool_idle(p)) {
+            idle = true;
+            fates = worker_fates(p);
+        }
         int work = pass(p);
-        settled += work;
+        settled += idle ? 0 : work;
         if (p->force_close) {
             knit__pool_close(p, false);
             settled += knit__run_settled(p);
             return settled;
         }
-        if (work || timeout_ns == 0 || (p->pending == 0 && p->settled_q.len == 0))
+        if (timeout_ns == 0 || (idle ? worker_fates(p) != fates : work > 0))
             return settled;
+        if (idle && timeout_ns < 0)
+            return knit__err(KNIT_E_AGAIN,
+                "knit_pool_progress: nothing is pending, so no call can settle until this "
+                "thread makes one; waiting without a timeout would never return (pass a "
+                "timeout to idle)");
         uint64_t now = knit__now_ns();
         if (!start)
             start = now;
         int64_t left = timeout_ns < 0 ? INT64_MAX : (int64_t)(start + (uint64_t)timeout_ns - now);
         if (left <= 0)
             return settled;
-        /* Spin while the workers are likely to answer soon. */
-        if (p->opts.wait.spin_only || (p->spin_ns > 0 && knit__spin_begin(&p->spin, now))) {
-            uint64_t end = now + (uint64_t)(p->spin_ns > 0 ? p->spin_ns : 0);
-            bool got = false;
-            for (unsigned i = 1;; i++) {
-                if (results_waiting(p)) {
-                    got = true;
-                    knit__spin_calm(&p->spin);
-                    break;
-                }
-                knit__cpu_relax();
-                if ((i & 63u) == 0) {
-                    uint64_t t = knit__now_ns();
-                    if ((!p->opts.wait.spin_only && (t >= end || knit__spin_preempted(&p->spin, t)))
-                        || (timeout_ns >= 0 && t - start >= (uint64_t)timeout_ns)
-                        || (knit__timer_next(p) && t >= knit__timer_next(p)))
-                        break;
-                }
-            }
-            if (got || p->opts.wait.spin_only)
+        if (!idle
+            && (p->opts.wait.spin_only || (p->spin_ns > 0 && knit__spin_begin(&p->spin, now)))) {
+            if (spin_for_results(p, now, start, timeout_ns) || p->opts.wait.spin_only)
                 continue;
         }
         /* Park until a worker rings the doorbell, the next timer, or the caller's deadline. */
@@ -219,9 +274,6 @@ int knit_pool_progress(knit_pool_t *p, int64_t timeout_ns)
             wake_at = tn;
         if (p->inline_q.len || (tn && tn <= now))
             continue;
-        if (knit__link_has(p->link_ops, KNIT__LINK_USES_FDS))
-            park_host_fds(p, wake_at);
-        else
-            park_host(p, wake_at);
+        park(p, wake_at, idle);
     }
 }

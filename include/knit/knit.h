@@ -9,6 +9,11 @@
  * knit_pool_progress must be called from that thread; settlement, completion callbacks, timeouts
  * and the inline lane all run on it while it is inside a knit function that waits or polls.
  * Task functions run on the worker threads (or on the host thread for the inline lane).
+ *
+ * NULL arguments: every pool, call and future function below is safe on NULL. One that returns
+ * an int returns KNIT_E_INVAL, and knit_errmsg() names the function and the argument; the
+ * others return the neutral value given with them (recording the same message), and
+ * knit_pool_destroy(NULL) and knit_future_release(NULL) do nothing, like free(NULL).
  */
 #ifndef KNIT_KNIT_H
 #define KNIT_KNIT_H
@@ -131,7 +136,8 @@ typedef struct knit_wait_opts {
     int64_t spin_ns; /* busy-wait budget before parking; 0 = the transport's default (knit:
                         50 us per lane; message transports: block at once, no polling),
                         < 0 = never spin */
-    bool spin_only;  /* never park, any transport (benchmarks: label spin-only figures) */
+    bool spin_only;  /* never park while calls are pending, any transport (benchmarks: label
+                        spin-only figures); an idle knit_pool_progress still sleeps */
 } knit_wait_opts_t;
 
 /* A hook run in every worker before its tasks load; non-zero fails the worker's start-up (its
@@ -189,22 +195,26 @@ int knit_balancer_parse(const char *name, knit_balancer_t *out); /* accepts "rob
 const char *knit_transport_name(knit_transport_t t); /* knit, pipe, unix, seqpacket, tcp */
 int knit_transport_parse(const char *name, knit_transport_t *out);
 const char *knit_dispatcher_name(knit_dispatcher_t d);
-int knit_dispatcher_parse(const char *name, knit_dispatcher_t *out);
+int knit_dispatcher_parse(const char *name, knit_dispatcher_t *out); /* NULL out: INVAL */
 
 /* --- pool ------------------------------------------------------------------------------------ */
 
 /*
  * Create a pool running `tasks` (copied; names must be unique, at most 65 536). The workers
  * are started before this returns. Errors: KNIT_E_INVAL / KNIT_E_RANGE for bad options (see
- * knit_errmsg()), KNIT_E_SYS when a thread or mapping cannot be created.
+ * knit_errmsg()), KNIT_E_SYS when a thread or mapping cannot be created. An enum field (runtime,
+ * transport, balancer, dispatcher, steal, inliner.position, worker.process.shared_memory, a
+ * task's on_timeout) that holds none of its type's values is KNIT_E_INVAL, and the message
+ * names the field and the value.
  */
 int knit_pool_create(
     const knit_pool_opts_t *opts, const knit_task_def_t *tasks, size_t ntasks, knit_pool_t **out);
 
-/* Index of a task by name, or KNIT_E_NO_TASK. */
+/* Index of a task by name, or KNIT_E_NO_TASK (KNIT_E_INVAL for a NULL pool or name). */
 int knit_task_index(const knit_pool_t *pool, const char *name);
 
-/* Lanes: workers (+1 with the inline lane). Which topology was chosen. */
+/* Lanes: workers (+1 with the inline lane). Which topology was chosen. A NULL pool has 0
+ * lanes, does not steal, and has the dispatcher KNIT_DISPATCHER_DEFAULT. */
 uint32_t knit_pool_lanes(const knit_pool_t *pool);
 bool knit_pool_stealing(const knit_pool_t *pool);
 knit_dispatcher_t knit_pool_dispatcher(const knit_pool_t *pool);
@@ -218,28 +228,40 @@ typedef enum knit_shutdown_mode {
  * Close the pool: after `delay_ms` (during which calls are still accepted and served), or,
  * with KNIT_SHUTDOWN_DRAIN (also chosen by worker.resolve_after_finishing_all), once every
  * submitted call has settled. New calls then settle at once with KNIT_E_SHUTDOWN. Workers are
- * stopped and joined. A second call returns 0 and does nothing.
+ * stopped and joined. A second call returns 0 and does nothing. KNIT_E_INVAL for a NULL pool.
  */
 int knit_pool_shutdown(knit_pool_t *pool, knit_shutdown_mode_t mode, uint32_t delay_ms);
 
 /* Shut down immediately if still open, then free everything. Futures the caller still holds
- * stay valid (settled) until released. */
+ * stay valid (settled) until released. NULL: does nothing. */
 void knit_pool_destroy(knit_pool_t *pool);
 
 /*
  * Drive the pool once: drain results, fire timeouts, flush the backlog, run inline calls, and
- * if nothing happened wait up to timeout_ns (-1 = until something happens) for an event.
- * Returns the number of calls settled, or a negative error.
+ * if nothing happened wait up to timeout_ns (-1 = until something happens, 0 = do not wait)
+ * for an event. Returns the number of calls settled (0 when the time ran out), or a negative
+ * error (KNIT_E_INVAL for a NULL pool).
+ *
+ * With nothing pending (no call unsettled, no callback due) the wait is a sleep, never a spin,
+ * so an event loop may idle on this call: it returns once timeout_ns has passed, or earlier
+ * when a worker dies or fails (a process worker that died is replaced before it returns; see
+ * knit_pool_respawns). A worker's late answer to a call that already settled is handled
+ * without ending the wait.
+ *
+ * -1 with nothing pending returns KNIT_E_AGAIN at once instead of blocking: no call can settle
+ * until this thread makes one, and a worker may never die, so the wait could never end - the
+ * thread would hang silently. An event loop that wants to idle passes a finite timeout.
  */
 int knit_pool_progress(knit_pool_t *pool, int64_t timeout_ns);
 
-/* Calls submitted and not yet settled. */
+/* Calls submitted and not yet settled (0 for a NULL pool). */
 size_t knit_pool_pending(const knit_pool_t *pool);
 
-/* Process runtime: the pid of worker `worker` (0 while it is being replaced or for threads). */
+/* Process runtime: the pid of worker `worker` (0 while it is being replaced, for threads, for
+ * a worker index out of range, and for a NULL pool). */
 int32_t knit_pool_worker_pid(const knit_pool_t *pool, uint32_t worker);
 
-/* Process runtime: how many workers were replaced after dying. */
+/* Process runtime: how many workers were replaced after dying (0 for a NULL pool). */
 uint32_t knit_pool_respawns(const knit_pool_t *pool);
 
 /* --- process workers ------------------------------------------------------------------------ */
@@ -270,60 +292,70 @@ int knit_worker_process_main(
  * reference, released with knit_future_release). A call that fails before reaching a worker
  * (the value cannot be encoded, the pool is shut down, no abort id is free) still gets a future,
  * already settled with that error. Returns a negative code without a future only for invalid
- * arguments or when memory runs out. `arg` is only borrowed for the duration of knit_call,
- * except that a MOVED value is consumed: a call that has to wait (its lane full) keeps its own
- * copy, so the caller may reuse the memory as soon as knit_call returns.
+ * arguments (KNIT_E_INVAL: a NULL pool or out; KNIT_E_NO_TASK: a task index out of range) or
+ * when memory runs out. A NULL `arg` calls with UNDEFINED. `arg` is only borrowed for the
+ * duration of knit_call, except that a MOVED value is consumed: a call that has to wait (its
+ * lane full) keeps its own copy, so the caller may reuse the memory as soon as knit_call
+ * returns.
  */
 int knit_call(knit_pool_t *pool, int task, knit_value_t *arg, knit_future_t **out);
 
-/* Same, by name. */
+/* Same, by name (KNIT_E_INVAL for a NULL pool, task or out). */
 int knit_call_name(knit_pool_t *pool, const char *task, knit_value_t *arg, knit_future_t **out);
 
 /*
  * A call whose argument is another call's result: dispatched when `input` settles, with its
- * value; if `input` rejects, this call rejects with the same status and value.
+ * value; if `input` rejects, this call rejects with the same status and value. KNIT_E_INVAL for
+ * a NULL pool, input or out, or an input from another pool.
  */
 int knit_call_after(knit_pool_t *pool, int task, knit_future_t *input, knit_future_t **out);
 
-/* n calls of one task; outs[i] receives each future. Stops at the first hard error. */
+/* n calls of one task; outs[i] receives each future. Stops at the first hard error (then
+ * outs[i..n) are NULL). KNIT_E_INVAL for a NULL pool, or NULL args or outs with n > 0. */
 int knit_call_batch(
     knit_pool_t *pool, int task, knit_value_t *args, size_t n, knit_future_t **outs);
 
 /*
  * Wait until the future settles or timeout_ns passes (-1 = no limit, 0 = poll once). Returns
  * the settlement status: 0 resolved, a negative KNIT_E_... code rejected; KNIT_E_AGAIN if the
- * time ran out first.
+ * time ran out first. KNIT_E_INVAL for a NULL future.
  */
 int knit_future_wait(knit_future_t *f, int64_t timeout_ns);
 
-/* One non-blocking progress step; true once settled. */
+/* One non-blocking progress step; true once settled. A NULL future returns true - there is
+ * nothing to wait for (knit_future_status(NULL) is KNIT_E_INVAL) - so a polling loop ends. */
 bool knit_future_poll(knit_future_t *f);
 
-/* KNIT_E_AGAIN while pending, else the settlement status. */
+/* KNIT_E_AGAIN while pending, else the settlement status. KNIT_E_INVAL for a NULL future. */
 int knit_future_status(const knit_future_t *f);
 
 /* The resolved value or the rejection value (an error, the task's rejection value, or
- * UNDEFINED); owned by the future. NULL while pending. */
+ * UNDEFINED); owned by the future. NULL while pending, and for a NULL future. */
 const knit_value_t *knit_future_value(const knit_future_t *f);
 
-/* Move the value out (the caller then owns it). KNIT_E_AGAIN while pending. */
+/* Move the value out (the caller then owns it). KNIT_E_AGAIN while pending; KNIT_E_INVAL (and
+ * nothing moved) for a NULL future or out. */
 int knit_future_take(knit_future_t *f, knit_value_t *out);
 
 /* Run cb(f, ctx) once on the host thread when f settles (at once if it already has). Several
- * callbacks may be registered; they run in registration order. */
+ * callbacks may be registered; they run in registration order. A NULL future has nothing to
+ * settle: cb never runs. A NULL cb does nothing. */
 void knit_future_on_settle(knit_future_t *f, void (*cb)(knit_future_t *f, void *ctx), void *ctx);
 
 /* Ask an abort-aware call to stop: the worker sees knit_task_aborted() == true; the call still
- * settles with what the task returns. KNIT_E_INVAL for calls of tasks that are not abort-aware. */
+ * settles with what the task returns. KNIT_E_INVAL for calls of tasks that are not abort-aware,
+ * and for a NULL future. */
 int knit_future_abort(knit_future_t *f);
 
 /* Reject the call now with KNIT_E_ABORTED (the worker is signalled if the task is abort-aware;
- * its late result is discarded). No effect on a settled future. */
+ * its late result is discarded). No effect on a settled future. KNIT_E_INVAL for a NULL
+ * future. */
 int knit_future_cancel(knit_future_t *f);
 
-/* The task index of the call. */
+/* The task index of the call (KNIT_E_INVAL for a NULL future). */
 int knit_future_task(const knit_future_t *f);
 
+/* Take and drop a reference; the last release frees the future. NULL: nothing happens. */
 void knit_future_retain(knit_future_t *f);
 void knit_future_release(knit_future_t *f);
 

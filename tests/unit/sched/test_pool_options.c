@@ -162,6 +162,125 @@ static void test_transport_rules(void **state)
     assert_string_equal(knit_transport_name((knit_transport_t)42), "unknown");
 }
 
+/* An enum field out of range fails creation with KNIT_E_INVAL and a message naming the field
+ * and the value; `set` puts `value` into the field of zeroed options. */
+static void expect_bad_enum(void (*set)(knit_pool_opts_t *o, int value), const char *field)
+{
+    const int values[] = {77, -1};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        knit_pool_opts_t o = {0};
+        set(&o, values[i]);
+        char value[16];
+        snprintf(value, sizeof value, "%d", values[i]);
+        expect_fail(&o, tasks, 2, KNIT_E_INVAL, field);
+        if (!strstr(knit_errmsg(), value))
+            print_error("'%s' does not name the value %s\n", knit_errmsg(), value);
+        assert_non_null(strstr(knit_errmsg(), value));
+    }
+}
+
+static void set_balancer(knit_pool_opts_t *o, int v)
+{
+    o->balancer = (knit_balancer_t)v;
+}
+
+static void test_balancer_out_of_range(void **state)
+{
+    (void)state;
+    expect_bad_enum(set_balancer, "balancer");
+}
+
+static void set_dispatcher(knit_pool_opts_t *o, int v)
+{
+    o->dispatcher = (knit_dispatcher_t)v;
+}
+
+static void test_dispatcher_out_of_range(void **state)
+{
+    (void)state;
+    expect_bad_enum(set_dispatcher, "dispatcher");
+}
+
+static void set_steal(knit_pool_opts_t *o, int v)
+{
+    o->steal = (knit_steal_t)v;
+}
+
+static void test_steal_out_of_range(void **state)
+{
+    (void)state;
+    expect_bad_enum(set_steal, "steal");
+}
+
+static void set_inline_position(knit_pool_opts_t *o, int v)
+{
+    o->inliner.enabled = true;
+    o->inliner.position = (knit_inline_position_t)v;
+}
+
+static void test_inline_position_out_of_range(void **state)
+{
+    (void)state;
+    expect_bad_enum(set_inline_position, "inliner.position");
+}
+
+static void set_shared_memory(knit_pool_opts_t *o, int v)
+{
+    o->worker.process.shared_memory = (knit_shm_mode_t)v;
+}
+
+static void test_shared_memory_out_of_range(void **state)
+{
+    (void)state;
+    expect_bad_enum(set_shared_memory, "worker.process.shared_memory");
+}
+
+static void set_runtime(knit_pool_opts_t *o, int v)
+{
+    o->runtime = (knit_runtime_t)v;
+}
+
+static void test_runtime_out_of_range(void **state)
+{
+    (void)state;
+    expect_bad_enum(set_runtime, "runtime");
+}
+
+static void set_transport(knit_pool_opts_t *o, int v)
+{
+    o->transport = (knit_transport_t)v;
+}
+
+static void test_transport_out_of_range(void **state)
+{
+    (void)state;
+    expect_bad_enum(set_transport, "transport");
+}
+
+static void test_on_timeout_out_of_range(void **state)
+{
+    (void)state;
+    const int values[] = {77, -1};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        knit_task_def_t bad[] = {
+            {.name = "echo", .fn = pt_task_echo},
+            {.name = "slow", .fn = pt_task_echo, .timeout_ms = 5},
+        };
+        bad[1].on_timeout = (knit_timeout_action_t)values[i];
+        char needle[32];
+        snprintf(needle, sizeof needle, "%d", values[i]);
+        expect_fail(NULL, bad, 2, KNIT_E_INVAL, "on_timeout");
+        assert_non_null(strstr(knit_errmsg(), needle));
+        assert_non_null(strstr(knit_errmsg(), "'slow'"));
+    }
+    /* every defined action is accepted */
+    for (int a = KNIT_TIMEOUT_REJECT; a <= KNIT_TIMEOUT_MAYBE; a++) {
+        knit_task_def_t good[] = {{.name = "echo", .fn = pt_task_echo, .timeout_ms = 5}};
+        good[0].on_timeout = (knit_timeout_action_t)a;
+        knit_pool_destroy(pt_pool(NULL, good, 1));
+    }
+}
+
 /* Defaults and zero values: threads 0 means one worker; all-zero options work. */
 /* Every wait policy on every message transport: blocking (the default), polling for a budget
  * before blocking, and polling only (spin_only). Calls one at a time and a burst that fills
@@ -232,6 +351,14 @@ int main(void)
         cmocka_unit_test(test_missing_fn_or_name),
         cmocka_unit_test(test_timeout_value_cannot_be_moved),
         cmocka_unit_test(test_transport_rules),
+        cmocka_unit_test(test_balancer_out_of_range),
+        cmocka_unit_test(test_dispatcher_out_of_range),
+        cmocka_unit_test(test_steal_out_of_range),
+        cmocka_unit_test(test_inline_position_out_of_range),
+        cmocka_unit_test(test_shared_memory_out_of_range),
+        cmocka_unit_test(test_runtime_out_of_range),
+        cmocka_unit_test(test_transport_out_of_range),
+        cmocka_unit_test(test_on_timeout_out_of_range),
         cmocka_unit_test(test_message_transports_poll_when_asked),
         cmocka_unit_test(test_defaults),
     };
