@@ -69,6 +69,10 @@ typedef struct knit__runtime_ops {
     int (*memory)(
         knit__runtime_t *rt, uint32_t worker, const knit__lane_cfg_t *cfg, knit__shm_lane_t *mem);
     void (*memory_release)(knit__runtime_t *rt, uint32_t worker, knit__shm_lane_t *mem);
+    /* Optional (NULL: nothing to do): worker `worker` reported a successful start-up, so it
+     * has its own mapping of its lane memory; a name other processes could open it by is
+     * not needed any more. */
+    void (*attached)(knit__runtime_t *rt, uint32_t worker);
 
     /* Start a worker on its lane (the lane memory exists; its link's host side is open). The
      * worker reports start-up success or failure through the lane's boot word. */

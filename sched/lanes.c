@@ -292,6 +292,8 @@ void knit__check_lanes(knit_pool_t *p)
                 knit__lane_boot(lane->mem.map, &lane->mem.layout), memory_order_acquire);
             if (b == KNIT__BOOT_READY) {
                 lane->ready = true;
+                if (p->rt_ops->attached)
+                    p->rt_ops->attached(p->rt, lane->index);
             } else if (b == KNIT__BOOT_FAILED && !can_die) { /* else handled once it ends */
                 snprintf(lane->fail_msg, sizeof lane->fail_msg, "worker %u start-up failed: %.*s",
                     lane->index, (int)KNIT__BOOT_MSG_BYTES,

@@ -129,6 +129,16 @@ typedef struct child_fds {
     int life;
 } child_fds_t;
 
+/* Named memory: once the worker has mapped it, unlink the name (unless the options keep it), so
+ * no other process of the user can open the lane for longer than a start-up. */
+static void process_attached(knit__runtime_t *rt, uint32_t worker)
+{
+    if (worker >= rt->workers || !rt->names[worker][0] || rt->opts.keep_names)
+        return;
+    shm_unlink(rt->names[worker]);
+    rt->names[worker][0] = 0;
+}
+
 /* environ without earlier knit worker variables, plus ours: the boot payload (or where to find
  * it) and the life pipe's descriptor. The variables are malloc'd from index `*own` on. */
 static char **worker_env(const char *boot, bool via_fd, size_t *own)
@@ -386,6 +396,7 @@ const knit__runtime_ops_t knit__process_runtime_ops = {
     .close = process_close,
     .memory = process_memory,
     .memory_release = process_memory_release,
+    .attached = process_attached,
     .start = process_start,
     .join = process_join,
     .kill = process_kill,

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -59,34 +60,76 @@ static int nodelay(int fd)
     return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-/* A connected loopback TCP pair: listen on an ephemeral port, connect, accept. */
-int knit__tcp_pair(int host[2], int worker[2])
+/* The same address (family, address and port). */
+static bool same_addr(const struct sockaddr_in *x, const struct sockaddr_in *y)
+{
+    return x->sin_family == y->sin_family && x->sin_port == y->sin_port
+        && x->sin_addr.s_addr == y->sin_addr.s_addr;
+}
+
+/* Accept connections on `ls` until the one from `mine` (our own connected socket) comes; others
+ * (another local process that raced to the port) are closed. */
+static int accept_own(int ls, int mine)
+{
+    struct sockaddr_in me;
+    socklen_t len = sizeof me;
+    if (getsockname(mine, (struct sockaddr *)&me, &len) < 0)
+        return -1;
+    for (unsigned tries = 0; tries < 64; tries++) {
+        struct sockaddr_in peer;
+        len = sizeof peer;
+        int s = accept4(ls, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
+        if (s < 0 && errno == EINTR)
+            continue;
+        if (s < 0 || same_addr(&peer, &me))
+            return s;
+        close(s); /* not ours */
+    }
+    errno = EACCES;
+    return -1;
+}
+
+int knit__tcp_pair_on(int ls, int host[2], int worker[2])
 {
     host[0] = host[1] = worker[0] = worker[1] = -1;
-    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int c = -1, s = -1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a;
     socklen_t alen = sizeof a;
-    if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof a) < 0 || listen(ls, 1) < 0
-        || getsockname(ls, (struct sockaddr *)&a, &alen) < 0)
+    int c = -1, s = -1;
+    if (getsockname(ls, (struct sockaddr *)&a, &alen) < 0)
         goto fail;
     c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c < 0 || connect(c, (struct sockaddr *)&a, sizeof a) < 0)
         goto fail;
-    s = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+    s = accept_own(ls, c);
     if (s < 0 || nodelay(c) < 0 || nodelay(s) < 0)
         goto fail;
-    close(ls);
     host[0] = host[1] = c;
     worker[0] = worker[1] = s;
     return 0;
 fail:;
     int e = errno;
-    if (ls >= 0)
-        close(ls);
     if (c >= 0)
         close(c);
     if (s >= 0)
         close(s);
     return knit__err(KNIT_E_SYS, "a loopback TCP connection on 127.0.0.1: %s", strerror(e));
+}
+
+/* A connected loopback TCP pair: listen on an ephemeral port, connect, accept our own
+ * connection. */
+int knit__tcp_pair(int host[2], int worker[2])
+{
+    host[0] = host[1] = worker[0] = worker[1] = -1;
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    /* a backlog of a few: a stranger's connection cannot keep ours out of the queue */
+    if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof a) < 0 || listen(ls, 8) < 0) {
+        int e = errno;
+        if (ls >= 0)
+            close(ls);
+        return knit__err(KNIT_E_SYS, "listening on 127.0.0.1: %s", strerror(e));
+    }
+    int rc = knit__tcp_pair_on(ls, host, worker);
+    close(ls);
+    return rc;
 }

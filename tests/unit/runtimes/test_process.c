@@ -103,8 +103,11 @@ static void test_named_memory_is_unlinked(void **s)
     o.worker.process.shared_memory = KNIT_SHM_NAMED;
     o.worker.process.name_prefix = prefix;
     knit_pool_t *p = make(&o);
-    assert_int_equal(count_shm(prefix), 2);
+    assert_int_equal(count_shm(prefix), 2); /* linked while the workers start */
     echo_many(p, 200);
+    /* both workers have answered, so both mapped their lane: no other process of the user
+     * can open it by name any more */
+    assert_int_equal(count_shm(prefix), 0);
     knit_pool_destroy(p);
     assert_int_equal(count_shm(prefix), 0);
 }
