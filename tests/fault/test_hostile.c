@@ -230,6 +230,45 @@ static void test_scribble_lane_memory(void **s)
     end();
 }
 
+/* A worker that takes its calls and never answers (a task that never returns): the hard timeout
+ * settles every call, shuts the pool and kills the worker, on every transport. */
+static void test_hard_timeout_settles_a_silent_worker(void **s)
+{
+    (void)s;
+    enum { CALLS = 50 };
+    for (size_t i = 0; i < NELEM(all_transports); i++) {
+        begin("hold", false);
+        knit_pool_opts_t o = {
+            .threads = 2,
+            .runtime = KNIT_RUNTIME_PROCESS,
+            .transport = all_transports[i],
+            .worker.hard_timeout_ms = 100,
+            .worker.process.program = KNIT_HOSTILE_WORKER_PATH,
+        };
+        knit_pool_t *p;
+        assert_int_equal(knit_pool_create(&o, echo_task, 1, &p), 0);
+        knit_future_t *f[CALLS];
+        for (int k = 0; k < CALLS; k++)
+            f[k] = call_str(p, "never answered");
+        int hard = 0;
+        for (int k = 0; k < CALLS; k++) {
+            int st = knit_future_wait(f[k], -1);
+            if (st != KNIT_E_HARD_TIMEOUT && st != KNIT_E_SHUTDOWN)
+                fail_msg("%s: call %d settled with %d (%s)", knit_transport_name(all_transports[i]),
+                    k, st, knit_strerror(st));
+            hard += st == KNIT_E_HARD_TIMEOUT;
+            knit_future_release(f[k]);
+        }
+        assert_true(hard >= 1);
+        assert_int_equal(knit_pool_pending(p), 0);
+        knit_future_t *late = call_str(p, "after");
+        assert_int_equal(knit_future_wait(late, -1), KNIT_E_SHUTDOWN);
+        knit_future_release(late);
+        knit_pool_destroy(p);
+        end();
+    }
+}
+
 /* One malformed frame from a worker on a message transport: its calls fail, the worker is
  * replaced (as after any death), and the replacement serves the next call. */
 static void test_malformed_frames_respawn(void **s)
@@ -305,6 +344,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_replay_does_not_settle_newer_call),
         cmocka_unit_test(test_truncate_lane_memory),
         cmocka_unit_test(test_scribble_lane_memory),
+        cmocka_unit_test(test_hard_timeout_settles_a_silent_worker),
         cmocka_unit_test(test_malformed_frames_respawn),
         cmocka_unit_test(test_kill_at_each_phase),
     };

@@ -58,6 +58,20 @@ static int open_fds(void)
     return n - 1; /* the directory's own descriptor */
 }
 
+/* Bytes of address space this process maps now. */
+static rlim_t vm_size(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %lu kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return (rlim_t)kb << 10;
+}
+
 static void no_children(void)
 {
     assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
@@ -123,36 +137,73 @@ static void test_emfile_at_create(void **s)
     }
 }
 
-/* The worker dies while no descriptor is left for its replacement's lane: its calls and every
- * later one settle with a clear error, and the host does not touch the lane memory it gave up. */
-static void test_emfile_during_respawn(void **s)
+/* Kill worker 0 of two while `resource` is limited to `limit` (so its replacement cannot get
+ * what a new lane needs), and make calls: the dead lane's calls and every later one on it
+ * settle with a clear error, the other lane serves, the host does not touch the lane memory
+ * it gave up, and nothing leaks once the limit is lifted. */
+static void respawn_under_limit(int resource, rlim_t limit, const char *what)
 {
-    (void)s;
     int fds = open_fds();
     knit_pool_opts_t o = process_opts(NULL);
     o.threads = 2;
     o.balancer = KNIT_BALANCER_ROUND_ROBIN;
+    o.dispatcher = KNIT_DISPATCHER_PER_THREAD; /* every pass visits every lane */
     knit_pool_t *p;
     assert_int_equal(knit_pool_create(&o, one_task, 1, &p), 0);
     assert_int_equal(call_echo(p, 0, 1), 0);
     assert_int_equal(call_echo(p, 0, 2), 0);
     struct rlimit old, low;
-    getrlimit(RLIMIT_NOFILE, &old);
-    low = (struct rlimit) {(rlim_t)open_fds(), old.rlim_max};
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    getrlimit(resource, &old);
+    low = (struct rlimit) {limit, old.rlim_max};
+    assert_int_equal(setrlimit(resource, &low), 0);
     kill(knit_pool_worker_pid(p, 0), SIGKILL);
-    int failed = 0;
-    for (int i = 0; i < 6; i++) { /* alternating lanes: the dead one and the live one */
-        int st = call_echo(p, 0, 10 + i);
-        assert_true(st == 0 || st == KNIT_E_WORKER_DIED || st == KNIT_E_WORKER_STARTUP);
-        failed += st != 0;
+    enum { N = 6 };
+    int st[N];
+    for (int i = 0; i < N; i++) { /* alternating lanes: the dead one and the live one */
+        knit_value_t v = knit_v_int64(10 + i);
+        knit_future_t *f;
+        st[i] = knit_call(p, 0, &v, &f);
+        if (st[i] == 0) {
+            st[i] = knit_future_wait(f, -1);
+            knit_future_release(f);
+        }
     }
-    assert_true(failed >= 1);
+    knit_pool_progress(p, 0); /* a full pass over every lane, the failed one included */
+    uint32_t respawns = knit_pool_respawns(p);
+    setrlimit(resource, &old);
+    int failed = 0;
+    for (int i = 0; i < N; i++) {
+        if (st[i] != 0 && st[i] != KNIT_E_WORKER_DIED && st[i] != KNIT_E_WORKER_STARTUP)
+            fail_msg("%s: call %d settled with %d (%s)", what, i, st[i], knit_strerror(st[i]));
+        failed += st[i] != 0;
+    }
+    assert_true(failed >= 1 && failed < N); /* the live lane still served */
+    assert_int_equal(respawns, 0);          /* the replacement could not be made */
     assert_int_equal(knit_pool_pending(p), 0);
-    setrlimit(RLIMIT_NOFILE, &old);
     knit_pool_destroy(p);
     no_children();
     assert_int_equal(open_fds(), fds);
+}
+
+/* No descriptor left for the replacement's lane. */
+static void test_emfile_during_respawn(void **s)
+{
+    (void)s;
+    respawn_under_limit(RLIMIT_NOFILE, 3, "no descriptors");
+}
+
+/* No address space for the replacement's lane (standing in for memory exhaustion): 16 MiB more
+ * than the process maps now, room for small allocations but not for a lane of 2 x 64 MiB
+ * arenas. Not under the sanitizers, whose shadow memory needs the address space. */
+static void test_no_memory_during_respawn(void **s)
+{
+    (void)s;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    (void)vm_size;
+    skip();
+#else
+    respawn_under_limit(RLIMIT_AS, vm_size() + (16u << 20), "no memory");
+#endif
 }
 
 /* The host dies right after starting its worker, before the worker could arm its parent-death
@@ -234,6 +285,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_missing_program),
         cmocka_unit_test(test_emfile_at_create),
         cmocka_unit_test(test_emfile_during_respawn),
+        cmocka_unit_test(test_no_memory_during_respawn),
         cmocka_unit_test(test_host_dies_before_worker_arms),
         cmocka_unit_test(test_thousands_of_tasks),
     };
