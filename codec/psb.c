@@ -19,6 +19,22 @@ struct knit_psb {
     char name[32];
 };
 
+#define PSB_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+
+/* Another process's buffer is mapped whole here: it must be sealed against shrinking. */
+static int check_sealed(int fd, const char *path)
+{
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (seals >= 0 && (seals & F_SEAL_SHRINK))
+        return 0;
+    int rc = knit__err(KNIT_E_INVAL,
+        "%s is not sealed against shrinking: its owner could truncate it under this mapping; "
+        "share buffers made by knit_psb_create (or by name)",
+        path);
+    close(fd);
+    return rc;
+}
+
 static bool valid_name(const char *name)
 {
     size_t n = name ? strlen(name) : 0;
@@ -68,11 +84,18 @@ int knit_psb_create(size_t size, knit_psb_t **out)
 {
     if (!out || size == 0)
         return knit__err(KNIT_E_INVAL, "knit_psb_create: size must be > 0");
-    int fd = memfd_create("knit-psb", MFD_CLOEXEC);
+    int fd = memfd_create("knit-psb", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0)
         return knit__err(KNIT_E_SYS, "memfd_create: %s", strerror(errno));
     if (ftruncate(fd, (off_t)size) < 0) {
         int rc = knit__err(KNIT_E_SYS, "ftruncate to %zu bytes: %s", size, strerror(errno));
+        close(fd);
+        return rc;
+    }
+    /* Every process that opens the buffer maps all of it: nobody may change its size under
+     * another's mapping (a shrink would fault the other side's accesses). */
+    if (fcntl(fd, F_ADD_SEALS, PSB_SEALS) < 0) {
+        int rc = knit__err(KNIT_E_SYS, "sealing a shared buffer's size: %s", strerror(errno));
         close(fd);
         return rc;
     }
@@ -132,6 +155,9 @@ int knit_psb_open(const knit_psb_desc_t *d, knit_psb_t **out)
                 "%s: %s (the owner must keep the buffer open; across PID "
                 "namespaces use a named buffer)",
                 path, strerror(errno));
+        int rc = check_sealed(fd, path);
+        if (rc < 0)
+            return rc;
     }
     return adopt(fd, NULL, out);
 }
