@@ -841,6 +841,7 @@ int knit__decode_in_place(const uint32_t *hdr, const uint8_t *stat, const knit__
 {
     uint32_t tag = hdr[KNIT__W_TAG];
     *region = -1;
+    *out = knit_v_undefined(); /* what a refused frame leaves, as knit__decode does */
     const tag_info_t *ti = tag < KNIT__T_MAX_ ? &tag_table[tag] : NULL;
     bool viewable = ti && ti->place == P_DYNAMIC && arena
         && (ti->kind == KNIT_KIND_BYTES || ti->kind == KNIT_KIND_STRING

@@ -159,6 +159,23 @@ static void test_in_place_region_over_max_payload_is_corrupt(void **state)
     assert_int_equal(region, -1);
 }
 
+/* Found by fuzz_slot_decode: a refused in-place frame left `out` as the caller had it, and a
+ * worker frees the argument of a request it could not decode. */
+static void test_refused_in_place_decode_leaves_undefined(void **state)
+{
+    hx_t *h = *state;
+    static char garbage[] = "not the decoder's";
+    const uint32_t bad[][2] = {{0, MAX_PAYLOAD + 1}, {32, 16}, {USABLE, 64}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        set_hdr(h, KNIT__T_STRING, bad[i][0], 0, bad[i][1]);
+        knit_value_t out = knit_v_str(garbage);
+        int32_t region = 9;
+        assert_int_equal(knit__decode_in_place(h->hdr, h->stat, &h->arena, &h->cfg, &out, &region),
+            KNIT_E_CORRUPT);
+        assert_int_equal(out.kind, KNIT_KIND_UNDEFINED);
+    }
+}
+
 static void test_envelope_region_over_max_payload_is_corrupt(void **state)
 {
     hx_t *h = *state;
@@ -266,6 +283,19 @@ static void test_psb_of_the_peer_or_by_name_is_accepted(void **state)
     knit_value_free(&out);
 }
 
+/* Found by fuzz_slot_decode: a named buffer with an owner pid decoded with that pid, which
+ * the encoder never writes (the pid only locates an fd), so it changed in a round trip. */
+static void test_psb_named_decodes_without_an_owner_pid(void **state)
+{
+    hx_t *h = *state;
+    psb_json_frame(h, -1, 1, "/n");
+    knit_value_t out;
+    assert_int_equal(knit__decode(h->hdr, h->stat, &h->arena, &h->cfg, &out), 0);
+    assert_int_equal(out.u.psb->pid, 0);
+    assert_string_equal(out.u.psb->name, "/n");
+    knit_value_free(&out);
+}
+
 /* --- ProcessSharedBuffer memory ----------------------------------------------------------------
  */
 
@@ -342,6 +372,7 @@ int main(void)
         T(test_typed_array_length_near_size_max_is_refused),
         T(test_region_over_max_payload_is_corrupt),
         T(test_in_place_region_over_max_payload_is_corrupt),
+        T(test_refused_in_place_decode_leaves_undefined),
         T(test_envelope_region_over_max_payload_is_corrupt),
         T(test_encoder_refuses_what_the_decoder_refuses),
         T(test_psb_words_from_another_process_are_refused),
@@ -349,6 +380,7 @@ int main(void)
         T(test_psb_fd_without_owner_is_refused),
         T(test_psb_envelope_body_naming_our_own_pid_is_refused),
         T(test_psb_of_the_peer_or_by_name_is_accepted),
+        T(test_psb_named_decodes_without_an_owner_pid),
         T(test_psb_memfd_cannot_shrink),
         T(test_psb_open_refuses_a_peer_buffer_that_can_shrink),
     };
