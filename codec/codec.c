@@ -612,7 +612,8 @@ static int dec_error(
 /* A descriptor that would make this process open one of its own fds on a peer's word. */
 static int psb_origin(const knit_psb_desc_t *d, const knit__codec_cfg_t *cfg)
 {
-    if (!cfg->process_boundary || d->fd < 0 || d->name[0] || d->pid != 0)
+    if (!cfg->process_boundary || d->fd < 0 || d->name[0]
+        || (d->pid != 0 && !knit__psb_pid_is_ours(d->pid)))
         return 0;
     return knit__err(KNIT_E_PROCESS_BOUNDARY,
         "a ProcessSharedBuffer from another process names fd %d of this process (pid %d): "

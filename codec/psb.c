@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "codec/value_internal.h"
 #include "knit/shared_buffer.h"
 
 struct knit_psb {
@@ -33,6 +34,22 @@ static int check_sealed(int fd, const char *path)
         path);
     close(fd);
     return rc;
+}
+
+bool knit__psb_pid_is_ours(int32_t pid)
+{
+    if (pid == getpid())
+        return true;
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    long tgid = -1;
+    while (f && tgid < 0 && fgets(line, sizeof line, f))
+        if (sscanf(line, "Tgid: %ld", &tgid) != 1)
+            tgid = -1;
+    if (f)
+        fclose(f);
+    return tgid == (long)getpid();
 }
 
 static bool valid_name(const char *name)
@@ -147,6 +164,11 @@ int knit_psb_open(const knit_psb_desc_t *d, knit_psb_t **out)
         if (fd < 0)
             return knit__err(KNIT_E_SYS, "fd %d of this process: %s", d->fd, strerror(errno));
     } else {
+        if (knit__psb_pid_is_ours(d->pid))
+            return knit__err(KNIT_E_INVAL,
+                "descriptor names fd %d of pid %d, a thread of this process: refused (a buffer "
+                "of this process is described with pid 0)",
+                (int)d->fd, (int)d->pid);
         char path[64];
         snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)d->pid, (int)d->fd);
         fd = open(path, O_RDWR | O_CLOEXEC);

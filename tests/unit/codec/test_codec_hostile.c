@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -361,6 +362,72 @@ static void test_psb_open_refuses_a_peer_buffer_that_can_shrink(void **state)
     assert_non_null(strstr(knit_errmsg(), "seal"));
 }
 
+/* A second thread of this process: its thread id is a /proc/<id> path to our own fds. */
+typedef struct other_thread {
+    pthread_t t;
+    pthread_barrier_t ready, done;
+    pid_t tid;
+} other_thread_t;
+
+static void *other_thread_main(void *arg)
+{
+    other_thread_t *o = arg;
+    o->tid = gettid();
+    pthread_barrier_wait(&o->ready);
+    pthread_barrier_wait(&o->done);
+    return NULL;
+}
+
+/* Start the thread; its id is valid until other_thread_stop. */
+static void other_thread_start(other_thread_t *o)
+{
+    pthread_barrier_init(&o->ready, NULL, 2);
+    pthread_barrier_init(&o->done, NULL, 2);
+    assert_int_equal(pthread_create(&o->t, NULL, other_thread_main, o), 0);
+    pthread_barrier_wait(&o->ready);
+}
+
+static void other_thread_stop(other_thread_t *o)
+{
+    pthread_barrier_wait(&o->done);
+    pthread_join(o->t, NULL);
+    pthread_barrier_destroy(&o->ready);
+    pthread_barrier_destroy(&o->done);
+}
+
+/* Found in review of the self-reference check: a peer naming the thread id of one of our
+ * threads (not our pid) made knit_psb_open open this process's own fd through /proc. */
+static void test_psb_open_refuses_a_thread_of_this_process(void **state)
+{
+    (void)state;
+    other_thread_t o;
+    other_thread_start(&o);
+    knit_psb_t *mine, *b = NULL;
+    assert_int_equal(knit_psb_create(4096, &mine), 0);
+    knit_psb_desc_t d = {.fd = psb_fd(mine), .pid = (int32_t)o.tid, .size = 4096, .length = 16};
+    int rc = knit_psb_open(&d, &b);
+    other_thread_stop(&o);
+    knit_psb_close(mine);
+    assert_int_equal(rc, KNIT_E_INVAL);
+    assert_null(b);
+    assert_non_null(strstr(knit_errmsg(), "this process"));
+}
+
+/* The same thread id in a frame from another process: refused when decoded. */
+static void test_psb_naming_a_thread_of_ours_is_refused(void **state)
+{
+    hx_t *h = *state;
+    other_thread_t o;
+    other_thread_start(&o);
+    h->cfg.process_boundary = true;
+    psb_json_frame(h, 0, (long)o.tid, "");
+    knit_value_t out;
+    int rc = knit__decode(h->hdr, h->stat, &h->arena, &h->cfg, &out);
+    other_thread_stop(&o);
+    assert_int_equal(rc, KNIT_E_PROCESS_BOUNDARY);
+    assert_int_equal(out.kind, KNIT_KIND_UNDEFINED);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, hx_setup, hx_teardown)
 
 int main(void)
@@ -383,6 +450,8 @@ int main(void)
         T(test_psb_named_decodes_without_an_owner_pid),
         T(test_psb_memfd_cannot_shrink),
         T(test_psb_open_refuses_a_peer_buffer_that_can_shrink),
+        T(test_psb_open_refuses_a_thread_of_this_process),
+        T(test_psb_naming_a_thread_of_ours_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
