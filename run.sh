@@ -8,7 +8,7 @@ BUILD="$ROOT/build"
 
 # Debian packages the project needs (build, tests, benchmarks, charts, wrappers used by tests).
 PACKAGES=(
-    gcc g++ make cmake ninja-build pkg-config
+    gcc g++ make cmake ninja-build pkg-config clang libclang-rt-14-dev
     libcmocka-dev libbenchmark-dev libbenchmark-tools libjansson-dev
     gnuplot-nox python3-matplotlib python3-scipy python3-numpy
     chromium
@@ -26,8 +26,9 @@ Commands:
                          and save the JSON document under results/runs/; after a full run
                          (no --quick, no filter) redraw docs/charts/ from it
   test [--fast]          set up, build and run every test through ctest: the Release build,
-                         then the AddressSanitizer+UBSan and ThreadSanitizer builds
-                         (--fast: Release build only). Exits non-zero on any failure.
+                         then the AddressSanitizer+UBSan and ThreadSanitizer builds and
+                         the libFuzzer targets (clang, about 2 minutes; --fast: Release
+                         build only). Exits non-zero on any failure.
   micro [--json] [ARGS]  Google Benchmark micro-benchmarks of the codec, slots, arenas and
                          pool (round trips with p50/p99, bursts, start-up); --json: Google
                          Benchmark's JSON on stdout; other ARGS go to Google Benchmark,
@@ -171,6 +172,10 @@ cmd_test() {
             -DKNIT_BUILD_BENCH=OFF
         TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
             run_ctest "$BUILD/tsan" "ThreadSanitizer" || status=1
+        # the decoders under libFuzzer (tests/fuzz/README.md), about 20 s per target
+        build_tree "$BUILD/fuzz" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+            -DKNIT_FUZZ=ON -DKNIT_BUILD_TESTS=OFF -DKNIT_BUILD_BENCH=OFF
+        run_ctest "$BUILD/fuzz" "libFuzzer targets" || status=1
     fi
     if [ "$status" -ne 0 ]; then
         echo "run.sh: some tests FAILED" >&2

@@ -252,12 +252,21 @@ static void set_inline64(uint32_t *hdr, uint32_t tag, uint64_t bits)
     set_words(hdr, tag, (uint32_t)bits, (uint32_t)(bits >> 32), 0);
 }
 
-static size_t pieces_len(const piece_t *pc, int n)
+/* Total bytes of the pieces; KNIT_E_PAYLOAD_TOO_LARGE when the sum does not fit a size_t (a
+ * corrupt or hostile length: no such value can be in memory, let alone in an arena). */
+static int pieces_len(const piece_t *pc, int n, const char *label, size_t *total)
 {
     size_t t = 0;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        if (pc[i].n > SIZE_MAX - t)
+            return knit__err(KNIT_E_PAYLOAD_TOO_LARGE,
+                "a %s of %zu + %zu bytes overflows the size arithmetic: check the value's "
+                "length fields (no payload may exceed maxPayloadBytes)",
+                label, t, pc[i].n);
         t += pc[i].n;
-    return t;
+    }
+    *total = t;
+    return 0;
 }
 
 static void pieces_copy(uint8_t *dst, const piece_t *pc, int n)
@@ -285,9 +294,11 @@ static int reserve(enc_t *e, uint64_t total, const char *label, uint32_t *index,
 /* Write pieces into a region; header words START/LEN and the region index. */
 static int put_dynamic(enc_t *e, uint32_t tag, const piece_t *pc, int n, const char *label)
 {
-    uint64_t total = pieces_len(pc, n);
+    size_t total = 0;
     uint32_t index = 0, start = 0;
-    int rc = reserve(e, total, label, &index, &start);
+    int rc = pieces_len(pc, n, label, &total);
+    if (rc == 0)
+        rc = reserve(e, total, label, &index, &start);
     if (rc < 0)
         return rc;
     pieces_copy(knit__arena_at(e->arena, start), pc, n);
@@ -301,7 +312,10 @@ static int put_dynamic(enc_t *e, uint32_t tag, const piece_t *pc, int n, const c
 static int put_payload(
     enc_t *e, uint32_t stag, uint32_t dtag, const piece_t *pc, int n, const char *label)
 {
-    size_t total = pieces_len(pc, n);
+    size_t total = 0;
+    int rc = pieces_len(pc, n, label, &total);
+    if (rc < 0)
+        return rc;
     if (stag && total <= KNIT__STATIC_BYTES) {
         pieces_copy(e->stat, pc, n);
         set_words(e->hdr, stag, 0, 0, (uint32_t)total);
@@ -595,10 +609,28 @@ static int dec_error(
     return 0;
 }
 
-static int dec_psb_words(const uint8_t *stat, knit_value_t *out)
+/* A descriptor that would make this process open one of its own fds on a peer's word. */
+static int psb_origin(const knit_psb_desc_t *d, const knit__codec_cfg_t *cfg)
+{
+    if (!cfg->process_boundary || d->fd < 0 || d->name[0]
+        || (d->pid != 0 && !knit__psb_pid_is_ours(d->pid)))
+        return 0;
+    return knit__err(KNIT_E_PROCESS_BOUNDARY,
+        "a ProcessSharedBuffer from another process names fd %d of this process (pid %d): "
+        "refused, a peer may not open this process's own descriptors through it; the owner "
+        "keeps its buffers, or sends them by name (knit_psb_create_named)",
+        (int)d->fd, (int)my_pid());
+}
+
+static int dec_psb_words(const uint8_t *stat, const knit__codec_cfg_t *cfg, knit_value_t *out)
 {
     uint32_t w[8];
     memcpy(w, stat, sizeof w);
+    if (cfg->process_boundary) /* the encoder writes this form only inside one process */
+        return knit__err(KNIT_E_PROCESS_BOUNDARY,
+            "a ProcessSharedBuffer in fd-word form (fd %d of this process) came from another "
+            "process: refused, a peer may not open this process's own descriptors",
+            (int)w[0]);
     if ((int32_t)w[0] < 0 || (uint64_t)w[3] + w[4] > w[1])
         return knit__err(KNIT_E_CORRUPT, "ProcessSharedBuffer words are inconsistent");
     knit_psb_desc_t *d = calloc(1, sizeof *d);
@@ -614,7 +646,7 @@ static int dec_psb_words(const uint8_t *stat, knit_value_t *out)
 }
 
 static int dec_external(const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *a,
-    const tag_info_t *ti, knit_value_t *out)
+    const knit__codec_cfg_t *cfg, const tag_info_t *ti, knit_value_t *out)
 {
     bool dyn = ti->place == P_DYNAMIC;
     const uint8_t *src = NULL;
@@ -625,6 +657,11 @@ static int dec_external(const uint32_t *hdr, const uint8_t *stat, const knit__ar
     rc = knit__psb_from_json((const char *)src, hdr[KNIT__W_LEN], &d);
     if (rc < 0)
         return rc;
+    rc = psb_origin(d, cfg);
+    if (rc < 0) {
+        free(d);
+        return rc;
+    }
     if (dyn)
         free_region(hdr, a);
     *out = knit_v_psb(d);
@@ -632,8 +669,8 @@ static int dec_external(const uint32_t *hdr, const uint8_t *stat, const knit__ar
     return 0;
 }
 
-static int dec_envelope(
-    const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *a, knit_value_t *out)
+static int dec_envelope(const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *a,
+    const knit__codec_cfg_t *cfg, knit_value_t *out)
 {
     uint32_t tag = hdr[KNIT__W_TAG];
     bool ext = tag >= KNIT__T_ENV_STATIC_JSON_EXT;
@@ -664,6 +701,8 @@ static int dec_envelope(
         if (ext) {
             knit_psb_desc_t *d = NULL;
             rc = knit__psb_from_json((const char *)bsrc, blen, &d);
+            if (rc == 0 && (rc = psb_origin(d, cfg)) < 0)
+                free(d);
             if (rc == 0) {
                 env->body = knit_v_psb(d);
                 env->body.flags = KNIT_VF_OWNED;
@@ -720,6 +759,18 @@ static int dec_pointer(
     return 0;
 }
 
+/* A region larger than the lane's maxPayloadBytes: the peer's encoder would have refused it. */
+static int check_region_size(const uint32_t *hdr, const knit__codec_cfg_t *cfg)
+{
+    uint64_t bytes = knit__frame_region_bytes(hdr);
+    if (bytes <= cfg->max_payload_bytes)
+        return 0;
+    return knit__err(KNIT_E_CORRUPT,
+        "a %s frame claims a %llu-byte region, over the lane's maxPayloadBytes (%llu)",
+        knit__tag_name(hdr[KNIT__W_TAG]), (unsigned long long)bytes,
+        (unsigned long long)cfg->max_payload_bytes);
+}
+
 static int decode_frame(const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *arena,
     const knit__codec_cfg_t *cfg, knit_value_t *out)
 {
@@ -728,6 +779,9 @@ static int decode_frame(const uint32_t *hdr, const uint8_t *stat, const knit__ar
     *out = knit_v_undefined();
     if (tag >= KNIT__T_MAX_ || tag_table[tag].place == P_NONE)
         return knit__err(KNIT_E_CORRUPT, "unknown type tag %u", tag);
+    int rc = check_region_size(hdr, cfg);
+    if (rc < 0)
+        return rc;
     const tag_info_t *ti = &tag_table[tag];
     switch (tag) {
     case KNIT__T_NAN:
@@ -755,16 +809,16 @@ static int decode_frame(const uint32_t *hdr, const uint8_t *stat, const knit__ar
     case KNIT__T_ERROR:
         return dec_error(hdr, stat, arena, out);
     case KNIT__T_PSB:
-        return dec_psb_words(stat, out);
+        return dec_psb_words(stat, cfg, out);
     case KNIT__T_EXTERNAL:
     case KNIT__T_STATIC_EXTERNAL:
-        return dec_external(hdr, stat, arena, ti, out);
+        return dec_external(hdr, stat, arena, cfg, ti, out);
     case KNIT__T_SHARED:
     case KNIT__T_MOVED:
         return dec_pointer(hdr, stat, cfg, out);
     default:
         if (ti->kind == KNIT_KIND_ENVELOPE)
-            return dec_envelope(hdr, stat, arena, out);
+            return dec_envelope(hdr, stat, arena, cfg, out);
         return dec_buffer(hdr, stat, arena, ti, out);
     }
 }
@@ -774,9 +828,10 @@ int knit__decode(const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *
 {
     int rc = decode_frame(hdr, stat, arena, cfg, out);
     /* A well-formed frame that could not be taken (out of memory, a codec this side does not
-     * know) still hands its region back, or 32 such frames would jam the writer's arena. A
-     * corrupt frame keeps it: its region index cannot be trusted either. */
-    if ((rc == KNIT_E_NOMEM || rc == KNIT_E_UNSUPPORTED) && arena
+     * know, a descriptor this side refuses) still hands its region back, or 32 such frames would
+     * jam the writer's arena. A corrupt frame keeps it: its region index cannot be trusted either.
+     */
+    if ((rc == KNIT_E_NOMEM || rc == KNIT_E_UNSUPPORTED || rc == KNIT_E_PROCESS_BOUNDARY) && arena
         && knit__tag_is_dynamic(hdr[KNIT__W_TAG]))
         free_region(hdr, arena);
     return rc;
@@ -787,6 +842,7 @@ int knit__decode_in_place(const uint32_t *hdr, const uint8_t *stat, const knit__
 {
     uint32_t tag = hdr[KNIT__W_TAG];
     *region = -1;
+    *out = knit_v_undefined(); /* what a refused frame leaves, as knit__decode does */
     const tag_info_t *ti = tag < KNIT__T_MAX_ ? &tag_table[tag] : NULL;
     bool viewable = ti && ti->place == P_DYNAMIC && arena
         && (ti->kind == KNIT_KIND_BYTES || ti->kind == KNIT_KIND_STRING
@@ -795,7 +851,9 @@ int knit__decode_in_place(const uint32_t *hdr, const uint8_t *stat, const knit__
         return knit__decode(hdr, stat, arena, cfg, out);
     uint64_t len = hdr[KNIT__W_LEN];
     const uint8_t *src = NULL;
-    int rc = locate(hdr, stat, arena, true, len, &src);
+    int rc = check_region_size(hdr, cfg);
+    if (rc == 0)
+        rc = locate(hdr, stat, arena, true, len, &src);
     if (rc < 0)
         return rc;
     if (ti->kind == KNIT_KIND_TYPED && len % knit_elem_size((knit_elem_t)ti->sub))

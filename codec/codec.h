@@ -100,6 +100,10 @@ int knit__encode(knit_value_t *v, uint32_t *hdr, uint8_t *stat, knit__arena_t *a
  * Decode a frame into `out` (owned). `hdr` should be a private copy of the header words.
  * `arena` is the reader's view of the producer's arena (base and max_bytes, free word); the
  * region is freed after the copy. On KNIT_E_CORRUPT nothing is freed and `out` is UNDEFINED.
+ * The peer's frame is hostile input: a region larger than cfg->max_payload_bytes is
+ * KNIT_E_CORRUPT, and across a process boundary (cfg->process_boundary) a ProcessSharedBuffer
+ * that would resolve to this process's own descriptors is KNIT_E_PROCESS_BOUNDARY (its region
+ * is handed back).
  */
 int knit__decode(const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *arena,
     const knit__codec_cfg_t *cfg, knit_value_t *out);
@@ -108,7 +112,8 @@ int knit__decode(const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *
  * Decode a request whose task reads its argument in place (cfg->in_place): a buffer-like
  * payload in an arena region becomes a view into the region (not owned, region kept) and
  * `*region` its index; anything else decodes as knit__decode does and `*region` is -1. The
- * caller frees the region (knit__arena_free) once the view is no longer used.
+ * caller frees the region (knit__arena_free) once the view is no longer used. On failure `out`
+ * is UNDEFINED, as with knit__decode.
  */
 int knit__decode_in_place(const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *arena,
     const knit__codec_cfg_t *cfg, knit_value_t *out, int32_t *region);

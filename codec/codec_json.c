@@ -278,7 +278,8 @@ int knit__psb_from_json(const char *text, size_t len, knit_psb_desc_t **out)
             rc = knit__err(KNIT_E_NOMEM, "decoding a ProcessSharedBuffer");
         } else {
             d->fd = (int32_t)fd;
-            d->pid = pid == (json_int_t)getpid() ? 0 : (int32_t)pid; /* 0 = ours */
+            /* 0 = ours; a pid only locates an fd, so a named buffer has none (as encoded) */
+            d->pid = fd < 0 || pid == (json_int_t)getpid() ? 0 : (int32_t)pid;
             strcpy(d->name, name);
             d->size = (uint64_t)size;
             d->offset = (uint64_t)off;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "codec/value_internal.h"
 #include "knit/shared_buffer.h"
 
 struct knit_psb {
@@ -18,6 +19,38 @@ struct knit_psb {
     size_t size;
     char name[32];
 };
+
+#define PSB_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+
+/* Another process's buffer is mapped whole here: it must be sealed against shrinking. */
+static int check_sealed(int fd, const char *path)
+{
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (seals >= 0 && (seals & F_SEAL_SHRINK))
+        return 0;
+    int rc = knit__err(KNIT_E_INVAL,
+        "%s is not sealed against shrinking: its owner could truncate it under this mapping; "
+        "share buffers made by knit_psb_create (or by name)",
+        path);
+    close(fd);
+    return rc;
+}
+
+bool knit__psb_pid_is_ours(int32_t pid)
+{
+    if (pid == getpid())
+        return true;
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    long tgid = -1;
+    while (f && tgid < 0 && fgets(line, sizeof line, f))
+        if (sscanf(line, "Tgid: %ld", &tgid) != 1)
+            tgid = -1;
+    if (f)
+        fclose(f);
+    return tgid == (long)getpid();
+}
 
 static bool valid_name(const char *name)
 {
@@ -68,11 +101,18 @@ int knit_psb_create(size_t size, knit_psb_t **out)
 {
     if (!out || size == 0)
         return knit__err(KNIT_E_INVAL, "knit_psb_create: size must be > 0");
-    int fd = memfd_create("knit-psb", MFD_CLOEXEC);
+    int fd = memfd_create("knit-psb", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0)
         return knit__err(KNIT_E_SYS, "memfd_create: %s", strerror(errno));
     if (ftruncate(fd, (off_t)size) < 0) {
         int rc = knit__err(KNIT_E_SYS, "ftruncate to %zu bytes: %s", size, strerror(errno));
+        close(fd);
+        return rc;
+    }
+    /* Every process that opens the buffer maps all of it: nobody may change its size under
+     * another's mapping (a shrink would fault the other side's accesses). */
+    if (fcntl(fd, F_ADD_SEALS, PSB_SEALS) < 0) {
+        int rc = knit__err(KNIT_E_SYS, "sealing a shared buffer's size: %s", strerror(errno));
         close(fd);
         return rc;
     }
@@ -124,6 +164,11 @@ int knit_psb_open(const knit_psb_desc_t *d, knit_psb_t **out)
         if (fd < 0)
             return knit__err(KNIT_E_SYS, "fd %d of this process: %s", d->fd, strerror(errno));
     } else {
+        if (knit__psb_pid_is_ours(d->pid))
+            return knit__err(KNIT_E_INVAL,
+                "descriptor names fd %d of pid %d, a thread of this process: refused (a buffer "
+                "of this process is described with pid 0)",
+                (int)d->fd, (int)d->pid);
         char path[64];
         snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)d->pid, (int)d->fd);
         fd = open(path, O_RDWR | O_CLOEXEC);
@@ -132,6 +177,9 @@ int knit_psb_open(const knit_psb_desc_t *d, knit_psb_t **out)
                 "%s: %s (the owner must keep the buffer open; across PID "
                 "namespaces use a named buffer)",
                 path, strerror(errno));
+        int rc = check_sealed(fd, path);
+        if (rc < 0)
+            return rc;
     }
     return adopt(fd, NULL, out);
 }

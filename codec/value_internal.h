@@ -3,6 +3,7 @@
 #define KNIT_CODEC_VALUE_INTERNAL_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "knit/value.h"
@@ -24,5 +25,9 @@ void knit__error_destroy(knit_error_value_t *e);
  * is moved instead: *dst takes it and *src becomes UNDEFINED.
  */
 int knit__value_keep(knit_value_t *src, knit_value_t *dst);
+
+/* Is `pid` this process or one of its threads (a thread id is a /proc/<pid> path too)? A
+ * ProcessSharedBuffer from a peer may not name either (codec/psb.c). */
+bool knit__psb_pid_is_ours(int32_t pid);
 
 #endif

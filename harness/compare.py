@@ -123,10 +123,10 @@ def run_figure(case, normalize):
     value, metric = results.figure(case)
     if value is None or not normalize:
         return value, metric
-    floor = case.get("floor_ns")
-    if not isinstance(floor, (int, float)) or floor <= 0:
+    ratio = results.normalized(value, case.get("floor_ns"))
+    if ratio is None:
         return None, "no reference to normalize by"
-    return value / floor, metric + " / reference"
+    return ratio, metric + " / reference"
 
 
 def judge_case(name, base_runs, new_runs, o, case_alpha):
@@ -144,7 +144,7 @@ def judge_case(name, base_runs, new_runs, o, case_alpha):
         return {**row, "verdict": "new errors",
                 "reason": f"{n_err} failed operations in NEW, none in BASE"}
     if o["normalize"]:
-        mechs = {c.get("floor_mechanism") for c in b_cases + n_cases}
+        mechs = {results.text_field(c, "floor_mechanism") for c in b_cases + n_cases}
         if len(mechs) > 1:
             return {**row, "verdict": "skipped",
                     "reason": f"reference mechanism changed: {sorted(map(str, mechs))}"}

@@ -86,9 +86,21 @@ def robust_spread(d):
     return float(1.4826 * np.median(np.abs(d - np.median(d)))) if d.size else 0.0
 
 
+def _ratio(log_ratio):
+    """exp(), saturating at inf: figures of wildly different size are still a verdict."""
+    try:
+        return math.exp(log_ratio)
+    except OverflowError:
+        return math.inf
+
+
+def _log(ratio):
+    return math.log(ratio) if ratio > 0 else -math.inf
+
+
 def _result(est, lo, hi, k, n_stat, min_p, p_value, spread, extra):
-    out = {"estimate": math.exp(est), "lower": math.exp(lo) if k else None,
-           "upper": math.exp(hi) if k else None, "decidable": bool(k),
+    out = {"estimate": _ratio(est), "lower": _ratio(lo) if k else None,
+           "upper": _ratio(hi) if k else None, "decidable": bool(k),
            "min_p": min_p, "p_value": p_value, "spread": spread}
     out.update(extra)
     return out
@@ -162,7 +174,7 @@ def judge(r, threshold, margin):
     if not r["decidable"]:
         return UNDECIDED
     up, down = math.log1p(margin), math.log1p(threshold)
-    est, lo, hi = math.log(r["estimate"]), math.log(r["lower"]), math.log(r["upper"])
+    est, lo, hi = _log(r["estimate"]), _log(r["lower"]), _log(r["upper"])
     if lo > up:
         return REGRESSION if est > down else SLOWER
     if hi < -up:

@@ -7,6 +7,15 @@
  * others may still open it. A named buffer is a POSIX shm object ("/name", created with
  * O_CREAT|O_EXCL and mode 0600) that anyone in the same IPC view opens by name; it lives until
  * knit_psb_unlink(). Sending a buffer sends a knit_psb_desc_t value (knit_v_psb()).
+ *
+ * A process worker may run untrusted code, so both sides guard against each other: an
+ * anonymous buffer is sealed against shrinking and growing (a peer cannot truncate it under
+ * another's mapping), knit_psb_open refuses another process's fd that is not so sealed, and a
+ * descriptor received from another process never resolves to the receiver's own descriptors
+ * (its own pid, one of its thread ids, or an fd without an owner: KNIT_E_PROCESS_BOUNDARY when
+ * decoded). A worker that hands a host buffer back to the host therefore sends it by name, or
+ * returns something that identifies it (the host keeps its own descriptor). Named buffers
+ * cannot be sealed: their users must trust each other not to truncate them.
  */
 #ifndef KNIT_SHARED_BUFFER_H
 #define KNIT_SHARED_BUFFER_H

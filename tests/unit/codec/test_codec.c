@@ -977,7 +977,9 @@ static void test_process_boundary_keeps_psb(void **state)
     fx_t *f = *state;
     knit__codec_cfg_t pb = f->host.codec;
     pb.process_boundary = true;
-    knit_psb_desc_t fd_psb = {.fd = 3, .size = 4096, .offset = 0, .length = 4096};
+    /* the fd of another process (the decoder refuses references to its own descriptors) */
+    knit_psb_desc_t fd_psb
+        = {.fd = 3, .pid = (int32_t)getppid(), .size = 4096, .offset = 0, .length = 4096};
     knit_psb_desc_t named = {.fd = -1, .name = "/knit-pb", .size = 4096, .length = 100};
     knit_envelope_t env = {.header = "{}", .header_len = 2, .body = knit_v_psb(&named)};
     const knit_value_t vals[] = {knit_v_psb(&fd_psb), knit_v_psb(&named), knit_v_envelope(&env)};
