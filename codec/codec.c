@@ -615,10 +615,12 @@ static int psb_origin(const knit_psb_desc_t *d, const knit__codec_cfg_t *cfg)
     if (!cfg->process_boundary || d->fd < 0 || d->name[0]
         || (d->pid != 0 && !knit__psb_pid_is_ours(d->pid)))
         return 0;
+    if (knit__psb_fd_is_held(d->fd))
+        return 0; /* one of this process's own buffers, sent back */
     return knit__err(KNIT_E_PROCESS_BOUNDARY,
-        "a ProcessSharedBuffer from another process names fd %d of this process (pid %d): "
-        "refused, a peer may not open this process's own descriptors through it; the owner "
-        "keeps its buffers, or sends them by name (knit_psb_create_named)",
+        "a ProcessSharedBuffer from another process names fd %d of this process (pid %d), "
+        "which is not a buffer this process holds: refused, a peer may not open this "
+        "process's other descriptors through it",
         (int)d->fd, (int)my_pid());
 }
 
@@ -779,10 +781,12 @@ static int decode_frame(const uint32_t *hdr, const uint8_t *stat, const knit__ar
     *out = knit_v_undefined();
     if (tag >= KNIT__T_MAX_ || tag_table[tag].place == P_NONE)
         return knit__err(KNIT_E_CORRUPT, "unknown type tag %u", tag);
-    int rc = check_region_size(hdr, cfg);
+    const tag_info_t *ti = &tag_table[tag];
+    /* only frames with a region (dynamic payloads, every envelope) can claim too much */
+    int rc = ti->place == P_DYNAMIC || ti->kind == KNIT_KIND_ENVELOPE ? check_region_size(hdr, cfg)
+                                                                      : 0;
     if (rc < 0)
         return rc;
-    const tag_info_t *ti = &tag_table[tag];
     switch (tag) {
     case KNIT__T_NAN:
         *out = knit_v_f64(NAN);

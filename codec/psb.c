@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "base/sigbus.h"
 #include "codec/value_internal.h"
 #include "knit/shared_buffer.h"
 
@@ -17,6 +19,7 @@ struct knit_psb {
     int fd;
     void *map;
     size_t size;
+    knit__sigbus_guard_t *guard; /* named: another process can shrink it (no seals) */
     char name[32];
 };
 
@@ -34,6 +37,65 @@ static int check_sealed(int fd, const char *path)
         path);
     close(fd);
     return rc;
+}
+
+/* The descriptors of the buffers this process holds, with the file each one is, so a number
+ * reused for another file after a close does not pass. */
+typedef struct held {
+    int fd;
+    dev_t dev;
+    ino_t ino;
+} held_t;
+
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+static held_t *held;
+static size_t nheld, held_cap;
+
+static int hold(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return knit__err(KNIT_E_SYS, "fstat of a shared buffer: %s", strerror(errno));
+    pthread_mutex_lock(&held_lock);
+    int rc = 0;
+    if (nheld == held_cap) {
+        size_t cap = held_cap ? held_cap * 2 : 16;
+        held_t *h = realloc(held, cap * sizeof *h);
+        if (h) {
+            held = h;
+            held_cap = cap;
+        } else {
+            rc = knit__err(KNIT_E_NOMEM, "the table of shared buffers");
+        }
+    }
+    if (rc == 0)
+        held[nheld++] = (held_t) {fd, st.st_dev, st.st_ino};
+    pthread_mutex_unlock(&held_lock);
+    return rc;
+}
+
+static void unhold(int fd)
+{
+    pthread_mutex_lock(&held_lock);
+    for (size_t i = 0; i < nheld; i++)
+        if (held[i].fd == fd) {
+            held[i] = held[--nheld];
+            break;
+        }
+    pthread_mutex_unlock(&held_lock);
+}
+
+bool knit__psb_fd_is_held(int fd)
+{
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0)
+        return false;
+    bool found = false;
+    pthread_mutex_lock(&held_lock);
+    for (size_t i = 0; i < nheld && !found; i++)
+        found = held[i].fd == fd && held[i].dev == st.st_dev && held[i].ino == st.st_ino;
+    pthread_mutex_unlock(&held_lock);
+    return found;
 }
 
 bool knit__psb_pid_is_ours(int32_t pid)
@@ -91,8 +153,24 @@ static int adopt(int fd, const char *name, knit_psb_t **out)
     b->fd = fd;
     b->map = m;
     b->size = (size_t)st.st_size;
-    if (name)
+    int rc = name ? 0 : hold(fd);
+    if (rc < 0) {
+        b->name[0] = 0;
+        munmap(m, b->size);
+        close(fd);
+        free(b);
+        return rc;
+    }
+    if (name) {
         snprintf(b->name, sizeof b->name, "%s", name);
+        /* a named object cannot be sealed: if another process shrinks it, reads past its
+         * new end see zeros instead of ending this process with SIGBUS */
+        rc = knit__sigbus_guard(m, b->size, &b->guard);
+        if (rc < 0) {
+            knit_psb_close(b);
+            return rc;
+        }
+    }
     *out = b;
     return 0;
 }
@@ -250,6 +328,9 @@ void knit_psb_close(knit_psb_t *b)
 {
     if (!b)
         return;
+    knit__sigbus_unguard(b->guard);
+    if (!b->name[0])
+        unhold(b->fd);
     munmap(b->map, b->size);
     close(b->fd);
     free(b);

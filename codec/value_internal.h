@@ -29,5 +29,9 @@ int knit__value_keep(knit_value_t *src, knit_value_t *dst);
 /* Is `pid` this process or one of its threads (a thread id is a /proc/<pid> path too)? A
  * ProcessSharedBuffer from a peer may not name either (codec/psb.c). */
 bool knit__psb_pid_is_ours(int32_t pid);
+/* fd is the descriptor of a ProcessSharedBuffer this process holds open (made or opened,
+ * not closed yet): the only descriptors of its own that a peer may name, when it sends such a
+ * buffer back. */
+bool knit__psb_fd_is_held(int fd);
 
 #endif

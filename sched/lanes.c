@@ -302,6 +302,11 @@ void knit__check_lanes(knit_pool_t *p)
                 continue;
             }
         }
+        if (knit__shm_lane_faulted(&lane->mem) && !lane->link_down) {
+            knit__err(
+                KNIT_E_CORRUPT, "worker %u shrank its lane memory under the host", lane->index);
+            knit__lane_broke(p, lane, KNIT_E_CORRUPT); /* kills and replaces it */
+        }
         knit__exit_t how;
         if (can_die && lane->runner && p->rt_ops->exited(p->rt, lane->runner, &how))
             worker_died(p, lane, &how);

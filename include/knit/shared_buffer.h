@@ -11,11 +11,12 @@
  * A process worker may run untrusted code, so both sides guard against each other: an
  * anonymous buffer is sealed against shrinking and growing (a peer cannot truncate it under
  * another's mapping), knit_psb_open refuses another process's fd that is not so sealed, and a
- * descriptor received from another process never resolves to the receiver's own descriptors
- * (its own pid, one of its thread ids, or an fd without an owner: KNIT_E_PROCESS_BOUNDARY when
- * decoded). A worker that hands a host buffer back to the host therefore sends it by name, or
- * returns something that identifies it (the host keeps its own descriptor). Named buffers
- * cannot be sealed: their users must trust each other not to truncate them.
+ * descriptor received from another process resolves to one of the receiver's own descriptors
+ * (its own pid, one of its thread ids, or an fd without an owner) only when that descriptor is
+ * a buffer the receiver holds open (made or opened, not closed): a worker may hand a host
+ * buffer back, but cannot make the host open any other of its descriptors
+ * (KNIT_E_PROCESS_BOUNDARY when decoded). Named buffers cannot be sealed: a peer can shrink
+ * one, and this process then reads zeros past the new end instead of faulting (base/sigbus.h).
  */
 #ifndef KNIT_SHARED_BUFFER_H
 #define KNIT_SHARED_BUFFER_H

@@ -33,10 +33,12 @@
 
 #include "knit/knit.h"
 
-#define MS               1000000ull
-#define SLOW_TASK_MS     300u  /* how long the timeout tasks run */
-#define TIMEOUT_MS       50u   /* their timeout */
-#define ABORT_SAFETY_MS  5000u /* abort-aware tasks give up after this */
+#define MS           1000000ull
+#define SLOW_TASK_MS 300u /* how long the timeout tasks run */
+#define TIMEOUT_MS   50u  /* their timeout */
+#define ABORT_SAFETY_MS                                                                            \
+    60000u                     /* abort-aware tasks give up after this (a safety net: a busy       \
+                                   machine must not make a blocker give up in a test) */
 #define SPIN_LIMIT_MS    5000u /* the longest "spin" accepts */
 #define MAKE_BYTES_LIMIT (256u * 1024u)
 

@@ -209,6 +209,35 @@ static void test_truncate_lane_memory(void **s)
     end();
 }
 
+/* Named lane memory cannot be sealed: a worker that shrinks it makes the host's next access
+ * fault. The host's guard turns that into a broken lane: the worker is replaced, the host
+ * stays up, the next call is served. */
+static void test_truncate_named_lane_memory(void **s)
+{
+    (void)s;
+    begin("truncate", true);
+    knit_pool_opts_t o = {
+        .threads = 1,
+        .runtime = KNIT_RUNTIME_PROCESS,
+        .worker.process.program = KNIT_HOSTILE_WORKER_PATH,
+        .worker.process.shared_memory = KNIT_SHM_NAMED,
+    };
+    knit_pool_t *p;
+    assert_int_equal(knit_pool_create(&o, echo_task, 1, &p), 0);
+    knit_future_t *f = call_str(p, "first");
+    int st = knit_future_wait(f, -1);
+    if (st != KNIT_E_CORRUPT && st != KNIT_E_WORKER_DIED)
+        fail_msg("first call: %d (%s)", st, knit_strerror(st));
+    knit_future_release(f);
+    f = call_str(p, "second");
+    assert_int_equal(knit_future_wait(f, -1), 0);
+    assert_true(value_is(f, "second"));
+    knit_future_release(f);
+    assert_int_equal(knit_pool_respawns(p), 1);
+    knit_pool_destroy(p);
+    end();
+}
+
 /* Random bytes over the lane's shared words, in a loop, while the host keeps calling: every
  * call settles (answered, timed out or failed with its worker), the host stays up. */
 static void test_scribble_lane_memory(void **s)
@@ -343,6 +372,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_status_words_settle),
         cmocka_unit_test(test_replay_does_not_settle_newer_call),
         cmocka_unit_test(test_truncate_lane_memory),
+        cmocka_unit_test(test_truncate_named_lane_memory),
         cmocka_unit_test(test_scribble_lane_memory),
         cmocka_unit_test(test_hard_timeout_settles_a_silent_worker),
         cmocka_unit_test(test_malformed_frames_respawn),

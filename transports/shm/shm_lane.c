@@ -11,6 +11,7 @@
 
 #include "base/error.h"
 #include "base/futex.h"
+#include "base/sigbus.h"
 
 int knit__lane_cfg_resolve(knit__lane_cfg_t *c)
 {
@@ -101,9 +102,17 @@ int knit__shm_lane_create_named(
     if (fd < 0)
         return knit__err(KNIT_E_SYS, "shm_open(%s, O_CREAT|O_EXCL): %s", name, strerror(errno));
     rc = size_and_map(lane, fd, &cfg);
+    /* a POSIX shm object cannot be sealed: guard the mapping against a worker shrinking it */
+    if (rc == 0 && (rc = knit__sigbus_guard(lane->map, lane->layout.total, &lane->guard)) < 0)
+        knit__shm_lane_close(lane);
     if (rc < 0)
         shm_unlink(name);
     return rc;
+}
+
+bool knit__shm_lane_faulted(const knit__shm_lane_t *lane)
+{
+    return knit__sigbus_hit(lane->guard);
 }
 
 int knit__shm_lane_open_named(knit__shm_lane_t *lane, const char *name, const knit__lane_cfg_t *cfg)
@@ -139,6 +148,8 @@ int knit__shm_lane_attach(knit__shm_lane_t *lane, int fd, const knit__lane_cfg_t
 
 void knit__shm_lane_close(knit__shm_lane_t *lane)
 {
+    knit__sigbus_unguard(lane->guard);
+    lane->guard = NULL;
     if (lane->map)
         munmap(lane->map, lane->layout.total);
     if (lane->fd >= 0)

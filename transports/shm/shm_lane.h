@@ -35,9 +35,12 @@ typedef struct knit__lane_cfg {
 /* Fill defaults and check ranges (knitting's payload-config rules). */
 int knit__lane_cfg_resolve(knit__lane_cfg_t *cfg);
 
+typedef struct knit__sigbus_guard knit__sigbus_guard_t;
+
 typedef struct knit__shm_lane {
     int fd;
     uint8_t *map;
+    knit__sigbus_guard_t *guard; /* named lanes, host side: a worker can shrink the object */
     knit__layout_t layout;
     knit__lane_cfg_t cfg;
     uint32_t cache_epoch; /* lane_cache.c: 0 = never cached; else the epoch it was acquired in */
@@ -48,6 +51,10 @@ int knit__shm_lane_create(knit__shm_lane_t *lane, const knit__lane_cfg_t *cfg);
  * unlinks it (shm_unlink) when it is no longer needed. */
 int knit__shm_lane_create_named(
     knit__shm_lane_t *lane, const knit__lane_cfg_t *cfg, const char *name);
+/* A named lane the host made was shrunk by a worker: its pages are private zeros now
+ * (base/sigbus.h), and nothing in it can be trusted. */
+bool knit__shm_lane_faulted(const knit__shm_lane_t *lane);
+
 /* Open a named lane made by knit__shm_lane_create_named. */
 int knit__shm_lane_open_named(
     knit__shm_lane_t *lane, const char *name, const knit__lane_cfg_t *cfg);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "knit/knit.h"
+#include "knit/shared_buffer.h"
 
 /* Returns 256 KiB from a buffer it reuses for every call - lent, not owned - holding the call's
  * number at both ends. That is more than a pipe or socket buffer takes at once, so results
@@ -23,18 +24,27 @@ static int lend(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result)
     return 0;
 }
 
-static const knit_task_def_t tasks[] = {{.name = "lend", .fn = lend}};
+static int echo(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result)
+{
+    (void)ctx;
+    *result = *arg;
+    *arg = knit_v_undefined();
+    return 0;
+}
+
+/* tasks are indexed in name order: echo 0, lend 1 */
+static const knit_task_def_t tasks[] = {{.name = "lend", .fn = lend}, {.name = "echo", .fn = echo}};
 
 static void lent_results_survive_a_full_return_lock(knit_runtime_t rt, knit_transport_t t)
 {
     enum { CALLS = 200 };
     knit_pool_opts_t o = {.threads = 1, .runtime = rt, .transport = t};
     knit_pool_t *p;
-    assert_int_equal(knit_pool_create(&o, tasks, 1, &p), 0);
+    assert_int_equal(knit_pool_create(&o, tasks, 2, &p), 0);
     static knit_future_t *f[CALLS];
     for (int i = 0; i < CALLS; i++) {
         knit_value_t v = knit_v_int64(i);
-        assert_int_equal(knit_call(p, 0, &v, &f[i]), 0);
+        assert_int_equal(knit_call(p, knit_task_index(p, "lend"), &v, &f[i]), 0);
     }
     int wrong = 0;
     for (int i = 0; i < CALLS; i++) {
@@ -68,14 +78,46 @@ static void test_lent_results_process(void **s)
         lent_results_survive_a_full_return_lock(KNIT_RUNTIME_PROCESS, (knit_transport_t)t);
 }
 
+/* A buffer the host made, sent to a process worker and sent back, resolves to the host's own
+ * buffer again; a worker cannot make the host open another of its descriptors this way (the
+ * codec tests cover that refusal). */
+static void test_psb_round_trip_through_a_process_worker(void **s)
+{
+    (void)s;
+    knit_pool_opts_t o = {.threads = 1, .runtime = KNIT_RUNTIME_PROCESS};
+    knit_pool_t *p;
+    assert_int_equal(knit_pool_create(&o, tasks, 2, &p), 0);
+    knit_psb_t *b;
+    assert_int_equal(knit_psb_create(4096, &b), 0);
+    memcpy(knit_psb_data(b), "round trip", 11);
+    knit_psb_desc_t d;
+    assert_int_equal(knit_psb_describe(b, 0, 4096, &d), 0);
+    knit_value_t v = knit_v_psb(&d);
+    knit_future_t *f;
+    assert_int_equal(knit_call(p, knit_task_index(p, "echo"), &v, &f), 0);
+    int st = knit_future_wait(f, -1);
+    if (st != 0)
+        fail_msg("the echo of a host buffer: %d (%s)", st, knit_strerror(st));
+    const knit_value_t *r = knit_future_value(f);
+    assert_int_equal(r->kind, KNIT_KIND_PSB);
+    knit_psb_t *back;
+    assert_int_equal(knit_psb_open(r->u.psb, &back), 0);
+    assert_string_equal((const char *)knit_psb_data(back), "round trip");
+    knit_psb_close(back);
+    knit_future_release(f);
+    knit_psb_close(b);
+    knit_pool_destroy(p);
+}
+
 int main(void)
 {
-    int rc = knit_worker_process_main(tasks, 1, NULL, NULL);
+    int rc = knit_worker_process_main(tasks, 2, NULL, NULL);
     if (rc != KNIT_E_AGAIN)
         return rc;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lent_results_thread),
         cmocka_unit_test(test_lent_results_process),
+        cmocka_unit_test(test_psb_round_trip_through_a_process_worker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
