@@ -63,6 +63,14 @@
 #define LL_SCOPE_ABSTRACT_UNIX (1ULL << 0) /* ABI 6 */
 #define LL_SCOPE_SIGNAL        (1ULL << 1)
 
+/* AddressSanitizer builds only: LeakSanitizer reads this process's /proc entries when the
+ * worker exits, so a sanitized worker may also read /proc/self (nothing of other processes). */
+#ifdef __SANITIZE_ADDRESS__
+#define OWN_PROC_READABLE 1
+#else
+#define OWN_PROC_READABLE 0
+#endif
+
 /* The rights a rule on a file (not a directory) may carry. */
 #define LL_FILE_RIGHTS                                                                             \
     (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE     \
@@ -190,6 +198,8 @@ static int landlock_rules(const knit__sandbox_t *s, int ruleset, uint64_t handle
     if (rc == 0)
         rc = allow_path(
             s, ruleset, "/dev/null", LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE);
+    if (rc == 0 && OWN_PROC_READABLE)
+        rc = allow_path(s, ruleset, "/proc/self", read);
     return rc;
 }
 

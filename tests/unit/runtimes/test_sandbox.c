@@ -558,6 +558,7 @@ static void test_unsafe_default_unchanged(void **state)
     knit_value_t out;
     assert_int_equal(call(p, "get_env", knit_v_str("SB_DROP"), &out), 0);
     assert_int_equal(out.kind, KNIT_KIND_STRING);
+    knit_value_free(&out);
     knit_pool_destroy(p);
     unsetenv("SB_DROP");
 }
