@@ -9,7 +9,7 @@ BUILD="$ROOT/build"
 # Debian packages the project needs (build, tests, benchmarks, charts, wrappers used by tests).
 PACKAGES=(
     gcc g++ make cmake ninja-build pkg-config clang libclang-rt-14-dev
-    libcmocka-dev libbenchmark-dev libbenchmark-tools libjansson-dev
+    libcmocka-dev libbenchmark-dev libbenchmark-tools libjansson-dev libseccomp-dev
     gnuplot-nox python3-matplotlib python3-scipy python3-numpy
     chromium
     bubblewrap util-linux valgrind

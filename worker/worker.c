@@ -604,6 +604,9 @@ int knit__worker_new(const knit__worker_cfg_t *cfg, knit__worker_t **out)
         }
         free(boot_handles);
     }
+    /* last, so the lock-down covers every call and nothing of the start-up */
+    if (rc == 0 && cfg->lockdown)
+        rc = cfg->lockdown(cfg->lockdown_ctx);
     /* reported before a failed worker closes its link: a host that reads end-of-stream from
      * it already sees why */
     knit__worker_report_boot(lane, rc);

@@ -39,6 +39,10 @@ typedef struct knit__worker_cfg {
     void *bootstrap_ctx;
     const char *bootstrap_path; /* or imported from a shared object */
     const char *bootstrap_symbol;
+    /* Run once start-up (bootstrap, imports) has succeeded, before the worker reports ready:
+     * a process worker's sandbox. Negative fails start-up like a failing import. */
+    int (*lockdown)(void *ctx);
+    void *lockdown_ctx;
 } knit__worker_cfg_t;
 
 /* Has the host set abort bit `id`? (the shared bitmap lives in lane memory) */
@@ -51,8 +55,8 @@ static inline bool knit__abort_is_set(_Atomic uint32_t *shared, uint32_t id)
 typedef struct knit__worker knit__worker_t;
 
 /* Set up a worker: its link, the bootstrap hook, then the task functions (imports are
- * dlopen'ed here), and report the outcome in the lane's boot word. KNIT_E_WORKER_STARTUP when
- * the hook or an import fails. cfg->fds are taken in every case. */
+ * dlopen'ed here), then the lockdown hook, and report the outcome in the lane's boot word.
+ * KNIT_E_WORKER_STARTUP when the hook or an import fails. cfg->fds are taken in every case. */
 int knit__worker_new(const knit__worker_cfg_t *cfg, knit__worker_t **out);
 
 /* Run the loop until the host sets the lane's stop word. */

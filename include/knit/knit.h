@@ -153,6 +153,40 @@ typedef enum knit_shm_mode {
     KNIT_SHM_NAMED = 1,   /* a POSIX shm object the child opens by name */
 } knit_shm_mode_t;
 
+/*
+ * A permission policy for process workers (knitting's `permission` option), enforced by the
+ * kernel: Landlock for paths (and TCP on kernels that have it), seccomp for sockets and for
+ * starting programs, and a filtered environment. The worker applies it after its start-up
+ * (bootstrap hook, imported tasks loaded) and before it serves its first call; everything
+ * after that, every task included, runs confined, and so does every program it may start.
+ * docs/API.md, "Sandbox", has the details and the limits.
+ *
+ * The zero value is KNIT_SANDBOX_UNSAFE: no policy, as before this option existed. The strict
+ * preset, knitting's default `{ mode: "strict" }`, is `(knit_sandbox_t){.mode =
+ * KNIT_SANDBOX_STRICT}`: no file but /dev/null, no network, no programs, an empty environment.
+ * Thread workers share the host's process and cannot be confined: a policy there is
+ * KNIT_E_UNSUPPORTED.
+ */
+typedef enum knit_sandbox_mode {
+    KNIT_SANDBOX_UNSAFE = 0, /* no policy (knitting's "unsafe") */
+    KNIT_SANDBOX_STRICT = 1, /* deny what the policy does not allow */
+} knit_sandbox_mode_t;
+
+typedef struct knit_sandbox {
+    knit_sandbox_mode_t mode;
+    /* NULL-terminated lists of paths (absolute, or relative to the host's working directory;
+     * each must exist when the worker starts). A directory covers everything beneath it. */
+    const char *const *read;  /* read (and list); with allow_exec also execute */
+    const char *const *write; /* read, write, create, remove, rename */
+    const char *const *env;   /* names of the variables the worker keeps; the rest are cleared */
+    bool allow_net;           /* sockets of every family; without it only Unix sockets */
+    bool allow_exec;          /* execve/execveat (programs must also be readable: `read`) */
+    /* Run with what this kernel can enforce instead of failing start-up when a part of the
+     * policy cannot be (no Landlock, seccomp refused). Off: such a worker fails start-up with
+     * KNIT_E_WORKER_STARTUP and a message that says what is missing. */
+    bool best_effort;
+} knit_sandbox_t;
+
 typedef struct knit_process_opts {
     const char *program;       /* worker executable; NULL = this program (/proc/self/exe),
                                   whose main() must start with the knit_worker_process_main()
@@ -164,6 +198,7 @@ typedef struct knit_process_opts {
     bool keep_names;         /* named mode: do not unlink the objects at shutdown */
     bool no_respawn;         /* a worker that dies is not replaced */
     bool fork_exec;          /* start workers with fork+exec instead of posix_spawn */
+    knit_sandbox_t sandbox;  /* the workers' permission policy; zero: none */
 } knit_process_opts_t;
 
 typedef struct knit_worker_opts {

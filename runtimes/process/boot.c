@@ -7,7 +7,34 @@
 #include "base/error.h"
 #include "runtimes/process/process.h"
 
-int knit__boot_encode(const knit__runner_cfg_t *cfg, const char *shm_name, char **json)
+/* A NULL-terminated list as a JSON array of strings (NULL when memory runs out). */
+static json_t *str_array(const char *const *list)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && list && list[i]; i++) {
+        if (json_array_append_new(a, json_string(list[i])) < 0) {
+            json_decref(a);
+            a = NULL;
+        }
+    }
+    return a;
+}
+
+/* The "sandbox" member: NULL for no policy (or when memory runs out: *ok false). */
+static json_t *encode_sandbox(const knit_sandbox_t *s, bool *ok)
+{
+    *ok = true;
+    if (!s || s->mode == KNIT_SANDBOX_UNSAFE)
+        return NULL;
+    json_t *o = json_pack("{s:s, s:o, s:o, s:o, s:b, s:b, s:b}", "mode", "strict", "read",
+        str_array(s->read), "write", str_array(s->write), "env", str_array(s->env), "net",
+        s->allow_net, "exec", s->allow_exec, "bestEffort", s->best_effort);
+    *ok = o != NULL;
+    return o;
+}
+
+int knit__boot_encode(
+    const knit__runner_cfg_t *cfg, const char *shm_name, const knit_sandbox_t *sandbox, char **json)
 {
     const knit__worker_cfg_t *w = &cfg->worker;
     const knit__lane_cfg_t *c = &w->lane->cfg;
@@ -34,8 +61,16 @@ int knit__boot_encode(const knit__runner_cfg_t *cfg, const char *shm_name, char 
             (json_int_t)w->spin_ns, "spinOnly", w->spin_only, "tasks", tasks, "bootstrap", "path",
             w->bootstrap_path, "symbol", w->bootstrap_symbol)
         : NULL;
-    if (!root)
+    bool ok = true;
+    json_t *policy = root ? encode_sandbox(sandbox, &ok) : NULL;
+    if (policy
+        && (json_object_set_new(root, "sandbox", policy) < 0
+            || json_object_set_new(root, "version", json_integer(KNIT__BOOT_VERSION_SANDBOX)) < 0))
+        ok = false;
+    if (!root || !ok) {
+        json_decref(root);
         return knit__err(KNIT_E_NOMEM, "building the worker boot payload");
+    }
     *json = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     return *json ? 0 : knit__err(KNIT_E_NOMEM, "serialising the worker boot payload");
@@ -86,6 +121,60 @@ static int decode_tasks(json_t *arr, knit__boot_t *b)
     return 0;
 }
 
+/* A JSON array of strings as an owned NULL-terminated list (NULL member: an empty list). */
+static int decode_list(json_t *arr, char ***out, const char *what)
+{
+    if (arr && !json_is_array(arr))
+        return knit__err(
+            KNIT_E_WORKER_STARTUP, "invalid boot payload: sandbox.%s must be an array", what);
+    size_t n = json_array_size(arr);
+    char **list = calloc(n + 1, sizeof *list);
+    if (!list)
+        return knit__err(KNIT_E_NOMEM, "boot sandbox lists");
+    *out = list;
+    for (size_t i = 0; i < n; i++) {
+        const char *v = json_string_value(json_array_get(arr, i));
+        if (!v)
+            return knit__err(KNIT_E_WORKER_STARTUP,
+                "invalid boot payload: sandbox.%s[%zu] must be a string", what, i);
+        if (!(list[i] = strdup(v)))
+            return knit__err(KNIT_E_NOMEM, "boot sandbox lists");
+    }
+    return 0;
+}
+
+/* The "sandbox" member: required by version 2, refused by version 1. */
+static int decode_sandbox(json_t *root, int version, knit__sandbox_t *s)
+{
+    json_t *o = json_object_get(root, "sandbox");
+    if (version == KNIT__BOOT_VERSION)
+        return o ? bad("a version 1 payload cannot carry a sandbox") : 0;
+    const char *mode = NULL;
+    json_t *read = NULL, *write = NULL, *env = NULL;
+    int net = 0, exec = 0, best = 0;
+    if (!o
+        || json_unpack(o, "{s:s, s?o, s?o, s?o, s:b, s:b, s?b}", "mode", &mode, "read", &read,
+               "write", &write, "env", &env, "net", &net, "exec", &exec, "bestEffort", &best)
+            != 0)
+        return bad("sandbox needs mode, net and exec");
+    if (strcmp(mode, "strict") != 0)
+        return bad("sandbox.mode must be strict");
+    *s = (knit__sandbox_t) {
+        .strict = true, .allow_net = net, .allow_exec = exec, .best_effort = best};
+    int rc = decode_list(read, &s->read, "read");
+    if (rc == 0)
+        rc = decode_list(write, &s->write, "write");
+    if (rc == 0)
+        rc = decode_list(env, &s->env, "env");
+    knit_sandbox_t view = {.mode = KNIT_SANDBOX_STRICT,
+        .read = (const char *const *)s->read,
+        .write = (const char *const *)s->write,
+        .env = (const char *const *)s->env};
+    if (rc == 0 && knit__sandbox_check(&view) < 0)
+        rc = knit__err(KNIT_E_WORKER_STARTUP, "invalid boot payload: %s", knit__errmsg_detail());
+    return rc;
+}
+
 int knit__boot_decode(const char *text, knit__boot_t *b)
 {
     memset(b, 0, sizeof *b);
@@ -101,10 +190,11 @@ int knit__boot_decode(const char *text, knit__boot_t *b)
     json_int_t pmax = 0, pinit = 0, maxp = 0, aborts = 0, spin = 0;
     json_t *tasks = NULL;
     int rc = 0;
-    if (json_unpack(root, "{s:i}", "version", &version) != 0 || version != KNIT__BOOT_VERSION)
+    if (json_unpack(root, "{s:i}", "version", &version) != 0
+        || (version != KNIT__BOOT_VERSION && version != KNIT__BOOT_VERSION_SANDBOX))
         rc = knit__err(KNIT_E_WORKER_STARTUP,
-            "boot payload version %d is not supported (this worker reads version %d)", version,
-            KNIT__BOOT_VERSION);
+            "boot payload version %d is not supported (this worker reads versions %d and %d)",
+            version, KNIT__BOOT_VERSION, KNIT__BOOT_VERSION_SANDBOX);
     else if (json_unpack(root,
                  "{s:i, s:i, s?s, s:{s:s, s:s, s:I, s:I, s:I, s:I}, s:{s:I, s:b}, s:o, "
                  "s:{s?s, s?s}}",
@@ -145,6 +235,8 @@ int knit__boot_decode(const char *text, knit__boot_t *b)
         b->bootstrap_symbol = dup_opt(bsym);
         rc = decode_tasks(tasks, b);
     }
+    if (rc == 0)
+        rc = decode_sandbox(root, version, &b->sandbox);
     json_decref(root);
     if (rc < 0)
         knit__boot_free(b);
@@ -161,5 +253,6 @@ void knit__boot_free(knit__boot_t *b)
     free(b->tasks);
     free(b->bootstrap_path);
     free(b->bootstrap_symbol);
+    knit__sandbox_free(&b->sandbox);
     memset(b, 0, sizeof *b);
 }

@@ -188,6 +188,12 @@ void knit__child_close(knit__child_t *c)
     knit__boot_free(&c->boot);
 }
 
+/* The worker's lock-down hook: its sandbox, once start-up is done (knit__worker_new). */
+static int lockdown(void *ctx)
+{
+    return knit__sandbox_apply(ctx);
+}
+
 int knit_worker_process_main(
     const knit_task_def_t *tasks, size_t ntasks, knit_bootstrap_fn bootstrap, void *bootstrap_ctx)
 {
@@ -217,6 +223,8 @@ int knit_worker_process_main(
             .bootstrap_ctx = bootstrap_ctx,
             .bootstrap_path = c.boot.bootstrap_path,
             .bootstrap_symbol = c.boot.bootstrap_symbol,
+            .lockdown = c.boot.sandbox.strict ? lockdown : NULL,
+            .lockdown_ctx = &c.boot.sandbox,
         };
         c.fds[0] = c.fds[1] = -1; /* knit__worker_new takes them and reports the outcome */
         rc = knit__worker_new(&cfg, &w);

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "runtimes/process/sandbox.h"
 #include "runtimes/runtime.h"
 
 #define KNIT__ENV_WORKER   "KNIT_PROCESS_WORKER"
@@ -21,6 +22,9 @@
 #define KNIT__ENV_LIFE     "KNIT_PROCESS_WORKER_LIFE" /* the fd of the host's life pipe */
 #define KNIT__BOOT_VERSION 1
 #define KNIT__LINK_FD_RX   3 /* message transports: the worker's descriptors (fd 4: results) */
+/* The boot payload of a worker with a permission policy ("sandbox"): a worker program built
+ * before the policy existed refuses it instead of running unconfined. */
+#define KNIT__BOOT_VERSION_SANDBOX 2
 /* A boot payload longer than this (a few thousand tasks) does not fit one environment string
  * (Linux: 128 KiB each): it travels in a sealed memfd inherited as fd KNIT__BOOT_FD, and the
  * variable says "fd:5". */
@@ -45,6 +49,7 @@ typedef struct knit__boot {
     uint32_t ntasks;
     char *bootstrap_path;
     char *bootstrap_symbol;
+    knit__sandbox_t sandbox; /* applied after start-up, before the first call */
 } knit__boot_t;
 
 typedef struct knit__monitor knit__monitor_t;
@@ -71,8 +76,10 @@ struct knit__runner {
     int wake_fd;                /* written then too, or -1 */
 };
 
-/* Host: the boot payload of a worker (malloc'd JSON text); `shm_name` "" when inherited. */
-int knit__boot_encode(const knit__runner_cfg_t *cfg, const char *shm_name, char **json);
+/* Host: the boot payload of a worker (malloc'd JSON text); `shm_name` "" when inherited;
+ * `sandbox` the workers' policy (checked by knit__sandbox_check). */
+int knit__boot_encode(const knit__runner_cfg_t *cfg, const char *shm_name,
+    const knit_sandbox_t *sandbox, char **json);
 /* Child: parse and validate every field. */
 int knit__boot_decode(const char *json, knit__boot_t *out);
 void knit__boot_free(knit__boot_t *b);

@@ -42,7 +42,11 @@ static int process_open(const knit_pool_opts_t *opts, uint32_t workers, knit__ru
         return knit__err(KNIT_E_NOMEM, "process runtime");
     rt->opts = opts->worker.process;
     rt->workers = workers;
-    int rc = 0;
+    int rc = knit__sandbox_check(&rt->opts.sandbox);
+    if (rc < 0) {
+        free(rt);
+        return rc;
+    }
     if (pipe2(rt->life, O_CLOEXEC) < 0) {
         rc = knit__err(KNIT_E_SYS, "pipe2 for the workers' life pipe: %s", strerror(errno));
         rt->life[0] = rt->life[1] = -1;
@@ -293,7 +297,7 @@ static int process_start(knit__runtime_t *rt, const knit__runner_cfg_t *cfg, kni
     const char *name = wc->index < rt->workers ? rt->names[wc->index] : "";
     child_fds_t fds
         = {.lane = name[0] ? -1 : wc->lane->fd, .link = {-1, -1}, .boot = -1, .life = -1};
-    int rc = knit__boot_encode(cfg, name, &boot);
+    int rc = knit__boot_encode(cfg, name, &rt->opts.sandbox, &boot);
     bool via_fd = rc == 0 && strlen(boot) > KNIT__BOOT_ENV_MAX;
     if (via_fd)
         rc = boot_memfd(boot, &fds.boot);

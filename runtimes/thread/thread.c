@@ -22,8 +22,11 @@ struct knit__runner {
 
 static int thread_open(const knit_pool_opts_t *opts, uint32_t workers, knit__runtime_t **out)
 {
-    (void)opts;
     (void)workers;
+    if (opts->worker.process.sandbox.mode != KNIT_SANDBOX_UNSAFE)
+        return knit__err(KNIT_E_UNSUPPORTED,
+            "worker.process.sandbox: thread workers share the host's process and cannot be "
+            "confined; use runtime KNIT_RUNTIME_PROCESS");
     *out = calloc(1, sizeof **out);
     return *out ? 0 : knit__err(KNIT_E_NOMEM, "thread runtime");
 }
