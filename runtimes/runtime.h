@@ -41,10 +41,13 @@ typedef struct knit__runner knit__runner_t;   /* one per running worker, the run
 
 /* What starting one lane's worker needs. */
 typedef struct knit__runner_cfg {
-    knit__worker_cfg_t worker; /* what the worker loop needs; worker.fds are taken in every
-                                  case (a process worker gets them as fds 3 and 4) */
-    int wake_fd;               /* CAN_DIE: an eventfd also written when the worker ends on its
-                                  own (a host waiting in poll()), or -1 */
+    knit__worker_cfg_t worker;    /* what the worker loop needs; worker.fds are taken in every
+                                     case (a process worker gets them as fds 3 and 4) */
+    _Atomic uint32_t *death_bell; /* CAN_DIE: a word of the host's own memory, incremented and
+                                     woken when the worker ends on its own (the lane's doorbell
+                                     may be lane memory the worker made unusable) */
+    int wake_fd;                  /* CAN_DIE: an eventfd also written when the worker ends on its
+                                     own (a host waiting in poll()), or -1 */
 } knit__runner_cfg_t;
 
 /* How a worker ended (CAN_DIE). */

@@ -148,6 +148,7 @@ static int start_worker(knit_pool_t *p, knit__lane_t *lane)
             .bootstrap_path = p->opts.worker.bootstrap_import_path,
             .bootstrap_symbol = p->opts.worker.bootstrap_import_symbol,
         },
+        .death_bell = &p->death_bell,
         .wake_fd = p->wake_fd,
     };
     lane->worker_fds[0] = lane->worker_fds[1] = -1; /* the runtime's now, in every case */

@@ -129,7 +129,7 @@ static void park_host(knit_pool_t *p, uint64_t wake_at, bool idle)
     _Atomic uint32_t *words[128], *parked[128];
     uint32_t tokens[128];
     unsigned n = 0;
-    for (uint32_t i = 0; i < p->nworkers && n < 128; i++) {
+    for (uint32_t i = 0; i < p->nworkers && n < 127; i++) { /* one word left: the death bell */
         knit__lane_t *lane = &p->lanes[i];
         if (!park_on(p, lane, idle))
             continue;
@@ -141,12 +141,18 @@ static void park_host(knit_pool_t *p, uint64_t wake_at, bool idle)
         parked[n++] = lane->bell.parked;
         atomic_store_explicit(lane->bell.parked, 1, memory_order_relaxed);
     }
+    unsigned nlanes = n;
+    if (n && knit__runtime_has(p->rt_ops, KNIT__RUNTIME_CAN_DIE)) {
+        /* acquire: pairs with the monitor's release increment (the died flag it set first) */
+        tokens[n] = atomic_load_explicit(&p->death_bell, memory_order_acquire);
+        words[n++] = &p->death_bell;
+    }
     /* seq_cst fence: orders `parked` before the re-check of the return locks; pairs with the
      * fence in knit__ring_host (transports/shm/link.c). */
     atomic_thread_fence(memory_order_seq_cst);
     if (n && !results_waiting(p) && !knit__lanes_changed(p)) {
-        /* more than 128 lanes: the others are polled at least every millisecond */
-        uint64_t limit = p->nworkers > 128 ? knit__now_ns() + 1000000ull : UINT64_MAX;
+        /* more than 127 lanes: the others are polled at least every millisecond */
+        uint64_t limit = p->nworkers > 127 ? knit__now_ns() + 1000000ull : UINT64_MAX;
         uint64_t until = wake_at < limit ? wake_at : limit;
         knit__futex_waitv(words, tokens, n, until == UINT64_MAX ? 0 : until);
     } else if (!n && wake_at != UINT64_MAX) {
@@ -159,7 +165,7 @@ static void park_host(knit_pool_t *p, uint64_t wake_at, bool idle)
         }
     }
     /* only the words set above: a lane skipped may have no memory (its replacement failed) */
-    for (unsigned i = 0; i < n; i++)
+    for (unsigned i = 0; i < nlanes; i++)
         atomic_store_explicit(parked[i], 0, memory_order_relaxed);
 }
 

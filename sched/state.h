@@ -167,7 +167,11 @@ struct knit_pool {
     int64_t worker_spin_ns; /* the workers' budget (0 when they outnumber the free CPUs) */
     knit__spin_t spin;      /* the host's spinning backs off while it is being preempted */
     const knit__link_ops_t *link_ops; /* the transport's */
-    int wake_fd;         /* USES_FDS links with a CAN_DIE runtime: an eventfd written on a death */
+    int wake_fd; /* USES_FDS links with a CAN_DIE runtime: an eventfd written on a death */
+    /* CAN_DIE runtimes: rung (incremented, woken) when a worker ends on its own; a host asleep
+     * on its lanes' doorbells sleeps on it too - a doorbell in lane memory a worker shrank
+     * before dying cannot wake it */
+    _Atomic uint32_t death_bell;
     struct pollfd *pfds; /* USES_FDS links: the host's poll set */
 };
 

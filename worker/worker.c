@@ -401,6 +401,12 @@ static bool run_turn(knit__worker_t *w)
     uint64_t t0 = w->stealing ? knit__now_ns() : 0;
     unsigned n = 0;
     for (; n < KNIT__RUN_PER_TURN && w->runq.len; n++) {
+        if (w->sent) {
+            /* results are out: ring a parked host before the next task, which may run long -
+             * its caller must not wait for that task to see them */
+            knit__link_wake_peer(w->link);
+            w->sent = false;
+        }
         job_t j = *ring_front(&w->runq);
         ring_pop(&w->runq);
         run_one(w, &j);

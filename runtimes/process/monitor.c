@@ -46,6 +46,10 @@ static void reap(knit__runner_t *r)
         atomic_fetch_add_explicit(r->bell_seq, 1, memory_order_release);
         knit__futex_wake(r->bell_seq, 1);
     }
+    if (r->death_bell) { /* in the host's own memory: a host asleep on it always hears */
+        atomic_fetch_add_explicit(r->death_bell, 1, memory_order_release);
+        knit__futex_wake(r->death_bell, 1);
+    }
     if (r->wake_fd >= 0) { /* a host waiting in poll() (message transports) */
         uint64_t one = 1;
         if (write(r->wake_fd, &one, sizeof one) < 0) { /* EAGAIN: it is awake already */

@@ -72,8 +72,9 @@ struct knit__runner {
     _Atomic uint32_t died;
     int exit_code;
     int exit_signal;
-    _Atomic uint32_t *bell_seq; /* the lane's host doorbell, rung when the child ends */
-    int wake_fd;                /* written then too, or -1 */
+    _Atomic uint32_t *bell_seq;   /* the lane's host doorbell, rung when the child ends */
+    _Atomic uint32_t *death_bell; /* the pool's own word, rung then too */
+    int wake_fd;                  /* written then too, or -1 */
 };
 
 /* Host: the boot payload of a worker (malloc'd JSON text); `shm_name` "" when inherited;

@@ -310,6 +310,7 @@ static int process_start(knit__runtime_t *rt, const knit__runner_cfg_t *cfg, kni
     if (rc == 0) {
         *r = (knit__runner_t) {.worker = wc->index, .pidfd = -1, .wake_fd = cfg->wake_fd};
         r->bell_seq = knit__bell_seq(wc->lane->map, &wc->lane->layout);
+        r->death_bell = cfg->death_bell;
         pid_t pid = -1;
         int e = stage_fd(rt->life[0], &fds.life);
         for (int i = 0; wfds[0] >= 0 && i < 2 && !e; i++)

@@ -37,17 +37,6 @@ static const knit_transport_t msg_transports[]
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-static int open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    for (struct dirent *e; d && (e = readdir(d));)
-        n += e->d_name[0] != '.';
-    if (d)
-        closedir(d);
-    return n;
-}
-
 /* Per test: the descriptors open before it, and a fresh "misbehave once" marker path. */
 typedef struct fixture {
     int fds;
@@ -71,7 +60,7 @@ static void begin(const char *mode, bool once)
     else
         unsetenv("KNIT_HOSTILE_ONCE");
     knit__lane_cache_clear();
-    fx.fds = open_fds();
+    fx.fds = knit_test_open_fds();
 }
 
 /* After the pool is destroyed: nothing left behind. */
@@ -81,7 +70,7 @@ static void end(void)
     knit__lane_cache_clear();
     assert_int_equal(waitpid(-1, NULL, WNOHANG), -1); /* every child reaped */
     assert_int_equal(errno, ECHILD);
-    assert_int_equal(open_fds(), fx.fds);
+    assert_int_equal(knit_test_open_fds(), fx.fds);
 }
 
 static knit_pool_t *pool(knit_transport_t t, uint32_t workers, const knit_task_def_t *tasks)

@@ -47,17 +47,6 @@ static void make_many(void)
     }
 }
 
-static int open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    for (struct dirent *e; d && (e = readdir(d));)
-        n += e->d_name[0] != '.';
-    if (d)
-        closedir(d);
-    return n - 1; /* the directory's own descriptor */
-}
-
 /* Bytes of address space this process maps now. */
 static rlim_t vm_size(void)
 {
@@ -100,7 +89,7 @@ static int call_echo(knit_pool_t *p, int task, int64_t x)
 static void test_missing_program(void **s)
 {
     (void)s;
-    int fds = open_fds();
+    int fds = knit_test_open_fds();
     knit_pool_opts_t o = process_opts("/nonexistent/knit-worker");
     knit_pool_t *p = NULL;
     int rc = knit_pool_create(&o, one_task, 1, &p);
@@ -108,14 +97,14 @@ static void test_missing_program(void **s)
     assert_null(p);
     assert_non_null(strstr(knit_errmsg(), "/nonexistent/knit-worker"));
     no_children();
-    assert_int_equal(open_fds(), fds);
+    assert_int_equal(knit_test_open_fds(), fds);
 }
 
 /* No descriptor left when the pool is created: a clean error, nothing leaked. */
 static void test_emfile_at_create(void **s)
 {
     (void)s;
-    int fds = open_fds();
+    int fds = knit_test_open_fds();
     struct rlimit old;
     getrlimit(RLIMIT_NOFILE, &old);
     for (rlim_t room = 0; room < 8; room++) {
@@ -133,7 +122,7 @@ static void test_emfile_at_create(void **s)
             assert_true(rc == KNIT_E_SYS || rc == KNIT_E_WORKER_STARTUP);
         }
         no_children();
-        assert_int_equal(open_fds(), fds);
+        assert_int_equal(knit_test_open_fds(), fds);
     }
 }
 
@@ -143,7 +132,7 @@ static void test_emfile_at_create(void **s)
  * it gave up, and nothing leaks once the limit is lifted. */
 static void respawn_under_limit(int resource, rlim_t limit, const char *what)
 {
-    int fds = open_fds();
+    int fds = knit_test_open_fds();
     knit_pool_opts_t o = process_opts(NULL);
     o.threads = 2;
     o.balancer = KNIT_BALANCER_ROUND_ROBIN;
@@ -182,7 +171,7 @@ static void respawn_under_limit(int resource, rlim_t limit, const char *what)
     assert_int_equal(knit_pool_pending(p), 0);
     knit_pool_destroy(p);
     no_children();
-    assert_int_equal(open_fds(), fds);
+    assert_int_equal(knit_test_open_fds(), fds);
 }
 
 /* No descriptor left for the replacement's lane. */

@@ -19,6 +19,9 @@ uint64_t knit_test_scale(void);
 /* n / knit_test_scale(), at least `floor`. */
 uint64_t knit_test_iters(uint64_t n, uint64_t floor);
 
+/* Descriptors this process has open (a leak check compares two counts). */
+int knit_test_open_fds(void);
+
 /* Deterministic PRNG (xorshift64*), seeded per test for reproducible failures. */
 typedef struct knit_test_rng {
     uint64_t s;

@@ -112,17 +112,6 @@ static void test_named_memory_is_unlinked(void **s)
     assert_int_equal(count_shm(prefix), 0);
 }
 
-static int open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    for (struct dirent *e; d && (e = readdir(d));)
-        n += e->d_name[0] != '.';
-    if (d)
-        closedir(d);
-    return n - 1; /* the directory's own descriptor */
-}
-
 /* Which descriptors are open now (fd < 1024). */
 static void open_set(bool set[1024])
 {
@@ -174,7 +163,7 @@ static void assert_new_fds_cloexec(const bool before[1024])
 static void test_no_leaks_and_cloexec(void **s)
 {
     (void)s;
-    int before = open_fds();
+    int before = knit_test_open_fds();
     static bool before_set[1024];
     open_set(before_set);
     knit_pool_opts_t o = {.threads = 2, .balancer = KNIT_BALANCER_ROUND_ROBIN};
@@ -182,7 +171,7 @@ static void test_no_leaks_and_cloexec(void **s)
     echo_many(p, 100);
     assert_new_fds_cloexec(before_set);
     knit_pool_destroy(p);
-    assert_int_equal(open_fds(), before);
+    assert_int_equal(knit_test_open_fds(), before);
     /* no zombies: every child was reaped */
     assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
 }
