@@ -58,6 +58,15 @@ int knit__fs_writer_init(knit__fs_writer_t *w, int fd, bool is_socket, uint32_t 
 
 void knit__fs_writer_fini(knit__fs_writer_t *w)
 {
+    /* A frame the peer never got whole holds what it carries: a moved buffer's ownership or a
+     * shared buffer's reference (frames of pointers, within one process). Release them. */
+    uint32_t tag = w->prefix[1 + KNIT__W_TAG];
+    if (knit__fs_busy(w) && (tag == KNIT__T_MOVED || tag == KNIT__T_SHARED)) {
+        knit_value_t v;
+        if (knit__decode(&w->prefix[1], w->stat, &w->arena, &w->end.codec, &v) == 0)
+            knit_value_free(&v);
+        w->done = w->total;
+    }
     free(w->arena_mem);
     w->arena_mem = NULL;
 }
