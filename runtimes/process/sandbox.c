@@ -239,7 +239,11 @@ static int seccomp_rules(const knit__sandbox_t *s, scmp_filter_ctx ctx)
             r = seccomp_rule_add(ctx, deny, SCMP_SYS(execveat), 0);
     }
     if (r == 0 && !s->allow_net) {
-        r = seccomp_rule_add(ctx, deny, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_NE, AF_UNIX));
+        /* spelled out: SCMP_A0() leaves datum_b to the compound literal, which clang's
+         * -Wmissing-field-initializers refuses */
+        const struct scmp_arg_cmp not_unix
+            = {.arg = 0, .op = SCMP_CMP_NE, .datum_a = AF_UNIX, .datum_b = 0};
+        r = seccomp_rule_add_array(ctx, deny, SCMP_SYS(socket), 1, &not_unix);
         if (r == 0)
             r = seccomp_rule_add(ctx, deny, SCMP_SYS(io_uring_setup), 0);
     }

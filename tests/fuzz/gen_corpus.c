@@ -176,8 +176,8 @@ static void arena_seeds(void)
     put("arena", "peer_writes_free_word", hdr, sizeof hdr, peer, sizeof peer);
 }
 
-static void boot_seed(
-    const char *name, knit_transport_t transport, const char *shm_name, const char *bootstrap)
+static void boot_seed(const char *name, knit_transport_t transport, const char *shm_name,
+    const char *bootstrap, const knit_sandbox_t *sandbox)
 {
     knit__shm_lane_t lane = {0};
     lane.cfg = (knit__lane_cfg_t) {.payload_max_bytes = 64ull << 20,
@@ -203,7 +203,7 @@ static void boot_seed(
                                  .bootstrap_symbol = bootstrap ? "boot" : NULL},
         .wake_fd = -1};
     char *json = NULL;
-    if (knit__boot_encode(&rc, shm_name, &json) < 0) {
+    if (knit__boot_encode(&rc, shm_name, sandbox, &json) < 0) {
         fprintf(stderr, "gen_corpus: boot %s: %s\n", name, knit_errmsg());
         exit(1);
     }
@@ -224,7 +224,16 @@ int main(int argc, char **argv)
     }
     value_seeds();
     arena_seeds();
-    boot_seed("inherit_knit", KNIT_TRANSPORT_KNIT, "", NULL);
-    boot_seed("named_pipe_bootstrap", KNIT_TRANSPORT_PIPE, "/knit-seed-lane", "./boot.so");
+    static const char *const read[] = {"/usr", "/etc", NULL}, *const write[] = {"/tmp", NULL},
+                             *const env[] = {"LANG", NULL};
+    const knit_sandbox_t unsafe = {0},
+                         strict = {.mode = KNIT_SANDBOX_STRICT,
+                             .read = read,
+                             .write = write,
+                             .env = env,
+                             .allow_exec = true};
+    boot_seed("inherit_knit", KNIT_TRANSPORT_KNIT, "", NULL, &unsafe);
+    boot_seed("named_pipe_bootstrap", KNIT_TRANSPORT_PIPE, "/knit-seed-lane", "./boot.so", &unsafe);
+    boot_seed("sandboxed_unix", KNIT_TRANSPORT_UNIX, "", NULL, &strict);
     return 0;
 }
