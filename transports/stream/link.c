@@ -109,14 +109,10 @@ static int stream_send(
     return rc;
 }
 
-static int stream_drain(knit__link_t *l, knit__frame_cb cb, void *ctx)
+/* Hand every complete frame received so far to `cb`. */
+static int receive(knit__link_t *l, knit__frame_cb cb, void *ctx)
 {
     stream_link_t *s = stream(l);
-    if (knit__fs_busy(&s->tx)) {
-        int rc = knit__fs_flush(&s->tx);
-        if (rc < 0 && rc != KNIT_E_AGAIN)
-            return rc;
-    }
     int n = 0;
     for (;;) {
         knit__msg_t m;
@@ -132,6 +128,17 @@ static int stream_drain(knit__link_t *l, knit__frame_cb cb, void *ctx)
         if (rc < 0)
             return rc;
     }
+}
+
+static int stream_drain(knit__link_t *l, knit__frame_cb cb, void *ctx)
+{
+    stream_link_t *s = stream(l);
+    if (knit__fs_busy(&s->tx)) {
+        int rc = knit__fs_flush(&s->tx);
+        if (rc < 0 && rc != KNIT_E_AGAIN)
+            return rc;
+    }
+    return receive(l, cb, ctx);
 }
 
 /* A non-blocking poll() of the receiving end: what a busy-polling reader pays per check. */
@@ -204,9 +211,11 @@ static int discard_frame(void *ctx, knit__msg_t *m)
 
 static void stream_discard(knit__link_t *l)
 {
-    /* frames already in our receive buffer; what is still in the kernel goes with the
-     * descriptors, and holds no references */
-    stream_drain(l, discard_frame, NULL);
+    /* every frame the peer sent, from our buffer and the kernel's: a frame of pointers (a
+     * moved or shared buffer, threads only) holds a reference. Only reading: our own sending
+     * side may be stuck or closed (a partly written frame is released when the link
+     * closes), and must not stop the reading. */
+    receive(l, discard_frame, NULL);
 }
 
 #define STREAM_OPS(NAME, OPEN, PAIR)                                                               \
