@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+
 /* Sleep while *word == expected, at most `timeout_ns` (< 0: no limit). Returns 0 when woken or
  * when the word already differed, -ETIMEDOUT, or -EINTR. */
 static inline int knit__futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns)
@@ -43,10 +45,7 @@ static inline int knit__futex_wait_first(
         if (atomic_load_explicit(words[i], memory_order_relaxed) != expected[i])
             return 0;
     if (n > 1) {
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        uint64_t poll_at
-            = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec + KNIT__FUTEX_POLL_NS;
+        uint64_t poll_at = knit__now_ns() + KNIT__FUTEX_POLL_NS;
         if (!deadline_ns || poll_at < deadline_ns)
             deadline_ns = poll_at;
     }

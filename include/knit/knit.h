@@ -41,11 +41,11 @@ typedef struct knit_task_ctx knit_task_ctx_t;
  * may report (KNIT_E_INVAL, _NOMEM, _RANGE, _SYS, _PAYLOAD_TOO_LARGE, _ARENA_FULL,
  * _UNSUPPORTED, _PROCESS_BOUNDARY, _CORRUPT, _TIMEOUT, _ABORTED, _ABORT_EXHAUSTED, _NO_TASK)
  * rejects with that code; any other value rejects with KNIT_E_TASK (codes only the host gives,
- * such as KNIT_E_WORKER_DIED or KNIT_E_SHUTDOWN, and KNIT_E_AGAIN, which reads as pending). *arg is owned by the worker loop
- * and freed after the task returns; a task may move it into *result (`*result = *arg;
- * *arg = knit_v_undefined();`). If *result has KNIT_VF_OWNED set, the worker frees it after
- * sending; otherwise its memory must stay valid until the task returns to the loop (static data
- * or the argument's own memory).
+ * such as KNIT_E_WORKER_DIED or KNIT_E_SHUTDOWN, and KNIT_E_AGAIN, which reads as pending).
+ * *arg is owned by the worker loop and freed after the task returns; a task may move it into
+ * *result (`*result = *arg; *arg = knit_v_undefined();`). If *result has KNIT_VF_OWNED set,
+ * the worker frees it after sending; otherwise its memory must stay valid until the task
+ * returns to the loop (static data or the argument's own memory).
  */
 typedef int (*knit_task_fn)(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result);
 
