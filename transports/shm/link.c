@@ -34,6 +34,8 @@ static int shm_open(const knit__link_params_t *params, knit__link_t **out)
     l->base = (knit__link_t) {.ops = &knit__shm_link_ops, .side = params->side};
     l->mem = params->mem;
     knit__endpoint_init(&l->ep, params->mem, params->side);
+    l->ep.codec.small = params->codec.small; /* the receiver's storage for small values */
+    l->ep.codec.small_ctx = params->codec.small_ctx;
     *out = &l->base;
     return 0;
 }
