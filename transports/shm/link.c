@@ -19,6 +19,8 @@ typedef struct shm_link {
      * do not bound them: a worker frees a request slot when it takes the call into its run
      * queue, not when it answers, and a worker that dies takes every call it holds with it. */
     uint32_t outstanding;
+    bool published; /* host: requests published since the last wake_peer */
+    bool tx_full;   /* worker: its last send found no free return slot */
 } shm_link_t;
 
 static shm_link_t *shm(const knit__link_t *l)
@@ -45,20 +47,29 @@ static bool window_full(const knit__link_t *l)
     return l->side == KNIT__SIDE_HOST && shm(l)->outstanding >= KNIT__LINK_WINDOW;
 }
 
+/* What a send's outcome tells the wake-ups (shm_wake_peer, shm_park). */
+static int sent(knit__link_t *l, int rc)
+{
+    if (rc == 0 && l->side == KNIT__SIDE_HOST) {
+        shm(l)->outstanding++;
+        shm(l)->published = true;
+    }
+    if (rc == 0 || rc == KNIT_E_FULL)
+        shm(l)->tx_full = rc == KNIT_E_FULL;
+    return rc;
+}
+
 static int shm_send(knit__link_t *l, uint32_t w0, uint32_t id, uint32_t stamp_ms, knit_value_t *v)
 {
     if (window_full(l))
         return KNIT_E_FULL;
-    int rc = knit__ep_send(&shm(l)->ep, w0, id, stamp_ms, v);
-    if (rc == 0 && l->side == KNIT__SIDE_HOST)
-        shm(l)->outstanding++;
-    return rc;
+    return sent(l, knit__ep_send(&shm(l)->ep, w0, id, stamp_ms, v));
 }
 
 static int shm_send_hook(knit__link_t *l, uint32_t w0, uint32_t id, uint32_t stamp_ms,
     knit_value_t *v, void (*before_publish)(void *ctx), void *ctx)
 {
-    return knit__ep_send_hook(&shm(l)->ep, w0, id, stamp_ms, v, before_publish, ctx);
+    return sent(l, knit__ep_send_hook(&shm(l)->ep, w0, id, stamp_ms, v, before_publish, ctx));
 }
 
 static int shm_drain(knit__link_t *l, knit__frame_cb cb, void *ctx)
@@ -92,9 +103,13 @@ static void shm_wake_peer(knit__link_t *l)
     }
     /* seq_cst fence: orders the release store of H that published the call (or of W that freed
      * return slots) before the read of rxStatus; pairs with the worker's fence between
-     * rxStatus = 0 and its re-check in shm_park. */
+     * announcing its sleep and its re-check in shm_park. */
     atomic_thread_fence(memory_order_seq_cst);
-    knit__ctrl_wake_worker(shm(l)->ep.ctrl);
+    if (shm(l)->published)
+        knit__ctrl_wake_worker(shm(l)->ep.ctrl);
+    else
+        knit__ctrl_wake_full_worker(shm(l)->ep.ctrl); /* only room was freed */
+    shm(l)->published = false;
 }
 
 static unsigned shm_wait_fds(const knit__link_t *l, struct pollfd *out)
@@ -111,15 +126,18 @@ static void shm_park(knit__link_t *l, bool (*more)(void *ctx), void *ctx)
     knit__ctrl_t *c = shm(l)->ep.ctrl;
     /* relaxed: the futex compares the value; a later host increment makes the wait return. */
     uint32_t token = atomic_load_explicit(&c->sig.op.word, memory_order_relaxed);
-    /* relaxed store + seq_cst fence: announces "about to sleep" before the re-check below;
-     * pairs with the host's fence between publishing H (or acknowledging results, which frees
-     * return slots, or setting the stop word) and reading rxStatus. */
-    atomic_store_explicit(&c->sig.rx_status.word, 0, memory_order_relaxed);
+    /* relaxed store + seq_cst fence: announces "about to sleep" (and whether for return slots)
+     * before the re-check below; pairs with the host's fence between publishing H (or
+     * acknowledging results, which frees return slots, or setting the stop word) and reading
+     * rxStatus. A worker whose results wait for room says FULL, the only sleep the host's
+     * freeing of return slots ends. */
+    atomic_store_explicit(&c->sig.rx_status.word,
+        shm(l)->tx_full ? KNIT__RX_FULL : KNIT__RX_IDLE, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
     if (!more(ctx))
         knit__futex_wait(&c->sig.op.word, token, -1);
     /* relaxed: a hint for the host; losing it costs at most one extra futex_wake. */
-    atomic_store_explicit(&c->sig.rx_status.word, 1, memory_order_relaxed);
+    atomic_store_explicit(&c->sig.rx_status.word, KNIT__RX_AWAKE, memory_order_relaxed);
 }
 
 static void shm_end_tx(knit__link_t *l)

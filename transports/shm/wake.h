@@ -11,18 +11,37 @@
 #include "base/futex.h"
 #include "transports/shm/shm_lane.h"
 
-/* Host: wake the lane's worker if it is parked (rxStatus 0); true when it did. The caller
- * issued a seq_cst fence after its publication. */
+/* rxStatus: what the worker is doing. A worker parks IDLE when it has nothing to do, and FULL
+ * when results of its wait for return slots: only that sleep ends when the host frees some. */
+enum { KNIT__RX_IDLE = 0, KNIT__RX_AWAKE = 1, KNIT__RX_FULL = 2 };
+
+static inline void knit__ctrl_futex_wake(knit__ctrl_t *c)
+{
+    atomic_fetch_add_explicit(&c->sig.op.word, 1, memory_order_relaxed);
+    knit__futex_wake(&c->sig.op.word, 1);
+}
+
+/* Host, after publishing requests: wake the lane's worker if it is parked, for whichever
+ * reason; true when it did. The caller issued a seq_cst fence after its publication. */
 static inline bool knit__ctrl_wake_worker(knit__ctrl_t *c)
 {
     /* relaxed: rxStatus is a hint; the caller's seq_cst fence orders its publication before
      * this read (see shm_park for the other half). */
-    if (atomic_load_explicit(&c->sig.rx_status.word, memory_order_relaxed) == 0) {
-        atomic_fetch_add_explicit(&c->sig.op.word, 1, memory_order_relaxed);
-        knit__futex_wake(&c->sig.op.word, 1);
+    if (atomic_load_explicit(&c->sig.rx_status.word, memory_order_relaxed) != KNIT__RX_AWAKE) {
+        knit__ctrl_futex_wake(c);
         return true;
     }
     return false;
+}
+
+/* Host, after freeing return slots only: wake the worker if it parked waiting for them (an
+ * idle worker has no result to write: waking it would cost a system call and two context
+ * switches for nothing). The caller issued a seq_cst fence after freeing them. */
+static inline void knit__ctrl_wake_full_worker(knit__ctrl_t *c)
+{
+    /* relaxed: as in knit__ctrl_wake_worker; the fence orders the release store of W first. */
+    if (atomic_load_explicit(&c->sig.rx_status.word, memory_order_relaxed) == KNIT__RX_FULL)
+        knit__ctrl_futex_wake(c);
 }
 
 /* Worker: after publishing results, wake the host if it parked on this lane's doorbell. */
