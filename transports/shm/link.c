@@ -131,8 +131,8 @@ static void shm_park(knit__link_t *l, bool (*more)(void *ctx), void *ctx)
      * acknowledging results, which frees return slots, or setting the stop word) and reading
      * rxStatus. A worker whose results wait for room says FULL, the only sleep the host's
      * freeing of return slots ends. */
-    atomic_store_explicit(&c->sig.rx_status.word,
-        shm(l)->tx_full ? KNIT__RX_FULL : KNIT__RX_IDLE, memory_order_relaxed);
+    atomic_store_explicit(&c->sig.rx_status.word, shm(l)->tx_full ? KNIT__RX_FULL : KNIT__RX_IDLE,
+        memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
     if (!more(ctx))
         knit__futex_wait(&c->sig.op.word, token, -1);
