@@ -80,8 +80,14 @@ typedef struct blocks {
 
 typedef struct ring {
     job_t *v;
-    size_t cap, head, len;
+    size_t cap, head, len; /* cap: 0 or a power of two */
 } ring_t;
+
+/* The ring's i-th job from its head. */
+static job_t *ring_at(ring_t *r, size_t i)
+{
+    return &r->v[(r->head + i) & (r->cap - 1)];
+}
 
 struct knit__worker {
     knit__worker_cfg_t cfg;
@@ -163,13 +169,13 @@ static int ring_push(ring_t *r, const job_t *j)
         if (!v)
             return knit__err(KNIT_E_NOMEM, "worker queue of %zu entries", cap);
         for (size_t i = 0; i < r->len; i++)
-            v[i] = r->v[(r->head + i) % r->cap];
+            v[i] = *ring_at(r, i);
         free(r->v);
         r->v = v;
         r->cap = cap;
         r->head = 0;
     }
-    r->v[(r->head + r->len) % r->cap] = *j;
+    *ring_at(r, r->len) = *j;
     r->len++;
     return 0;
 }
@@ -181,7 +187,7 @@ static job_t *ring_front(ring_t *r)
 
 static void ring_pop(ring_t *r)
 {
-    r->head = (r->head + 1) % r->cap;
+    r->head = (r->head + 1) & (r->cap - 1);
     r->len--;
 }
 
@@ -261,19 +267,52 @@ static bool flush_backlog(knit__worker_t *w)
     return progressed;
 }
 
+/* The batch's sequence numbers are `n` consecutive ones (each publication takes the next):
+ * put each job straight at its place, in one pass. False when they are not (a stealing
+ * worker's claims, a peer that numbers frames its own way): sort_new then sorts. */
+static bool place_batch(ring_t *r, size_t from, size_t n)
+{
+    job_t tmp[KNIT__SLOTS];
+    if (n > KNIT__SLOTS)
+        return false;
+    uint32_t lo = ring_at(r, from)->seq;
+    bool in_order = true; /* as message transports deliver them */
+    for (size_t i = 1; i < n; i++) {
+        uint32_t seq = ring_at(r, from + i)->seq;
+        in_order &= seq == lo + (uint32_t)i;
+        if ((int32_t)(seq - lo) < 0) /* wrap-safe minimum of 32-bit sequence numbers */
+            lo = seq;
+    }
+    if (in_order)
+        return true;
+    uint64_t seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t at = ring_at(r, from + i)->seq - lo;
+        if (at >= n || (seen >> at & 1u))
+            return false;
+        seen |= 1ull << at;
+        tmp[at] = *ring_at(r, from + i);
+    }
+    for (size_t i = 0; i < n; i++)
+        *ring_at(r, from + i) = tmp[i];
+    return true;
+}
+
 /* Put the jobs queued since `from` in publication order. A drain takes every frame published
  * so far, so ordering each batch by the producer's sequence number gives exact FIFO. */
 static void sort_new(ring_t *r, size_t from)
 {
+    if (r->len - from < 2 || place_batch(r, from, r->len - from))
+        return;
     for (size_t i = from + 1; i < r->len; i++) {
-        job_t cur = r->v[(r->head + i) % r->cap];
+        job_t cur = *ring_at(r, i);
         size_t k = i;
         /* wrap-safe comparison of 32-bit sequence numbers */
-        while (k > from && (int32_t)(r->v[(r->head + k - 1) % r->cap].seq - cur.seq) > 0) {
-            r->v[(r->head + k) % r->cap] = r->v[(r->head + k - 1) % r->cap];
+        while (k > from && (int32_t)(ring_at(r, k - 1)->seq - cur.seq) > 0) {
+            *ring_at(r, k) = *ring_at(r, k - 1);
             k--;
         }
-        r->v[(r->head + k) % r->cap] = cur;
+        *ring_at(r, k) = cur;
     }
 }
 

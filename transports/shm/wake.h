@@ -15,10 +15,21 @@
  * when results of its wait for return slots: only that sleep ends when the host frees some. */
 enum { KNIT__RX_IDLE = 0, KNIT__RX_AWAKE = 1, KNIT__RX_FULL = 2 };
 
-static inline void knit__ctrl_futex_wake(knit__ctrl_t *c)
+/* Wake a worker whose rxStatus read `seen` (not AWAKE), once: the host that swaps it to AWAKE
+ * makes the futex call, and publications that follow before the worker runs again see AWAKE
+ * and make none (a burst would otherwise pay one system call per call while the worker
+ * wakes up). The worker stores its own status from then on; a status it stored after being
+ * woken (parking again) fails the swap, so a later wake is never lost. True when woken. */
+static inline bool knit__ctrl_wake_from(knit__ctrl_t *c, uint32_t seen)
 {
+    /* relaxed: the swap only decides who calls futex_wake; the caller's seq_cst fence ordered
+     * its publication before the read of `seen`. */
+    if (!atomic_compare_exchange_strong_explicit(&c->sig.rx_status.word, &seen, KNIT__RX_AWAKE,
+            memory_order_relaxed, memory_order_relaxed))
+        return false; /* the worker is awake, or another wake got there first */
     atomic_fetch_add_explicit(&c->sig.op.word, 1, memory_order_relaxed);
     knit__futex_wake(&c->sig.op.word, 1);
+    return true;
 }
 
 /* Host, after publishing requests: wake the lane's worker if it is parked, for whichever
@@ -27,11 +38,8 @@ static inline bool knit__ctrl_wake_worker(knit__ctrl_t *c)
 {
     /* relaxed: rxStatus is a hint; the caller's seq_cst fence orders its publication before
      * this read (see shm_park for the other half). */
-    if (atomic_load_explicit(&c->sig.rx_status.word, memory_order_relaxed) != KNIT__RX_AWAKE) {
-        knit__ctrl_futex_wake(c);
-        return true;
-    }
-    return false;
+    uint32_t s = atomic_load_explicit(&c->sig.rx_status.word, memory_order_relaxed);
+    return s != KNIT__RX_AWAKE && knit__ctrl_wake_from(c, s);
 }
 
 /* Host, after freeing return slots only: wake the worker if it parked waiting for them (an
@@ -41,7 +49,7 @@ static inline void knit__ctrl_wake_full_worker(knit__ctrl_t *c)
 {
     /* relaxed: as in knit__ctrl_wake_worker; the fence orders the release store of W first. */
     if (atomic_load_explicit(&c->sig.rx_status.word, memory_order_relaxed) == KNIT__RX_FULL)
-        knit__ctrl_futex_wake(c);
+        knit__ctrl_wake_from(c, KNIT__RX_FULL);
 }
 
 /* Worker: after publishing results, wake the host if it parked on this lane's doorbell. */
