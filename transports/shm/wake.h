@@ -60,7 +60,15 @@ static inline void knit__ring_host(const knit__shm_lane_t *mem)
     /* seq_cst fence: orders our publication of results (release store of H) before the read of
      * `parked`; pairs with the host's fence between setting `parked` and re-checking. */
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(parked, memory_order_relaxed)) {
+    /* relaxed: the swap only decides who rings; the fence above ordered the publication. The
+     * worker that swaps `parked` back to 0 rings once, and the results it publishes while the
+     * host wakes up (a cross-CPU wake-up takes tens of microseconds here) ring no more: each
+     * further task of a burst would otherwise make a futex call. The host sets `parked` again
+     * before it next sleeps. */
+    uint32_t one = 1;
+    if (atomic_load_explicit(parked, memory_order_relaxed)
+        && atomic_compare_exchange_strong_explicit(
+            parked, &one, 0, memory_order_relaxed, memory_order_relaxed)) {
         atomic_fetch_add_explicit(seq, 1, memory_order_relaxed);
         knit__futex_wake(seq, 1);
     }
