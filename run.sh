@@ -143,6 +143,33 @@ build_release() {
 
 # --- commands -----------------------------------------------------------------------------------
 
+# setup_bun: Bun (the npm package `bun`) for the knitting interop tests and benchmark, installed
+# with npm into build/js, never globally; exported as KNIT_BUN. Without npm or a reachable
+# registry it says so and the interop tests that need Bun report themselves skipped.
+setup_bun() {
+    local bun="$BUILD/js/node_modules/.bin/bun"
+    if [ ! -x "$bun" ]; then
+        if ! command -v npm >/dev/null; then
+            echo "run.sh: npm not found: Bun not installed, the live knitting interop tests" \
+                "will be skipped" >&2
+            return 0
+        fi
+        echo "run.sh: installing Bun from npm into build/js (for the knitting interop tests)" >&2
+        mkdir -p "$BUILD/js"
+        if ! timeout 300 npm install --prefix "$BUILD/js" --no-save --no-audit --no-fund bun \
+            >"$BUILD/js/npm-install.log" 2>&1 || ! "$bun" --version >/dev/null 2>&1; then
+            echo "run.sh: Bun could not be installed (is the npm registry reachable? see" \
+                "build/js/npm-install.log): the live knitting interop tests will be skipped" >&2
+            return 0
+        fi
+    fi
+    export KNIT_BUN="$bun"
+    if [ -z "${KNIT_KNITTING_DIR:-}" ]; then
+        echo "run.sh: Bun $("$bun" --version) in build/js; KNIT_KNITTING_DIR is not set, so the" \
+            "live knitting interop tests will be skipped (docs/CONFORMANCE.md)" >&2
+    fi
+}
+
 run_ctest() {
     local dir="$1" label="$2"
     echo "run.sh: tests ($label)" >&2
@@ -162,6 +189,7 @@ cmd_test() {
     setup_packages
     local status=0
     build_release
+    setup_bun
     run_ctest "$BUILD/release" "Release" || status=1
     if [ "$fast" -eq 0 ]; then
         build_tree "$BUILD/asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKNIT_SANITIZE=address \
