@@ -45,6 +45,10 @@ typedef struct knit_kx_task {
 /* The built-in table (interop/tasks.c), ended by a NULL name. */
 extern const knit_kx_task_t knit__kx_builtin_tasks[];
 
+/* qsort comparator of task names (char * elements) in knitting's order: JavaScript's
+ * localeCompare for identifiers, which gives each task its function index. */
+int knit__kx_name_cmp(const void *a, const void *b);
+
 /* Helpers for tasks: reject with an Error {name, message} (copied). */
 int knit__kx_reject_error(knit_kx_call_t *c, const char *name, const char *message);
 

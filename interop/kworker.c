@@ -82,37 +82,6 @@ static kcall_t *fifo_pop(fifo_t *f)
 
 /* --- task names ----------------------------------------------------------------------------- */
 
-/* JavaScript's localeCompare for identifiers, which is how knitting orders tasks (function
- * index = position in the sorted names): punctuation before digits before letters, letters
- * without regard to case, then lower case first. */
-static int collate_class(unsigned char c)
-{
-    return isalpha(c) ? 2 : isdigit(c) ? 1 : 0;
-}
-
-static int locale_cmp(const void *pa, const void *pb)
-{
-    const unsigned char *a = *(const unsigned char *const *)pa,
-                        *b = *(const unsigned char *const *)pb;
-    for (size_t i = 0;; i++) {
-        if (!a[i] || !b[i])
-            break;
-        int ca = collate_class(a[i]), cb = collate_class(b[i]);
-        if (ca != cb)
-            return ca - cb;
-        int la = tolower(a[i]), lb = tolower(b[i]);
-        if (la != lb)
-            return la - lb;
-    }
-    size_t na = strlen((const char *)a), nb = strlen((const char *)b);
-    if (na != nb)
-        return na < nb ? -1 : 1;
-    for (size_t i = 0; a[i]; i++)
-        if (a[i] != b[i])
-            return islower(a[i]) ? -1 : 1;
-    return 0;
-}
-
 static const knit_kx_task_t *find_task(const knit_kx_task_t *t, const char *name)
 {
     for (; t && t->name; t++)
@@ -129,7 +98,7 @@ static int resolve_tasks(kw_t *w, const knit__kw_boot_t *b, const knit__kw_opts_
     if (!w->by_index || !w->index_name)
         return knit__err(KNIT_E_NOMEM, "task table");
     memcpy(w->index_name, b->names, b->ntasks * sizeof *b->names);
-    qsort(w->index_name, b->ntasks, sizeof *w->index_name, locale_cmp);
+    qsort(w->index_name, b->ntasks, sizeof *w->index_name, knit__kx_name_cmp);
     for (size_t i = 0; i < b->ntasks; i++) {
         const knit_kx_task_t *t = find_task(o->extra, w->index_name[i]);
         w->by_index[i] = t ? t : find_task(knit__kx_builtin_tasks, w->index_name[i]);

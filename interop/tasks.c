@@ -1,10 +1,39 @@
 /* knit interop - the built-in C tasks (see interop/ktask.h): what the interop tests call. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/error.h"
 #include "interop/ktask.h"
+
+/* localeCompare on identifiers: punctuation before digits before letters, letters without
+ * regard to case, then lower case first. */
+static int collate_class(unsigned char c)
+{
+    return isalpha(c) ? 2 : isdigit(c) ? 1 : 0;
+}
+
+int knit__kx_name_cmp(const void *pa, const void *pb)
+{
+    const unsigned char *a = *(const unsigned char *const *)pa;
+    const unsigned char *b = *(const unsigned char *const *)pb;
+    for (size_t i = 0; a[i] && b[i]; i++) {
+        int ca = collate_class(a[i]), cb = collate_class(b[i]);
+        if (ca != cb)
+            return ca - cb;
+        int la = tolower(a[i]), lb = tolower(b[i]);
+        if (la != lb)
+            return la - lb;
+    }
+    size_t na = strlen((const char *)a), nb = strlen((const char *)b);
+    if (na != nb)
+        return na < nb ? -1 : 1;
+    for (size_t i = 0; a[i]; i++)
+        if (a[i] != b[i])
+            return islower(a[i]) ? -1 : 1;
+    return 0;
+}
 
 int knit__kx_reject_error(knit_kx_call_t *c, const char *name, const char *message)
 {
@@ -95,10 +124,20 @@ static int task_sleep(knit_kx_call_t *c)
     return 0;
 }
 
+/* int16_array: returns an Int16Array, which knitting cannot carry: the call rejects with
+ * knitting's encoder message (KNT_ERROR_3), as knitting's own worker does. */
+static int task_int16_array(knit_kx_call_t *c)
+{
+    static const int16_t v[3] = {1, -2, 3};
+    c->result.v = knit_v_typed(KNIT_ELEM_I16, v, sizeof v);
+    return 0;
+}
+
 const knit_kx_task_t knit__kx_builtin_tasks[] = {
     {"add1", task_add1, -1},
     {"echo", task_echo, -1},
     {"fail", task_fail, -1},
+    {"int16_array", task_int16_array, -1},
     {"sleep", task_sleep, -1},
     {"slow", task_sleep, 50}, /* sleep with a 50 ms timeout: knitting's `timeout: 50` */
     {"throw_string", task_throw_string, -1},

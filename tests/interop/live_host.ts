@@ -64,9 +64,9 @@ const children = () =>
     }
   });
 
-const makePool = (named: boolean) =>
+const makePool = (named: boolean, threads = 1) =>
   knitting.createPool({
-    threads: 1,
+    threads,
     worker: {
       runtime: "process",
       processRuntime: "bun",
@@ -160,6 +160,13 @@ for (const named of js ? [false] : [false, true]) {
       check("thrown string rejects with the string", e === "oops", show(e));
     }
     try {
+      await pool.call.int16_array();
+      check("an unencodable result rejects", false, "resolved");
+    } catch (e) {
+      check("an unencodable result rejects with knitting's KNT_ERROR_3 string",
+        typeof e === "string" && e.startsWith("KNT_ERROR_3"), show(e));
+    }
+    try {
       await pool.call.slow(2000);
       check("timeout rejects", false, "resolved");
     } catch (e: any) {
@@ -176,6 +183,20 @@ for (const named of js ? [false] : [false, true]) {
     }
     await expectValue("async task resolves", pool.call.sleep(3), 3);
     await expectValue("the worker is alive after all that", pool.call.add1(1), 2);
+  } finally {
+    await pool.shutdown();
+  }
+}
+
+// two process workers, one lane each (knitting does not steal across processes)
+{
+  const pool = makePool(false, 2);
+  try {
+    const n = 2000;
+    const got = await Promise.all(Array.from({ length: n }, (_, i) => pool.call.add1(i)));
+    check("two workers: 2,000 calls answered", got.every((v: number, i: number) => v === i + 1));
+  } catch (e) {
+    check("two workers: 2,000 calls answered", false, String(e));
   } finally {
     await pool.shutdown();
   }

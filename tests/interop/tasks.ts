@@ -12,6 +12,7 @@ export const fail = task({
     throw new TypeError(m, { cause: { code: 7 } });
   },
 });
+export const int16_array = task({ f: () => new Int16Array([1, -2, 3]) });
 export const sleep = task({
   f: (ms: number) => new Promise((r) => setTimeout(() => r(ms), ms)),
 });
