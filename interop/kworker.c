@@ -229,6 +229,13 @@ static void settle_failure(kcall_t *k, int rc)
     reject_text(k, "");
 }
 
+static void free_call(kcall_t *k)
+{
+    knit__kx_free(&k->c.result);
+    knit__kx_free(&k->arg);
+    free(k);
+}
+
 /* Start or poll a task: 1 settled, 0 still pending. */
 static int step(kw_t *w, kcall_t *k, uint64_t now)
 {
@@ -277,15 +284,15 @@ static int poll_pending(kw_t *w, uint64_t now, bool *progress)
     int rc = 0;
     for (size_t i = 0; i < w->npending && rc == 0;) {
         kcall_t *k = w->pending[i];
-        bool settled;
-        if (k->deadline_ns && now >= k->deadline_ns) {
+        /* poll first: a task that finished while this process was descheduled is not a
+         * timeout; then a still-pending task past its deadline gets knitting's outcome */
+        bool settled = step(w, k, now);
+        if (!settled && k->deadline_ns && now >= k->deadline_ns) {
             k->c.cancelled = true;
             k->task->fn(&k->c);
             knit__kx_free(&k->c.result);
             rc = knit__kx_reject_error(&k->c, "Error", "Task timeout");
             settled = true;
-        } else {
-            settled = step(w, k, now);
         }
         if (!settled) {
             i++;
@@ -295,6 +302,8 @@ static int poll_pending(kw_t *w, uint64_t now, bool *progress)
         *progress = true;
         if (rc == 0)
             rc = fifo_push(&w->out, k);
+        else
+            free_call(k);
     }
     return rc;
 }
@@ -310,13 +319,6 @@ static int claim_return_slot(kw_t *w)
         free_bits = ~(w->last_local ^ w->shadow);
     }
     return free_bits ? 31 - __builtin_clz(free_bits) : -1;
-}
-
-static void free_call(kcall_t *k)
-{
-    knit__kx_free(&k->c.result);
-    knit__kx_free(&k->arg);
-    free(k);
 }
 
 /* A result knitting cannot carry becomes the message string with the reject flag, as in
