@@ -100,6 +100,9 @@ int knit__kw_parse_boot(const char *text, knit__kw_boot_t *b)
         b->max_payload = json_is_integer(pc) ? (uint64_t)json_integer_value(pc) : 0;
         rc = region_of(json_object_get(wd, "sab"), "sab", &b->signals, &(uint64_t) {0});
     }
+    json_t *abort_sab = json_object_get(wd, "abortSignalSAB");
+    if (rc == 0 && abort_sab)
+        rc = region_of(abort_sab, "abortSignalSAB", &b->abort_off, &b->abort_len);
     if (rc == 0)
         rc = lock_of(wd, "lock", &b->req);
     if (rc == 0)
@@ -144,6 +147,8 @@ int knit__kw_map(const knit__kw_boot_t *b, uint8_t **base)
         rc = in_mapping(b, b->req.sector, 256, "request lock sector");
     if (rc == 0)
         rc = in_mapping(b, b->ret.sector, 256, "return lock sector");
+    if (rc == 0)
+        rc = in_mapping(b, b->abort_off, b->abort_len, "abort bitmap");
     if (rc == 0)
         rc = in_mapping(b, b->req.arena, b->req.arena_len, "request arena");
     if (rc == 0)

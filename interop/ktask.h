@@ -30,6 +30,9 @@ typedef struct knit_kx_call {
     knit__kx_value_t result;     /* set by the task */
     bool reject;                 /* the result rejects the call */
     bool cancelled;              /* the call timed out: free `state` and return */
+    bool aborted;                /* the caller aborted it (knitting's abortSignal tasks): the
+                                  * host set the call's bit in the abort bitmap; re-read before
+                                  * every call of the task */
     void *state;                 /* the task's own, kept across calls */
     uint64_t now_ns;             /* CLOCK_MONOTONIC at this call */
 } knit_kx_call_t;

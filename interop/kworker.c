@@ -14,6 +14,7 @@
 /* One call from its request slot to its response. */
 typedef struct kcall {
     uint32_t id, meta; /* header words 1 and 6 (echoed) */
+    int32_t abort_id;  /* knitting's abort signal id, -1: none */
     const knit_kx_task_t *task;
     const char *name; /* the host's task name */
     knit__kx_value_t arg;
@@ -31,6 +32,8 @@ typedef struct fifo {
 typedef struct kw {
     _Atomic uint32_t *op, *rx_status, *tx_status;
     _Atomic uint32_t *req_h, *req_w, *ret_h, *ret_w;
+    _Atomic uint32_t *abort_bits; /* the abort bitmap, NULL when the pool has none */
+    uint32_t abort_words;
     uint8_t *req_slab, *ret_slab;
     knit__arena_t req_arena, ret_arena;
     uint32_t last_worker, last_take; /* request consumer */
@@ -125,6 +128,8 @@ static void attach(kw_t *w, const knit__kw_boot_t *b, uint8_t *base)
     w->req_w = word_at(base, b->req.sector + 64);
     w->ret_h = word_at(base, b->ret.sector);
     w->ret_w = word_at(base, b->ret.sector + 64);
+    w->abort_bits = b->abort_len >= 4 ? word_at(base, b->abort_off) : NULL;
+    w->abort_words = (uint32_t)(b->abort_len / 4);
     w->req_slab = base + b->req.headers;
     w->ret_slab = base + b->ret.headers;
     knit__arena_init(&w->req_arena, base + b->req.arena, b->req.arena_len, b->req.arena_len,
@@ -180,6 +185,7 @@ static int take_request(kw_t *w, unsigned i, uint64_t now)
     k->id = hdr[KNIT__W_ID];
     k->meta = hdr[KNIT__W_META];
     uint32_t fn = hdr[KNIT__W_FN] & 0xFFFFu;
+    k->abort_id = (int32_t)(hdr[KNIT__W_FN] >> 16) - 1; /* knitting stores id + 1, 0 = none */
     k->task = fn < w->ntasks ? w->by_index[fn] : NULL;
     k->name = fn < w->ntasks ? w->index_name[fn] : "?";
     k->c.now_ns = now;
@@ -237,9 +243,20 @@ static void free_call(kcall_t *k)
 }
 
 /* Start or poll a task: 1 settled, 0 still pending. */
+/* Bit `id` of knitting's abort bitmap (the host sets it when the caller aborts). */
+static bool aborted(const kw_t *w, int32_t id)
+{
+    if (id < 0 || !w->abort_bits || (uint32_t)id >> 5 >= w->abort_words)
+        return false;
+    /* relaxed: a flag the task polls; nothing else is ordered by it */
+    uint32_t word = atomic_load_explicit(&w->abort_bits[(uint32_t)id >> 5], memory_order_relaxed);
+    return (word >> (id & 31)) & 1u;
+}
+
 static int step(kw_t *w, kcall_t *k, uint64_t now)
 {
     k->c.now_ns = now;
+    k->c.aborted = aborted(w, k->abort_id);
     int rc = k->task->fn(&k->c);
     if (rc == KNIT_E_AGAIN) {
         if (k->task->timeout_ms >= 0 && !k->deadline_ns)
@@ -248,7 +265,6 @@ static int step(kw_t *w, kcall_t *k, uint64_t now)
     }
     if (rc < 0)
         settle_failure(k, rc);
-    (void)w;
     return 1;
 }
 

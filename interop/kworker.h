@@ -29,8 +29,9 @@ typedef struct knit__kw_boot {
     uint64_t size;     /* bytes of the lane memory */
     uint64_t signals;  /* op / rxStatus / txStatus */
     knit__kw_lock_t req, ret;
-    uint64_t max_payload; /* maxPayloadBytes (0: payloadMaxByteLength >> 3) */
-    uint32_t lanes;       /* totalNumberOfThread */
+    uint64_t abort_off, abort_len; /* the abort bitmap (abortSignalSAB); abort_len 0: none */
+    uint64_t max_payload;          /* maxPayloadBytes (0: payloadMaxByteLength >> 3) */
+    uint32_t lanes;                /* totalNumberOfThread */
     double spin_us, park_ms;
     char **names; /* task names, in the host's order */
     size_t ntasks;

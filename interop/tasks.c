@@ -133,6 +133,28 @@ static int task_int16_array(knit_kx_call_t *c)
     return 0;
 }
 
+/* until_aborted: an async task that settles with "aborted" once its caller aborts it (a
+ * knitting task declared with `abortSignal: true`), or with "done" after 5 s. */
+static int task_until_aborted(knit_kx_call_t *c)
+{
+    uint64_t *until = c->state;
+    if (c->cancelled || c->aborted || (until && c->now_ns >= *until)) {
+        bool by_abort = c->aborted && !c->cancelled;
+        free(until);
+        c->state = NULL;
+        c->result.v = knit_v_str(by_abort ? "aborted" : "done");
+        return 0;
+    }
+    if (!until) {
+        until = malloc(sizeof *until);
+        if (!until)
+            return knit__err(KNIT_E_NOMEM, "until_aborted task state");
+        *until = c->now_ns + 5000000000ull;
+        c->state = until;
+    }
+    return KNIT_E_AGAIN;
+}
+
 const knit_kx_task_t knit__kx_builtin_tasks[] = {
     {"add1", task_add1, -1},
     {"echo", task_echo, -1},
@@ -141,5 +163,6 @@ const knit_kx_task_t knit__kx_builtin_tasks[] = {
     {"sleep", task_sleep, -1},
     {"slow", task_sleep, 50}, /* sleep with a 50 ms timeout: knitting's `timeout: 50` */
     {"throw_string", task_throw_string, -1},
+    {"until_aborted", task_until_aborted, -1},
     {NULL, NULL, -1},
 };

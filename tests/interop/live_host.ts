@@ -182,6 +182,13 @@ for (const named of js ? [false] : [false, true]) {
       else check("a task under its timeout resolves", false, String(e));
     }
     await expectValue("async task resolves", pool.call.sleep(3), 3);
+    {
+      // an argument-less reject() sets the call's abort bit; the task sees it and answers
+      const p = pool.call.until_aborted(null);
+      await new Promise((r) => setTimeout(r, 20));
+      p.reject();
+      await expectValue("an aborted call is seen by the task", p, "aborted");
+    }
     await expectValue("the worker is alive after all that", pool.call.add1(1), 2);
   } finally {
     await pool.shutdown();

@@ -25,3 +25,14 @@ export const throw_string = task({
     throw s;
   },
 });
+export const until_aborted = task({
+  abortSignal: true,
+  f: async (_: unknown, signal: { hasAborted(): boolean }) => {
+    const end = Date.now() + 5000;
+    while (Date.now() < end) {
+      if (signal.hasAborted()) return "aborted";
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    return "done";
+  },
+});
