@@ -163,8 +163,9 @@ setup_bun() {
         fi
         echo "run.sh: installing Bun from npm into build/js (for the knitting interop tests)" >&2
         mkdir -p "$BUILD/js"
-        if ! timeout 300 npm install --prefix "$BUILD/js" --no-save --no-audit --no-fund bun \
-            >"$BUILD/js/npm-install.log" 2>&1 || ! "$bun" --version >/dev/null 2>&1; then
+        if ! timeout 300 npm install --prefix "$BUILD/js" --no-save --no-audit --no-fund \
+            --fetch-retries=1 --fetch-timeout=30000 bun >"$BUILD/js/npm-install.log" 2>&1 \
+            || ! "$bun" --version >/dev/null 2>&1; then
             echo "run.sh: Bun could not be installed (is the npm registry reachable? see" \
                 "build/js/npm-install.log): the live knitting interop tests will be skipped" >&2
             return 0
