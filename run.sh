@@ -68,7 +68,7 @@ Commands:
                          knit-knitting-worker (1 call in flight p50/p99, bursts of 1, 10, 100,
                          1000; interop/README.md); needs KNIT_KNITTING_DIR (a knitting
                          checkout) and Bun (installed from npm into build/js); writes
-                         results/runs/interop-<time>.json. A full benchmark run (no --quick,
+                         results/runs/interop/<time>.json. A full benchmark run (no --quick,
                          no filter) ends with it when both are present.
   setup                  only install/check the Debian packages and configure the build
   build                  set up and build (Release) without running anything
@@ -284,9 +284,10 @@ interop_bench() {
         echo "run.sh: interop benchmark skipped: no Bun" >&2
         return 0
     fi
-    mkdir -p "$ROOT/results/runs"
+    # a folder of its own: results/runs/*.json are knit-bench documents (plots, compare)
+    mkdir -p "$ROOT/results/runs/interop"
     local out
-    out="$ROOT/results/runs/interop-$(date -u +%Y%m%dT%H%M%SZ).json"
+    out="$ROOT/results/runs/interop/$(date -u +%Y%m%dT%H%M%SZ).json"
     echo "run.sh: interop benchmark (knitting host, JS worker vs knit worker) -> $out" >&2
     "$KNIT_BUN" "$ROOT/interop/bench.ts" --worker "$BUILD/release/interop/knit-knitting-worker" \
         --out "$out" "$@" >&2
