@@ -304,32 +304,34 @@ static size_t skip_value(const char *s, size_t i, size_t n)
     return n;
 }
 
-/* The exact text of the top-level member `key` of the object in s (no escapes in the key). */
+/* The exact text of the top-level member `key` of the object in s (no escapes in the key). A
+ * repeated key counts by its last occurrence, as JSON.parse and jansson take it. */
 static bool member_text(const char *s, size_t n, const char *key, size_t *at, size_t *len)
 {
     size_t klen = strlen(key), i = skip_ws(s, 0, n);
+    bool found = false;
     if (i >= n || s[i] != '{')
         return false;
     i++;
     while (1) {
         i = skip_ws(s, i, n);
         if (i >= n || s[i] != '"')
-            return false;
+            return found;
         size_t kend = skip_value(s, i, n);
         bool match = kend - i == klen + 2 && memcmp(s + i + 1, key, klen) == 0;
         i = skip_ws(s, kend, n);
         if (i >= n || s[i] != ':')
-            return false;
+            return found;
         i = skip_ws(s, i + 1, n);
         size_t vend = skip_value(s, i, n);
         if (match) {
             *at = i;
             *len = vend - i;
-            return true;
+            found = true;
         }
         i = skip_ws(s, vend, n);
         if (i >= n || s[i] != ',')
-            return false;
+            return found;
         i++;
     }
 }
@@ -362,8 +364,16 @@ static int cause_from(json_t *c, const char *raw, size_t raw_len, knit_value_t *
         text = dup_n(json_string_value(c), json_string_length(c));
         *v = knit_v_strn(text, json_string_length(c));
     } else {
-        text = dup_n(raw, raw_len);
-        *v = knit_v_jsonn(text, raw_len);
+        /* the exact text when it is this member's (a key spelled with escapes may hide it) */
+        json_t *again
+            = raw ? json_loadb(raw, raw_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL) : NULL;
+        bool exact = again && json_equal(again, c);
+        json_decref(again);
+        char *dumped = exact ? NULL : json_dumps(c, JSON_COMPACT | JSON_ENCODE_ANY);
+        text = exact ? dup_n(raw, raw_len) : dumped;
+        *v = knit_v_jsonn(text, text ? strlen(text) : 0);
+        if (exact && text)
+            v->len = raw_len;
     }
     if ((json_is_string(c) || json_is_object(c) || json_is_array(c)) && !text) {
         free(v);
@@ -395,9 +405,10 @@ static int error_from_json(const char *s, size_t n, knit__kx_value_t *out)
             rc = knit__err(KNIT_E_NOMEM, "decoding an error");
     }
     size_t at = 0, len = 0;
-    if (rc == 0 && jc && member_text(s, n, "cause", &at, &len)) {
+    if (rc == 0 && jc) {
+        bool raw = member_text(s, n, "cause", &at, &len);
         knit_value_t *cv = NULL;
-        rc = cause_from(jc, s + at, len, &cv);
+        rc = cause_from(jc, raw ? s + at : NULL, raw ? len : 0, &cv);
         e->cause = cv;
     }
     json_decref(o);

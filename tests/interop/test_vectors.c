@@ -616,6 +616,36 @@ static void test_refusals(void **state)
     arena_close(&x);
 }
 
+/* Found by fuzz_kx: a repeated "cause" counts by its last occurrence (as JSON.parse takes it),
+ * and a cause key spelled with an escape is still the cause. */
+static void decode_error_text(const char *json, knit__kx_value_t *out)
+{
+    arena_fx_t x;
+    arena_open(&x);
+    uint32_t hdr[KNIT__HDR_WORDS] = {0, 0, KNIT__T_ERROR, 0, 0, (uint32_t)strlen(json), 0, 0};
+    uint8_t stat[KNIT__STATIC_BYTES] = {0};
+    memcpy(knit__arena_at(&x.a, 0), json, strlen(json));
+    assert_int_equal(knit__kx_decode(hdr, stat, &x.a, &cfg, out), 0);
+    arena_close(&x);
+}
+
+static void test_error_cause_spellings(void **state)
+{
+    (void)state;
+    static const char *texts[] = {
+        "{\"name\":\"E\",\"message\":\"m\",\"cause\":\"first\",\"cause\":{\"code\":7}}",
+        "{\"name\":\"E\",\"message\":\"m\",\"cause\":1,\"c\\u0061use\":{\"code\":7}}",
+    };
+    knit_value_t want = knit_v_json("{\"code\":7}");
+    for (size_t i = 0; i < 2; i++) {
+        knit__kx_value_t v;
+        decode_error_text(texts[i], &v);
+        assert_non_null(v.v.u.err->cause);
+        assert_true(knit_value_equal(v.v.u.err->cause, &want));
+        knit__kx_free(&v);
+    }
+}
+
 static void test_js_numbers(void **state)
 {
     (void)state;
@@ -642,6 +672,7 @@ int main(void)
         cmocka_unit_test(test_every_knitting_tag_covered),
         cmocka_unit_test(test_boundaries),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_error_cause_spellings),
         cmocka_unit_test(test_js_numbers),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
