@@ -63,6 +63,13 @@ Commands:
                          transport x runtime; exit 0 clean, 1 when a call was lost, duplicated,
                          corrupted, unexpectedly rejected or hung, 2 bad options (--json, and
                          soak --help for every option)
+  interop [--quick]      what a native worker buys a knitting user: one knitting host (Bun)
+                         timed against knitting's own JS process worker and against
+                         knit-knitting-worker (1 call in flight p50/p99, bursts of 1, 10, 100,
+                         1000; interop/README.md); needs KNIT_KNITTING_DIR (a knitting
+                         checkout) and Bun (installed from npm into build/js); writes
+                         results/runs/interop/<time>.json. A full benchmark run (no --quick,
+                         no filter) ends with it when both are present.
   setup                  only install/check the Debian packages and configure the build
   build                  set up and build (Release) without running anything
 
@@ -143,6 +150,34 @@ build_release() {
 
 # --- commands -----------------------------------------------------------------------------------
 
+# setup_bun: Bun (the npm package `bun`) for the knitting interop tests and benchmark, installed
+# with npm into build/js, never globally; exported as KNIT_BUN. Without npm or a reachable
+# registry it says so and the interop tests that need Bun report themselves skipped.
+setup_bun() {
+    local bun="$BUILD/js/node_modules/.bin/bun"
+    if [ ! -x "$bun" ]; then
+        if ! command -v npm >/dev/null; then
+            echo "run.sh: npm not found: Bun not installed, the live knitting interop tests" \
+                "will be skipped" >&2
+            return 0
+        fi
+        echo "run.sh: installing Bun from npm into build/js (for the knitting interop tests)" >&2
+        mkdir -p "$BUILD/js"
+        if ! timeout 300 npm install --prefix "$BUILD/js" --no-save --no-audit --no-fund \
+            --fetch-retries=1 --fetch-timeout=30000 bun >"$BUILD/js/npm-install.log" 2>&1 \
+            || ! "$bun" --version >/dev/null 2>&1; then
+            echo "run.sh: Bun could not be installed (is the npm registry reachable? see" \
+                "build/js/npm-install.log): the live knitting interop tests will be skipped" >&2
+            return 0
+        fi
+    fi
+    export KNIT_BUN="$bun"
+    if [ -z "${KNIT_KNITTING_DIR:-}" ]; then
+        echo "run.sh: Bun $("$bun" --version) in build/js; KNIT_KNITTING_DIR is not set, so the" \
+            "live knitting interop tests will be skipped (docs/CONFORMANCE.md)" >&2
+    fi
+}
+
 run_ctest() {
     local dir="$1" label="$2"
     echo "run.sh: tests ($label)" >&2
@@ -162,6 +197,7 @@ cmd_test() {
     setup_packages
     local status=0
     build_release
+    setup_bun
     run_ctest "$BUILD/release" "Release" || status=1
     if [ "$fast" -eq 0 ]; then
         build_tree "$BUILD/asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKNIT_SANITIZE=address \
@@ -192,8 +228,22 @@ cmd_bench() {
     marker="$(mktemp)"
     "$BUILD/release/harness/knit-bench" --save-dir "$ROOT/results/runs" "$@" || status=$?
     refresh_charts "$marker" "$@"
+    if [ -n "${KNIT_KNITTING_DIR:-}" ] && full_run "$@"; then
+        interop_bench || status=1
+    fi
     rm -f "$marker"
     return "$status"
+}
+
+# full_run ARGS...: true when the benchmark arguments select the whole default suite.
+full_run() {
+    local arg
+    for arg in "$@"; do
+        case "$arg" in
+        --quick | --scenario* | --transport* | --runtime* | --balancer* | --workers* | --list) return 1 ;;
+        esac
+    done
+    return 0
 }
 
 # refresh_charts MARKER ARGS...: when the run saved a result (newer than MARKER) and was a full
@@ -219,6 +269,43 @@ refresh_charts() {
     if ! /usr/bin/python3 "$ROOT/plots/plots.py" "$saved" >&2; then
         echo "run.sh: the charts could not be redrawn (see above); the result is saved: $saved" >&2
     fi
+}
+
+# interop_bench [--quick]: the knitting host against its JS worker and the knit worker. Returns 0
+# with a message when KNIT_KNITTING_DIR or Bun is missing (nothing to measure).
+interop_bench() {
+    if [ -z "${KNIT_KNITTING_DIR:-}" ]; then
+        echo "run.sh: interop benchmark skipped: KNIT_KNITTING_DIR is not set (a knitting" \
+            "checkout; docs/CONFORMANCE.md)" >&2
+        return 0
+    fi
+    setup_bun
+    if [ -z "${KNIT_BUN:-}" ]; then
+        echo "run.sh: interop benchmark skipped: no Bun" >&2
+        return 0
+    fi
+    # a folder of its own: results/runs/*.json are knit-bench documents (plots, compare)
+    mkdir -p "$ROOT/results/runs/interop"
+    local out
+    out="$ROOT/results/runs/interop/$(date -u +%Y%m%dT%H%M%SZ).json"
+    echo "run.sh: interop benchmark (knitting host, JS worker vs knit worker) -> $out" >&2
+    "$KNIT_BUN" "$ROOT/interop/bench.ts" --worker "$BUILD/release/interop/knit-knitting-worker" \
+        --out "$out" "$@" >&2
+}
+
+cmd_interop() {
+    local args=()
+    while [ $# -gt 0 ]; do
+        case "$1" in
+        --quick) args+=(--quick) ;;
+        -h | --help) usage; exit 0 ;;
+        *) die "interop: unknown option '$1'" ;;
+        esac
+        shift
+    done
+    setup_packages
+    build_release
+    interop_bench "${args[@]+"${args[@]}"}"
 }
 
 cmd_micro() {
@@ -261,6 +348,7 @@ main() {
     test) shift; cmd_test "$@" ;;
     micro) shift; cmd_micro "$@" ;;
     soak) shift; cmd_soak "$@" ;;
+    interop) shift; cmd_interop "$@" ;;
     setup) setup_packages; configure "$BUILD/release" -DCMAKE_BUILD_TYPE=Release ;;
     build) setup_packages; build_release ;;
     compare) shift; setup_packages; /usr/bin/python3 "$ROOT/harness/compare.py" "$@" ;;

@@ -31,7 +31,7 @@ SPLIT = ["transports", "runtimes"]
 # (it maps transport or runtime ids to their operation tables). Nothing includes it back.
 REGISTRY = "registry.c"
 # Above every layer: these may include anything (they are not library modules either).
-TOP = ["harness", "scenarios", "tests", "examples"]
+TOP = ["harness", "scenarios", "tests", "examples", "interop"]
 # Never scanned (besides hidden folders and build trees, i.e. folders holding a CMakeCache.txt).
 SKIP = ["build"]
 # -I folders of every target, searched after the including file's folder: the repo root
