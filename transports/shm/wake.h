@@ -1,7 +1,8 @@
 /*
  * knit transports/shm - waking a parked peer through the lane's control words: the worker's
  * op word (it parks there) and the host's doorbell (it parks there, on every lane at once).
- * Inline: both run on every call.
+ * Inline: both run on every call. The wait policy of every shared-memory transport (`knit` and
+ * `seq`): only how frames are published differs between them, never how a side sleeps.
  */
 #ifndef KNIT_TRANSPORTS_SHM_WAKE_H
 #define KNIT_TRANSPORTS_SHM_WAKE_H
@@ -37,6 +38,39 @@ static inline void knit__ring_host(const knit__shm_lane_t *mem)
         atomic_fetch_add_explicit(seq, 1, memory_order_relaxed);
         knit__futex_wake(seq, 1);
     }
+}
+
+/* After sends (host) or a drain that freed room or results went out (worker): make a parked
+ * peer notice (the link op wake_peer). */
+static inline void knit__lane_wake_peer(const knit__shm_lane_t *mem, knit__side_t side)
+{
+    if (side == KNIT__SIDE_WORKER) {
+        knit__ring_host(mem);
+        return;
+    }
+    /* seq_cst fence: orders the release store that published the call (or handed return slots
+     * back) before the read of rxStatus; pairs with the worker's fence between rxStatus = 0 and
+     * its re-check in knit__lane_park. */
+    atomic_thread_fence(memory_order_seq_cst);
+    knit__ctrl_wake_worker(knit__shm_ctrl(mem));
+}
+
+/* Worker: park on the lane's op word until the host publishes, frees return slots or sets the
+ * stop word (each of which is followed by the host's knit__ctrl_wake_worker). `more(ctx)` is
+ * the caller's re-check (the link op park). */
+static inline void knit__lane_park(knit__ctrl_t *c, bool (*more)(void *ctx), void *ctx)
+{
+    /* relaxed: the futex compares the value; a later host increment makes the wait return. */
+    uint32_t token = atomic_load_explicit(&c->sig.op.word, memory_order_relaxed);
+    /* relaxed store + seq_cst fence: announces "about to sleep" before the re-check below;
+     * pairs with the host's fence between publishing a call (or handing return slots back, or
+     * setting the stop word) and reading rxStatus. */
+    atomic_store_explicit(&c->sig.rx_status.word, 0, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!more(ctx))
+        knit__futex_wait(&c->sig.op.word, token, -1);
+    /* relaxed: a hint for the host; losing it costs at most one extra futex_wake. */
+    atomic_store_explicit(&c->sig.rx_status.word, 1, memory_order_relaxed);
 }
 
 #endif
