@@ -273,7 +273,7 @@ static int usage(FILE *o, int status)
         "warm-up W (default 200), mark 1, N round trips (default 200), mark 2, 2N, mark 3.\n"
         "Marks dump callgrind's counters, make a marker system call and print the context\n"
         "switches of host and worker as JSON lines. Read by harness/count/counts.py.\n"
-        "  --transport T   knit (default), pipe, unix, seqpacket, tcp\n"
+        "  --transport T   knit (default), pipe, unix, seqpacket, tcp, seq\n"
         "  --runtime R     thread (default), process\n"
         "  --schedule S    run-to-block (default: CPU 0, SCHED_FIFO; the counts are exact; needs\n"
         "                  root or CAP_SYS_NICE, else exit 77) or pinned (host CPU 0, worker\n"
