@@ -164,6 +164,43 @@ static void test_link_window_order_and_payloads(void **s)
     knit_test_lane_close(l);
 }
 
+typedef struct refill {
+    knit__link_t *peer;
+    uint32_t seen, sent;
+} refill_t;
+
+/* Each frame the host takes makes the worker publish one more (room comes back every 8). */
+static int take_and_refill(void *ctx, knit__msg_t *m)
+{
+    refill_t *r = ctx;
+    r->seen++;
+    knit_value_free(&m->value);
+    knit_value_t v = knit_v_int64(r->sent);
+    if (knit__link_send(r->peer, 0, r->sent, 0, &v) == 0)
+        r->sent++;
+    return 0;
+}
+
+/* A peer that keeps publishing while a drain runs cannot hold it: one drain takes at most one
+ * ring's worth, and the rest waits for the next. */
+static void test_drain_takes_one_ring_at_most(void **s)
+{
+    (void)s;
+    knit_test_lane_t *l = lane_open();
+    knit__link_t *host = link_open(l, KNIT__SIDE_HOST), *worker = link_open(l, KNIT__SIDE_WORKER);
+    refill_t r = {.peer = worker};
+    for (; r.sent < KNIT__SLOTS; r.sent++) {
+        knit_value_t v = knit_v_int64(r.sent);
+        assert_int_equal(knit__link_send(worker, 0, r.sent, 0, &v), 0);
+    }
+    assert_int_equal(knit__link_drain(host, take_and_refill, &r), (int)KNIT__SLOTS);
+    assert_true(r.sent > KNIT__SLOTS); /* it did publish during the drain */
+    assert_true(knit__link_ready(host));
+    knit__link_close(&worker);
+    knit__link_close(&host);
+    knit_test_lane_close(l);
+}
+
 static int released;
 
 static void count_release(void *data, void *ctx)
@@ -300,6 +337,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ring_order_bound_and_laps),
         cmocka_unit_test(test_link_window_order_and_payloads),
+        cmocka_unit_test(test_drain_takes_one_ring_at_most),
         cmocka_unit_test(test_discard_releases_both_directions),
         cmocka_unit_test(test_producer_thread_in_order),
     };

@@ -82,14 +82,16 @@ static int seq_send(knit__link_t *l, uint32_t w0, uint32_t id, uint32_t stamp_ms
     return seq_send_hook(l, w0, id, stamp_ms, v, NULL, NULL);
 }
 
-/* Take the frames published on `c` in order, handing each to `cb`; hand the slots back every
- * `ack_every` frames (0: once) and at the end. The count, or the first negative `cb` return. */
+/* Take the frames published on `c` in order, at most one ring's worth (32, as `knit` takes one
+ * snapshot of its bitmask: a peer that keeps publishing cannot hold a drain forever), handing
+ * each to `cb`; hand the slots back every `ack_every` frames (0: once) and at the end. The
+ * count, or the first negative `cb` return. */
 static int take(knit__seq_cons_t *c, const knit__arena_t *arena, const knit__codec_cfg_t *codec,
     knit__frame_cb cb, void *ctx, unsigned ack_every)
 {
     int n = 0, rc = 0;
     unsigned since_ack = 0;
-    while (knit__seq_ready(c)) {
+    while (n < (int)KNIT__SLOTS && knit__seq_ready(c)) {
         /* the next frame's header line, while this one is decoded (in a burst it is there) */
         __builtin_prefetch(knit__seq_word(c->slab, c->next + 1u));
         knit__msg_t m;
