@@ -84,7 +84,10 @@ static bool shm_can_send(knit__link_t *l)
 
 static void shm_wake_peer(knit__link_t *l)
 {
-    knit__lane_wake_peer(shm(l)->mem, l->side);
+    if (l->side == KNIT__SIDE_WORKER)
+        knit__ring_host(shm(l)->mem);
+    else
+        knit__host_wake_worker(shm(l)->ep.ctrl);
 }
 
 unsigned knit__shm_wait_fds(const knit__link_t *l, struct pollfd *out)

@@ -40,19 +40,15 @@ static inline void knit__ring_host(const knit__shm_lane_t *mem)
     }
 }
 
-/* After sends (host) or a drain that freed room or results went out (worker): make a parked
- * peer notice (the link op wake_peer). */
-static inline void knit__lane_wake_peer(const knit__shm_lane_t *mem, knit__side_t side)
+/* Host, after sends or after handing return slots back: make a parked worker notice (the host
+ * half of the link op wake_peer; the worker half is knit__ring_host). */
+static inline void knit__host_wake_worker(knit__ctrl_t *c)
 {
-    if (side == KNIT__SIDE_WORKER) {
-        knit__ring_host(mem);
-        return;
-    }
     /* seq_cst fence: orders the release store that published the call (or handed return slots
      * back) before the read of rxStatus; pairs with the worker's fence between rxStatus = 0 and
      * its re-check in knit__lane_park. */
     atomic_thread_fence(memory_order_seq_cst);
-    knit__ctrl_wake_worker(knit__shm_ctrl(mem));
+    knit__ctrl_wake_worker(c);
 }
 
 /* Worker: park on the lane's op word until the host publishes, frees return slots or sets the

@@ -139,7 +139,10 @@ static bool seq_can_send(knit__link_t *l)
 
 static void seq_wake_peer(knit__link_t *l)
 {
-    knit__lane_wake_peer(seq(l)->mem, l->side);
+    if (l->side == KNIT__SIDE_WORKER)
+        knit__ring_host(seq(l)->mem);
+    else
+        knit__host_wake_worker(seq(l)->ep.ctrl);
 }
 
 static void seq_park(knit__link_t *l, bool (*more)(void *ctx), void *ctx)
