@@ -546,7 +546,7 @@ static void free_region(const uint32_t *hdr, const knit__arena_t *a)
 }
 
 static int dec_buffer(const uint32_t *hdr, const uint8_t *stat, const knit__arena_t *a,
-    const tag_info_t *ti, knit_value_t *out)
+    const knit__codec_cfg_t *cfg, const tag_info_t *ti, knit_value_t *out)
 {
     bool dyn = ti->place == P_DYNAMIC;
     uint64_t len = hdr[KNIT__W_LEN];
@@ -580,12 +580,20 @@ static int dec_buffer(const uint32_t *hdr, const uint8_t *stat, const knit__aren
         len = n.len;
     }
     void *p = NULL;
-    rc = copy_out(src, len, &p);
-    if (rc < 0)
-        return rc;
+    uint8_t *small = len < KNIT__SMALL_BYTES && cfg->small ? cfg->small(cfg->small_ctx, hdr) : NULL;
+    if (small) {
+        memcpy(small, src, (size_t)len);
+        small[len] = 0; /* as copy_out: text is handed out NUL-terminated */
+        p = small;
+        v.flags = KNIT_VF_LENT;
+    } else {
+        rc = copy_out(src, len, &p);
+        if (rc < 0)
+            return rc;
+        v.flags = KNIT_VF_OWNED;
+    }
     if (dyn)
         free_region(hdr, a);
-    v.flags = KNIT_VF_OWNED;
     v.len = (size_t)len;
     v.u.ptr = p;
     *out = v;
@@ -823,7 +831,7 @@ static int decode_frame(const uint32_t *hdr, const uint8_t *stat, const knit__ar
     default:
         if (ti->kind == KNIT_KIND_ENVELOPE)
             return dec_envelope(hdr, stat, arena, cfg, out);
-        return dec_buffer(hdr, stat, arena, ti, out);
+        return dec_buffer(hdr, stat, arena, cfg, ti, out);
     }
 }
 

@@ -79,11 +79,23 @@ enum knit__tag {
     KNIT__T_MAX_ = 76
 };
 
+/* A small decoded buffer (a bytes, string, JSON, typed-array or bigint payload of fewer than
+ * KNIT__SMALL_BYTES bytes, its NUL included) may go into storage its receiver keeps for it
+ * instead of the heap: see knit__codec_cfg_t.small. Such a value carries KNIT_VF_LENT and
+ * not KNIT_VF_OWNED, so knit_value_free() leaves it alone. */
+#define KNIT__SMALL_BYTES 64u
+
 typedef struct knit__codec_cfg {
     uint64_t max_payload_bytes; /* bytes one value may reserve in an arena */
     bool process_boundary;      /* frames cross a process: reject SHARED and MOVED */
     const bool *in_place;       /* requests: task index -> decode the argument as a view */
     uint32_t in_place_tasks;    /* entries of in_place */
+    /* Optional: storage of KNIT__SMALL_BYTES (16-byte aligned) for the small buffer of the
+     * frame whose header is `hdr`, or NULL for the heap. The receiver owns it and knows when
+     * the value is done with (a worker: when the job's result has been sent; the host: when
+     * the future is freed). Called only on a receiving side's own thread. */
+    void *(*small)(void *ctx, const uint32_t *hdr);
+    void *small_ctx;
 } knit__codec_cfg_t;
 
 /*

@@ -123,9 +123,22 @@ int knit__value_keep(knit_value_t *src, knit_value_t *dst)
     }
     if (rc < 0)
         return rc;
-    v.flags |= KNIT_VF_OWNED;
+    v.flags = (uint16_t)((v.flags | KNIT_VF_OWNED) & ~KNIT_VF_LENT);
     if (v.kind < KNIT_KIND_BIGINT || v.kind == KNIT_KIND_DATE)
         v.flags &= (uint16_t)~KNIT_VF_OWNED;
     *dst = v;
     return 0;
+}
+
+int knit_value_own(knit_value_t *v)
+{
+    if (knit__null_arg(v, __func__, "v"))
+        return KNIT_E_INVAL;
+    if (v->flags & KNIT_VF_OWNED)
+        return 0;
+    knit_value_t copy;
+    int rc = knit__value_keep(v, &copy);
+    if (rc == 0)
+        *v = copy;
+    return rc;
 }

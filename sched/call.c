@@ -18,7 +18,7 @@ static int new_future(knit_pool_t *p, int task, knit_future_t **out)
 {
     if (task < 0 || (uint32_t)task >= p->ntasks)
         return knit__err(KNIT_E_NO_TASK, "task index %d is not in [0, %u)", task, p->ntasks);
-    knit_future_t *f = calloc(1, sizeof *f);
+    knit_future_t *f = knit__future_alloc(p->fcache);
     if (!f)
         return knit__err(KNIT_E_NOMEM, "a call");
     f->pool = p;

@@ -27,6 +27,14 @@ static bool answers_for(const knit_pool_t *p, const knit__lane_t *lane, uint32_t
     return owner == lane->index || (p->stealing && owner == p->submit && !lane->is_submit);
 }
 
+void *knit__result_storage(void *ctx, const uint32_t *hdr)
+{
+    knit__lane_t *lane = ctx;
+    knit__slot_ref_t *r = knit__reg_find(lane->pool, hdr[KNIT__W_ID]);
+    /* an in-flight call holds nothing in its storage (a kept argument went out with it) */
+    return r && r->call && answers_for(lane->pool, lane, r->lane) ? r->call->small : NULL;
+}
+
 typedef struct drain_ctx {
     knit_pool_t *p;
     knit__lane_t *lane;

@@ -9,4 +9,9 @@
  * once it is broken (the caller handles the lane: knit__lane_service). */
 int knit__drain_lane(knit_pool_t *p, knit__lane_t *lane);
 
+/* The codec's storage for a small result arriving on lane `ctx` (knit__codec_cfg_t.small): the
+ * small storage of the future whose call it answers, when that call is waiting for it on this
+ * lane; else NULL (the heap). */
+void *knit__result_storage(void *ctx, const uint32_t *hdr);
+
 #endif

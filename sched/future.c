@@ -1,5 +1,7 @@
 /* knit sched - a future's own life: FIFOs, completion callbacks, references, getters. */
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/error.h"
 #include "sched/future.h"
@@ -24,9 +26,68 @@ int knit_future_take(knit_future_t *f, knit_value_t *out)
         return KNIT_E_INVAL;
     if (f->state != KNIT__CS_SETTLED)
         return KNIT_E_AGAIN;
-    *out = f->value;
+    if (f->value.flags & KNIT_VF_LENT) {
+        /* a small result lives in the future: the caller gets its own copy */
+        knit_value_t lent = f->value;
+        int rc = knit__value_keep(&lent, out);
+        if (rc < 0)
+            return rc;
+    } else {
+        *out = f->value;
+    }
     f->value = knit_v_undefined();
     return 0;
+}
+
+int knit__fcache_new(knit__fcache_t **out)
+{
+    *out = calloc(1, sizeof **out);
+    return *out ? 0 : knit__err(KNIT_E_NOMEM, "the pool's future cache");
+}
+
+void knit__fcache_orphan(knit__fcache_t *c)
+{
+    if (!c)
+        return;
+    for (knit_future_t *f; (f = c->free);) {
+        c->free = f->next;
+        free(f);
+    }
+    c->nfree = 0;
+    c->orphan = true;
+    if (!c->live)
+        free(c);
+}
+
+knit_future_t *knit__future_alloc(knit__fcache_t *c)
+{
+    knit_future_t *f = c->free;
+    if (f) {
+        c->free = f->next;
+        c->nfree--;
+    } else if (!(f = malloc(sizeof *f))) {
+        return NULL;
+    }
+    c->live++;
+    memset(f, 0, offsetof(knit_future_t, small));
+    f->cache = c;
+    return f;
+}
+
+/* A future whose last reference is gone goes back to its cache (or to the heap). */
+static void future_recycle(knit_future_t *f)
+{
+    knit__fcache_t *c = f->cache;
+    c->live--;
+    if (c->orphan || c->nfree >= KNIT__FCACHE_MAX) {
+        free(f);
+        if (c->orphan && !c->live)
+            free(c);
+        return;
+    }
+    f->next = c->free;
+    c->free = f;
+    c->nfree++;
 }
 
 void knit_future_on_settle(knit_future_t *f, void (*cb)(knit_future_t *, void *), void *ctx)
@@ -90,7 +151,7 @@ void knit__future_unref(knit_future_t *f)
         knit_value_free(&f->value);
         if (f->has_arg)
             knit_value_free(&f->arg);
-        free(f);
+        future_recycle(f);
     }
 }
 

@@ -51,6 +51,27 @@ static inline bool knit__fifo_remove(knit__fifo_t *q, knit_future_t *f)
     return false;
 }
 
+/* A pool's cache of futures. A released future goes back to it (up to KNIT__FCACHE_MAX kept)
+ * instead of the heap, so calls in steady state allocate none. The cache outlives its pool
+ * while the caller still holds futures: once the pool is gone (knit__fcache_orphan), a
+ * released future is freed, and the last one frees the cache. One thread: the pool's. */
+#define KNIT__FCACHE_MAX 4096u
+
+typedef struct knit__fcache {
+    knit_future_t *free; /* linked through ->next */
+    uint32_t nfree;
+    uint32_t live; /* handed out and not back yet */
+    bool orphan;   /* the pool is gone */
+} knit__fcache_t;
+
+/* A new cache; KNIT_E_NOMEM. */
+int knit__fcache_new(knit__fcache_t **out);
+/* The pool is being freed: free the kept futures, and the cache once none is out. */
+void knit__fcache_orphan(knit__fcache_t *c);
+/* A future from the cache (or the heap), cleared up to its small storage; NULL when out of
+ * memory. */
+knit_future_t *knit__future_alloc(knit__fcache_t *c);
+
 /* Run and forget a settled future's completion callbacks, in registration order. */
 void knit__run_callbacks(knit_future_t *f);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "sched/drain.h"
 #include "sched/lanes.h"
 #include "sched/route.h"
 #include "sched/settle.h"
@@ -25,6 +26,10 @@ static int open_link(knit_pool_t *p, knit__lane_t *lane)
         .codec = knit__shm_lane_codec(&lane->mem),
         .fds = {-1, -1},
     };
+    if (!lane->is_submit) {
+        lp.codec.small = knit__result_storage; /* small results land in their futures */
+        lp.codec.small_ctx = lane;
+    }
     lane->link_down = 0;
     if (lane->is_submit) {
         const knit__shm_lane_t **peers = calloc(p->nworkers, sizeof *peers);
@@ -106,6 +111,7 @@ static int make_lanes(knit_pool_t *p)
     p->norder = k;
     for (uint32_t i = 0; i < p->nlanes + (p->stealing ? 1 : 0); i++) {
         knit__lane_t *lane = &p->lanes[i];
+        lane->pool = p;
         lane->index = i;
         lane->mem.fd = -1;
         lane->bell.parked = &lane->spare_bell[0];

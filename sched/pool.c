@@ -11,6 +11,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/spin.h"
+#include "sched/future.h"
 #include "sched/lanes.h"
 #include "sched/route.h"
 #include "transports/shm/steal.h"
@@ -165,8 +166,10 @@ int knit_pool_create(
         return knit__err(KNIT_E_INVAL, "knit_pool_create: tasks and out must not be NULL");
     *out = NULL;
     knit_pool_t *p = calloc(1, sizeof *p);
-    if (!p)
+    if (!p || knit__fcache_new(&p->fcache) < 0) {
+        free(p);
         return knit__err(KNIT_E_NOMEM, "pool");
+    }
     if (opts)
         p->opts = *opts;
     p->wake_fd = -1;
@@ -304,6 +307,7 @@ void knit_pool_destroy(knit_pool_t *p)
     free(p->reg);
     free(p->free_ids);
     free(p->heap);
+    knit__fcache_orphan(p->fcache); /* futures the caller still holds free themselves */
     free(p);
 }
 

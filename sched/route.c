@@ -3,11 +3,13 @@
  * earlier calls when the lane is full), and delivering settled calls to their callbacks and
  * dependents.
  */
-#include "sched/route.h"
+#include <string.h>
+
 #include "base/clock.h"
 #include "base/error.h"
 #include "sched/balancer.h"
 #include "sched/future.h"
+#include "sched/route.h"
 #include "sched/settle.h"
 #include "sched/timer.h"
 
@@ -54,11 +56,32 @@ int knit__run_settled(knit_pool_t *p)
     return n;
 }
 
+/* A small buffer argument copied into the future's own storage (no allocation); false when
+ * it does not fit or is not a buffer. */
+static bool keep_small_arg(knit_future_t *f)
+{
+    knit_value_t *a = &f->arg;
+    bool buffer = a->kind == KNIT_KIND_BYTES || a->kind == KNIT_KIND_STRING
+        || a->kind == KNIT_KIND_JSON || a->kind == KNIT_KIND_TYPED || a->kind == KNIT_KIND_BIGINT;
+    if (!buffer || a->len >= KNIT__SMALL_BYTES || (a->len && !a->u.ptr))
+        return false;
+    if (a->len)
+        memcpy(f->small, a->u.ptr, a->len);
+    f->small[a->len] = 0;
+    a->u.ptr = f->small;
+    a->flags = KNIT_VF_LENT;
+    return true;
+}
+
 /* Keep an owned copy of the argument for a call that cannot be encoded right now. */
 static int keep_arg(knit_pool_t *p, knit_future_t *f)
 {
     if (f->has_arg)
         return 0;
+    if (keep_small_arg(f)) {
+        f->has_arg = true;
+        return 0;
+    }
     knit_value_t borrowed = f->arg;
     int rc = knit__value_keep(&borrowed, &f->arg);
     if (rc < 0) {

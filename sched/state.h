@@ -61,7 +61,12 @@ struct knit_future {
     knit_future_t *input;      /* knit_call_after: the future we wait for */
     knit_future_t *deps;       /* calls waiting for this one (linked by next_dep) */
     knit_future_t *next_dep;
-    knit_future_t *next; /* backlog / inline queue / free list link */
+    knit_future_t *next;        /* backlog / inline queue / free list link */
+    struct knit__fcache *cache; /* where it goes back when released (future.c) */
+    /* A small argument kept while the call waits in a backlog, then a small result: the
+     * codec's storage for them (KNIT_VF_LENT), so a call allocates nothing. Last: a new
+     * future clears only what comes before it. */
+    _Alignas(16) uint8_t small[KNIT__SMALL_BYTES];
 };
 
 typedef struct knit__cb {
@@ -83,6 +88,7 @@ typedef struct knit__doorbell {
 } knit__doorbell_t;
 
 typedef struct knit__lane {
+    knit_pool_t *pool;
     uint32_t index;
     bool is_inline;
     bool is_submit; /* the shared request lock of a stealing pool (no worker of its own) */
@@ -145,6 +151,8 @@ struct knit_pool {
     knit__runtime_t *rt;               /* its per-pool state */
     bool lanes_unsettled; /* some worker may still report start-up or die: check lanes */
     uint32_t respawns;    /* process workers replaced after dying */
+
+    struct knit__fcache *fcache; /* released futures, kept for the next calls */
 
     /* call registry */
     knit__slot_ref_t *reg;

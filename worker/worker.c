@@ -63,12 +63,31 @@ typedef struct job {
     size_t view_len;
     knit_value_t arg;
     knit_value_t result;
+    uint8_t *blk; /* the small-argument block `arg` lives in (blocks_t), or NULL */
 } job_t;
+
+/* Small arguments (knit__codec_cfg_t.small) are decoded into blocks of KNIT__SMALL_BYTES that
+ * a job holds until its result is sent, not into the heap: after the first calls, a worker
+ * allocates nothing per call. Blocks come in chunks, kept for the worker's life. */
+#define BLOCKS_PER_CHUNK 32u
+
+typedef struct blocks {
+    uint8_t **free; /* stack of free blocks */
+    size_t nfree;
+    uint8_t **chunks; /* every chunk, freed with the worker */
+    size_t nchunks;
+} blocks_t;
 
 typedef struct ring {
     job_t *v;
-    size_t cap, head, len;
+    size_t cap, head, len; /* cap: 0 or a power of two */
 } ring_t;
+
+/* The ring's i-th job from its head. */
+static job_t *ring_at(ring_t *r, size_t i)
+{
+    return &r->v[(r->head + i) & (r->cap - 1)];
+}
 
 struct knit__worker {
     knit__worker_cfg_t cfg;
@@ -85,6 +104,7 @@ struct knit__worker {
     bool *in_place;    /* per task: its argument is read in place (knit transport only) */
     ring_t runq;
     ring_t backlog;
+    blocks_t blocks;
     bool sent;           /* results published this turn: ring the host's doorbell */
     uint64_t turn_ns[2]; /* stealing: time per task of the last two turns (note_run_time) */
 };
@@ -96,6 +116,51 @@ struct knit__worker {
  * them (the `cpu` scenario: 2 workers gave 1.78x one worker with region claims). */
 #define KNIT__STEAL_ONE_NS 20000u
 
+/* A free small-argument block, or NULL (the codec then uses the heap). */
+static void *block_get(void *ctx, const uint32_t *hdr)
+{
+    (void)hdr;
+    blocks_t *b = ctx;
+    if (!b->nfree) {
+        uint8_t **chunks = realloc(b->chunks, (b->nchunks + 1) * sizeof *chunks);
+        if (!chunks)
+            return NULL;
+        b->chunks = chunks;
+        uint8_t **stack = realloc(b->free, (b->nchunks + 1) * BLOCKS_PER_CHUNK * sizeof *stack);
+        if (!stack)
+            return NULL;
+        b->free = stack;
+        uint8_t *chunk = aligned_alloc(16, BLOCKS_PER_CHUNK * KNIT__SMALL_BYTES);
+        if (!chunk)
+            return NULL;
+        b->chunks[b->nchunks++] = chunk;
+        for (unsigned i = 0; i < BLOCKS_PER_CHUNK; i++)
+            b->free[b->nfree++] = chunk + i * KNIT__SMALL_BYTES;
+    }
+    return b->free[--b->nfree];
+}
+
+static void block_put(blocks_t *b, uint8_t *blk)
+{
+    if (blk)
+        b->free[b->nfree++] = blk; /* room: the stack holds every block of every chunk */
+}
+
+static void blocks_free(blocks_t *b)
+{
+    for (size_t i = 0; i < b->nchunks; i++)
+        free(b->chunks[i]);
+    free(b->chunks);
+    free(b->free);
+    memset(b, 0, sizeof *b);
+}
+
+/* The block a decoded argument lives in, if the codec put it in one. */
+static uint8_t *arg_block(const knit_value_t *v)
+{
+    return v->flags & KNIT_VF_LENT ? (uint8_t *)v->u.ptr : NULL;
+}
+
 static int ring_push(ring_t *r, const job_t *j)
 {
     if (r->len == r->cap) {
@@ -104,13 +169,13 @@ static int ring_push(ring_t *r, const job_t *j)
         if (!v)
             return knit__err(KNIT_E_NOMEM, "worker queue of %zu entries", cap);
         for (size_t i = 0; i < r->len; i++)
-            v[i] = r->v[(r->head + i) % r->cap];
+            v[i] = *ring_at(r, i);
         free(r->v);
         r->v = v;
         r->cap = cap;
         r->head = 0;
     }
-    r->v[(r->head + r->len) % r->cap] = *j;
+    *ring_at(r, r->len) = *j;
     r->len++;
     return 0;
 }
@@ -122,7 +187,7 @@ static job_t *ring_front(ring_t *r)
 
 static void ring_pop(ring_t *r)
 {
-    r->head = (r->head + 1) % r->cap;
+    r->head = (r->head + 1) & (r->cap - 1);
     r->len--;
 }
 
@@ -135,17 +200,19 @@ static void drop_region(job_t *j)
 }
 
 /* The job is done with its argument and result. */
-static void job_release(job_t *j)
+static void job_release(knit__worker_t *w, job_t *j)
 {
     knit_value_free(&j->result);
     knit_value_free(&j->arg);
     drop_region(j);
+    block_put(&w->blocks, j->blk);
+    j->blk = NULL;
 }
 
-static void ring_free(ring_t *r)
+static void ring_free(knit__worker_t *w, ring_t *r)
 {
     for (job_t *j; (j = ring_front(r)); ring_pop(r))
-        job_release(j);
+        job_release(w, j);
     free(r->v);
     memset(r, 0, sizeof *r);
 }
@@ -183,7 +250,7 @@ static int send_result(knit__worker_t *w, job_t *j)
         }
     }
     w->sent = true;
-    job_release(j);
+    job_release(w, j);
     return 0;
 }
 
@@ -200,19 +267,52 @@ static bool flush_backlog(knit__worker_t *w)
     return progressed;
 }
 
+/* The batch's sequence numbers are `n` consecutive ones (each publication takes the next):
+ * put each job straight at its place, in one pass. False when they are not (a stealing
+ * worker's claims, a peer that numbers frames its own way): sort_new then sorts. */
+static bool place_batch(ring_t *r, size_t from, size_t n)
+{
+    job_t tmp[KNIT__SLOTS];
+    if (n > KNIT__SLOTS)
+        return false;
+    uint32_t lo = ring_at(r, from)->seq;
+    bool in_order = true; /* as message transports deliver them */
+    for (size_t i = 1; i < n; i++) {
+        uint32_t seq = ring_at(r, from + i)->seq;
+        in_order &= seq == lo + (uint32_t)i;
+        if ((int32_t)(seq - lo) < 0) /* wrap-safe minimum of 32-bit sequence numbers */
+            lo = seq;
+    }
+    if (in_order)
+        return true;
+    uint64_t seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t at = ring_at(r, from + i)->seq - lo;
+        if (at >= n || (seen >> at & 1u))
+            return false;
+        seen |= 1ull << at;
+        tmp[at] = *ring_at(r, from + i);
+    }
+    for (size_t i = 0; i < n; i++)
+        *ring_at(r, from + i) = tmp[i];
+    return true;
+}
+
 /* Put the jobs queued since `from` in publication order. A drain takes every frame published
  * so far, so ordering each batch by the producer's sequence number gives exact FIFO. */
 static void sort_new(ring_t *r, size_t from)
 {
+    if (r->len - from < 2 || place_batch(r, from, r->len - from))
+        return;
     for (size_t i = from + 1; i < r->len; i++) {
-        job_t cur = r->v[(r->head + i) % r->cap];
+        job_t cur = *ring_at(r, i);
         size_t k = i;
         /* wrap-safe comparison of 32-bit sequence numbers */
-        while (k > from && (int32_t)(r->v[(r->head + k - 1) % r->cap].seq - cur.seq) > 0) {
-            r->v[(r->head + k) % r->cap] = r->v[(r->head + k - 1) % r->cap];
+        while (k > from && (int32_t)(ring_at(r, k - 1)->seq - cur.seq) > 0) {
+            *ring_at(r, k) = *ring_at(r, k - 1);
             k--;
         }
-        r->v[(r->head + k) % r->cap] = cur;
+        *ring_at(r, k) = cur;
     }
 }
 
@@ -229,7 +329,8 @@ static int enqueue_request(void *ctx, knit__msg_t *m)
         .view = m->region >= 0 ? m->value.u.ptr : NULL,
         .view_len = m->region >= 0 ? m->value.len : 0,
         .arg = m->value,
-        .result = knit_v_undefined()};
+        .result = knit_v_undefined(),
+        .blk = arg_block(&m->value)};
     if (ring_push(&w->runq, &j) < 0) {
         /* out of memory: reject the call now rather than let it hang (best effort: if the
          * return lock is full too, only a timeout or shutdown settles it) */
@@ -237,7 +338,7 @@ static int enqueue_request(void *ctx, knit__msg_t *m)
         j.arg = knit_v_undefined();
         j.status = KNIT_E_NOMEM;
         if (send_result(w, &j) == KNIT_E_FULL)
-            job_release(&j);
+            job_release(w, &j);
     }
     return 0;
 }
@@ -334,7 +435,7 @@ static void run_one(knit__worker_t *w, job_t *j)
     if (send_result(w, j) == KNIT_E_FULL) {
         keep_result(j);
         if (ring_push(&w->backlog, j) < 0)
-            job_release(j);
+            job_release(w, j);
     }
 }
 
@@ -418,7 +519,8 @@ static bool run_turn(knit__worker_t *w)
 
 static int discard_request(void *ctx, knit__msg_t *m)
 {
-    (void)ctx;
+    knit__worker_t *w = ctx;
+    block_put(&w->blocks, arg_block(&m->value));
     knit_value_free(&m->value);
     return 0;
 }
@@ -455,7 +557,7 @@ void knit__worker_run(knit__worker_t *w)
      * references, moved buffers); the host reads nothing more from this lane. (A stealing
      * pool's shared lock is cleared by the host once every worker is gone.) */
     if (!w->stealing)
-        knit__link_drain(w->link, discard_request, NULL);
+        knit__link_drain(w->link, discard_request, w);
 }
 
 /* Resolve task functions: built-in ones, or imported from a shared object (dlopen here, in
@@ -550,6 +652,8 @@ static int open_links(knit__worker_t *w, const knit__worker_cfg_t *cfg)
         .codec = knit__shm_lane_codec(cfg->lane),
         .fds = {fds[0], fds[1]},
     };
+    own.codec.small = block_get;
+    own.codec.small_ctx = &w->blocks;
     int rc = knit__link_open(ops, &own, &w->link);
     if (rc < 0 || !cfg->submit) {
         w->rx = w->link;
@@ -628,11 +732,12 @@ void knit__worker_free(knit__worker_t *w)
 {
     if (!w)
         return;
-    ring_free(&w->runq);
-    ring_free(&w->backlog);
+    ring_free(w, &w->runq);
+    ring_free(w, &w->backlog);
     if (w->rx != w->link)
         knit__link_close(&w->rx);
     knit__link_close(&w->link);
+    blocks_free(&w->blocks);
     for (uint32_t i = 0; i < w->nhandles; i++)
         if (w->handles[i])
             dlclose(w->handles[i]);

@@ -216,13 +216,37 @@ static int call(knit_pool_t *pool, int task, knit_value_t *arg)
     return rc;
 }
 
-static int rounds(knit_pool_t *pool, unsigned n)
+#define MAX_BURST 4096u
+
+/* A burst: `burst` calls made before the first wait (beyond the lane's window of 32, the rest
+ * wait in the backlog), then each awaited and released in order. */
+static int burst_round(knit_pool_t *pool, unsigned burst)
+{
+    static knit_future_t *fs[MAX_BURST];
+    static const uint8_t eight[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    int rc = 0;
+    unsigned made = 0;
+    for (; made < burst; made++) {
+        knit_value_t arg = knit_v_bytes(eight, sizeof eight);
+        rc = knit_call(pool, TASK_EMPTY, &arg, &fs[made]);
+        if (rc < 0)
+            break;
+    }
+    for (unsigned i = 0; i < made; i++) {
+        int w = knit_future_wait(fs[i], -1);
+        rc = rc < 0 ? rc : w;
+        knit_future_release(fs[i]);
+    }
+    return rc;
+}
+
+static int rounds(knit_pool_t *pool, unsigned n, unsigned burst)
 {
     static const uint8_t eight[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     int rc = 0;
     for (unsigned i = 0; rc == 0 && i < n; i++) {
         knit_value_t arg = knit_v_bytes(eight, sizeof eight);
-        rc = call(pool, TASK_EMPTY, &arg);
+        rc = burst > 1 ? burst_round(pool, burst) : call(pool, TASK_EMPTY, &arg);
     }
     return rc;
 }
@@ -268,9 +292,11 @@ static int usage(FILE *o, int status)
 {
     fprintf(o,
         "usage: knit-count [--transport T] [--runtime R] [--rounds N] [--warmup W]\n"
-        "                  [--schedule run-to-block|pinned]\n"
+        "                  [--burst B] [--schedule run-to-block|pinned]\n"
         "Round trips of an empty task with an 8-byte argument on one worker that never spins:\n"
         "warm-up W (default 200), mark 1, N round trips (default 200), mark 2, 2N, mark 3.\n"
+        "With --burst B (1-4096, default 1) a round is B calls made before the first wait,\n"
+        "then all awaited: figures per call are the window's divided by N x B.\n"
         "Marks dump callgrind's counters, make a marker system call and print the context\n"
         "switches of host and worker as JSON lines. Read by harness/count/counts.py.\n"
         "  --transport T   knit (default), pipe, unix, seqpacket, tcp, seq\n"
@@ -302,7 +328,7 @@ int main(int argc, char **argv)
     if (rc != KNIT_E_AGAIN)
         return rc;
     const char *transport = "knit", *runtime = "thread", *schedule = "run-to-block";
-    unsigned n = 200, warmup = 200;
+    unsigned n = 200, warmup = 200, burst = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help"))
@@ -318,6 +344,8 @@ int main(int argc, char **argv)
             ok = parse_count(v, &n);
         else if (ok && !strcmp(a, "--warmup"))
             ok = parse_count(v, &warmup);
+        else if (ok && !strcmp(a, "--burst"))
+            ok = parse_count(v, &burst) && burst <= MAX_BURST;
         else
             ok = false;
         if (!ok) {
@@ -358,8 +386,9 @@ int main(int argc, char **argv)
         o.worker.process.program = self;
     }
     /* stdout's first write sets up its buffer (fstat, ioctl): before any window */
-    printf("{\"transport\": \"%s\", \"runtime\": \"%s\", \"schedule\": \"%s\", \"rounds\": %u}\n",
-        transport, runtime, schedule, n);
+    printf("{\"transport\": \"%s\", \"runtime\": \"%s\", \"schedule\": \"%s\", \"rounds\": %u, "
+           "\"burst\": %u}\n",
+        transport, runtime, schedule, n, burst);
     fflush(stdout);
     knit_pool_t *pool;
     rc = knit_pool_create(&o, tasks, 2, &pool);
@@ -367,15 +396,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "knit-count: knit_pool_create: %s\n", knit_errmsg());
         return 1;
     }
-    rc = rounds(pool, warmup);
+    rc = rounds(pool, warmup, burst);
     if (rc == 0)
         rc = mark(pool, process, 1, 0);
     if (rc == 0)
-        rc = rounds(pool, n);
+        rc = rounds(pool, n, burst);
     if (rc == 0)
         rc = mark(pool, process, 2, n);
     if (rc == 0)
-        rc = rounds(pool, 2 * n);
+        rc = rounds(pool, 2 * n, burst);
     if (rc == 0)
         rc = mark(pool, process, 3, 2 * n);
     if (rc < 0)

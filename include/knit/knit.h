@@ -42,8 +42,10 @@ typedef struct knit_task_ctx knit_task_ctx_t;
  * _UNSUPPORTED, _PROCESS_BOUNDARY, _CORRUPT, _TIMEOUT, _ABORTED, _ABORT_EXHAUSTED, _NO_TASK)
  * rejects with that code; any other value rejects with KNIT_E_TASK (codes only the host gives,
  * such as KNIT_E_WORKER_DIED or KNIT_E_SHUTDOWN, and KNIT_E_AGAIN, which reads as pending).
- * *arg is owned by the worker loop and freed after the task returns; a task may move it into
- * *result (`*result = *arg; *arg = knit_v_undefined();`). If *result has KNIT_VF_OWNED set,
+ * *arg is owned by the worker loop and freed after the task returns (a small one is lent:
+ * KNIT_VF_LENT); a task may move it into *result (`*result = *arg; *arg = knit_v_undefined();`),
+ * and one that keeps it longer takes its own copy first (knit_value_own). If *result has
+ * KNIT_VF_OWNED set,
  * the worker frees it after sending; otherwise its memory must stay valid until the task
  * returns to the loop (static data or the argument's own memory).
  */
@@ -370,10 +372,12 @@ bool knit_future_poll(knit_future_t *f);
 int knit_future_status(const knit_future_t *f);
 
 /* The resolved value or the rejection value (an error, the task's rejection value, or
- * UNDEFINED); owned by the future. NULL while pending, and for a NULL future. */
+ * UNDEFINED); owned by the future (a small one lives in it: KNIT_VF_LENT), valid until the
+ * future is released. NULL while pending, and for a NULL future. */
 const knit_value_t *knit_future_value(const knit_future_t *f);
 
-/* Move the value out (the caller then owns it). KNIT_E_AGAIN while pending; KNIT_E_INVAL (and
+/* Move the value out (the caller then owns it; a small value lent by the future is copied
+ * out). KNIT_E_AGAIN while pending; KNIT_E_NOMEM for a copy that failed; KNIT_E_INVAL (and
  * nothing moved) for a NULL future or out. */
 int knit_future_take(knit_future_t *f, knit_value_t *out);
 

@@ -4,8 +4,11 @@
  * A knit_value_t is a small tagged union. Values built with the knit_v_...() constructors
  * borrow the caller's memory (nothing is allocated; the caller keeps the memory alive until the
  * value has been sent). Values produced by decoding own their memory (flag KNIT_VF_OWNED) and
- * are released with knit_value_free(). Decoding always copies out of shared memory, so a
- * decoded value stays valid after the frame that carried it has been reused.
+ * are released with knit_value_free(), except small ones (under 64 bytes with a NUL), which
+ * the receiver lends from storage it keeps (flag KNIT_VF_LENT: a task's argument until the
+ * task returns, a call's result until its future is released), so a call allocates nothing.
+ * Decoding always copies out of shared memory, so a decoded value stays valid after the frame
+ * that carried it has been reused.
  *
  * Text (strings, JSON, error fields, envelope headers) is UTF-8 and carried as-is; the codec
  * does not re-validate it on the hot path. knit_value_validate() checks UTF-8 and JSON syntax
@@ -64,6 +67,10 @@ typedef enum knit_elem {
 typedef enum knit_env_header { KNIT_ENV_JSON = 0, KNIT_ENV_STRING = 1 } knit_env_header_t;
 
 #define KNIT_VF_OWNED 0x1u /* the value owns its heap memory: knit_value_free() releases it */
+/* The value's memory is lent by whoever handed it out, for as long as it says (a small decoded
+ * argument: until the task returns; a small result: until its future is released);
+ * knit_value_free() leaves it alone. knit_value_own() makes an owned copy to keep longer. */
+#define KNIT_VF_LENT 0x2u
 
 typedef struct knit_value knit_value_t;
 typedef struct knit_shared_buf knit_shared_buf_t;
@@ -271,6 +278,11 @@ const char *knit_elem_name(knit_elem_t elem);
 /* Release what an owned value holds and reset it to UNDEFINED. Safe on borrowed values (then
  * only the reset happens). */
 void knit_value_free(knit_value_t *v);
+
+/* Make *v own its memory: a borrowed or lent value (KNIT_VF_LENT) becomes an owned deep copy,
+ * to keep after its lender is done with it (a task keeping its argument, say). An owned value
+ * is left as it is. 0, KNIT_E_NOMEM (v unchanged), or KNIT_E_INVAL for NULL. */
+int knit_value_own(knit_value_t *v);
 
 /* Deep equality. Every NaN equals every NaN (the wire carries NaN without its bits); -0 differs
  * from +0. An error whose name is empty equals one named "Error", and an UNDEFINED cause equals

@@ -226,8 +226,9 @@ static int in_place_probe(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t 
     const uint8_t *p = arg->u.ptr;
     for (size_t i = 0; arg->kind == KNIT_KIND_BYTES && i < arg->len; i++)
         sum += p[i];
-    *result = knit_v_int64(sum * 2 + ((arg->flags & KNIT_VF_OWNED) ? 0 : 1));
-    knit_value_free(arg); /* a view: nothing to free; a copy: freed */
+    /* a view is neither an owned copy nor a small one lent by the worker loop */
+    *result = knit_v_int64(sum * 2 + ((arg->flags & (KNIT_VF_OWNED | KNIT_VF_LENT)) ? 0 : 1));
+    knit_value_free(arg); /* a view or a lent copy: nothing to free; a copy: freed */
     return 0;
 }
 

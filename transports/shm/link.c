@@ -19,6 +19,8 @@ typedef struct shm_link {
      * do not bound them: a worker frees a request slot when it takes the call into its run
      * queue, not when it answers, and a worker that dies takes every call it holds with it. */
     uint32_t outstanding;
+    bool published; /* host: requests published since the last wake_peer */
+    bool tx_full;   /* worker: its last send found no free return slot */
 } shm_link_t;
 
 static shm_link_t *shm(const knit__link_t *l)
@@ -34,6 +36,8 @@ static int shm_open(const knit__link_params_t *params, knit__link_t **out)
     l->base = (knit__link_t) {.ops = &knit__shm_link_ops, .side = params->side};
     l->mem = params->mem;
     knit__endpoint_init(&l->ep, params->mem, params->side);
+    l->ep.codec.small = params->codec.small; /* the receiver's storage for small values */
+    l->ep.codec.small_ctx = params->codec.small_ctx;
     *out = &l->base;
     return 0;
 }
@@ -43,20 +47,29 @@ static bool window_full(const knit__link_t *l)
     return l->side == KNIT__SIDE_HOST && shm(l)->outstanding >= KNIT__LINK_WINDOW;
 }
 
+/* What a send's outcome tells the wake-ups (shm_wake_peer, shm_park). */
+static int sent(knit__link_t *l, int rc)
+{
+    if (rc == 0 && l->side == KNIT__SIDE_HOST) {
+        shm(l)->outstanding++;
+        shm(l)->published = true;
+    }
+    if (rc == 0 || rc == KNIT_E_FULL)
+        shm(l)->tx_full = rc == KNIT_E_FULL;
+    return rc;
+}
+
 static int shm_send(knit__link_t *l, uint32_t w0, uint32_t id, uint32_t stamp_ms, knit_value_t *v)
 {
     if (window_full(l))
         return KNIT_E_FULL;
-    int rc = knit__ep_send(&shm(l)->ep, w0, id, stamp_ms, v);
-    if (rc == 0 && l->side == KNIT__SIDE_HOST)
-        shm(l)->outstanding++;
-    return rc;
+    return sent(l, knit__ep_send(&shm(l)->ep, w0, id, stamp_ms, v));
 }
 
 static int shm_send_hook(knit__link_t *l, uint32_t w0, uint32_t id, uint32_t stamp_ms,
     knit_value_t *v, void (*before_publish)(void *ctx), void *ctx)
 {
-    return knit__ep_send_hook(&shm(l)->ep, w0, id, stamp_ms, v, before_publish, ctx);
+    return sent(l, knit__ep_send_hook(&shm(l)->ep, w0, id, stamp_ms, v, before_publish, ctx));
 }
 
 static int shm_drain(knit__link_t *l, knit__frame_cb cb, void *ctx)
@@ -84,10 +97,12 @@ static bool shm_can_send(knit__link_t *l)
 
 static void shm_wake_peer(knit__link_t *l)
 {
-    if (l->side == KNIT__SIDE_WORKER)
+    if (l->side == KNIT__SIDE_WORKER) {
         knit__ring_host(shm(l)->mem);
-    else
-        knit__host_wake_worker(shm(l)->ep.ctrl);
+        return;
+    }
+    knit__host_wake_worker(shm(l)->ep.ctrl, shm(l)->published);
+    shm(l)->published = false;
 }
 
 unsigned knit__shm_wait_fds(const knit__link_t *l, struct pollfd *out)
@@ -99,7 +114,7 @@ unsigned knit__shm_wait_fds(const knit__link_t *l, struct pollfd *out)
 
 static void shm_park(knit__link_t *l, bool (*more)(void *ctx), void *ctx)
 {
-    knit__lane_park(shm(l)->ep.ctrl, more, ctx);
+    knit__lane_park(shm(l)->ep.ctrl, shm(l)->tx_full, more, ctx);
 }
 
 void knit__shm_end_tx(knit__link_t *l)

@@ -488,6 +488,28 @@ static void test_str_and_json_constructors_measure_text(void **state)
     assert_int_equal(j.flags, 0); /* borrowed */
 }
 
+/* knit_value_own: a lent or borrowed value becomes an owned copy; an owned one stays. */
+static void test_value_own(void **state)
+{
+    (void)state;
+    char text[] = "lent text";
+    knit_value_t v = knit_v_str(text);
+    v.flags = KNIT_VF_LENT;
+    assert_int_equal(knit_value_own(&v), 0);
+    assert_int_equal(v.flags & (KNIT_VF_OWNED | KNIT_VF_LENT), KNIT_VF_OWNED);
+    assert_ptr_not_equal(v.u.ptr, text);
+    text[0] = 'X'; /* the lender reuses its memory: the copy is unaffected */
+    assert_string_equal((const char *)v.u.ptr, "lent text");
+    const void *owned = v.u.ptr;
+    assert_int_equal(knit_value_own(&v), 0);
+    assert_ptr_equal(v.u.ptr, owned);
+    knit_value_free(&v);
+    knit_value_t n = knit_v_int64(7);
+    assert_int_equal(knit_value_own(&n), 0);
+    assert_int_equal(n.u.i64, 7);
+    assert_int_equal(knit_value_own(NULL), KNIT_E_INVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -510,6 +532,7 @@ int main(void)
         cmocka_unit_test(test_equal_distinguishes_kinds_and_subtypes),
         cmocka_unit_test(test_equal_compares_error_and_envelope_contents),
         cmocka_unit_test(test_free_borrowed_value_only_resets),
+        cmocka_unit_test(test_value_own),
         cmocka_unit_test(test_free_owned_values_releases_everything),
         cmocka_unit_test(test_shared_buffer_refcount),
         cmocka_unit_test(test_moved_buffer_release),

@@ -149,8 +149,11 @@ static void test_future_accessors_pending_and_settled(void **state)
     assert_int_equal(knit_future_wait(f, -1), 0);
     assert_true(knit_future_poll(f));
     assert_int_equal(knit_future_wait(f, 0), 0);
+    /* a small result lives in the future; taking it gives the caller an owned copy */
+    assert_true(knit_future_value(f)->flags & KNIT_VF_LENT);
     assert_int_equal(knit_future_take(f, &out), 0);
     assert_true(pt_value_is_str(&out, "held"));
+    assert_int_equal(out.flags & (KNIT_VF_OWNED | KNIT_VF_LENT), KNIT_VF_OWNED);
     /* The value moved out: the future now holds UNDEFINED, a second take gives UNDEFINED. */
     assert_int_equal(knit_future_value(f)->kind, KNIT_KIND_UNDEFINED);
     knit_value_t again = knit_v_int64(1);

@@ -24,6 +24,8 @@ typedef struct seq_link {
     /* Host: requests sent and not answered yet, at most KNIT__LINK_WINDOW (a worker hands a
      * request slot back when it takes the call into its run queue, not when it answers). */
     uint32_t outstanding;
+    bool published; /* host: requests published since the last wake_peer */
+    bool tx_full;   /* worker: its last send found no free return slot */
 } seq_link_t;
 
 static seq_link_t *seq(const knit__link_t *l)
@@ -47,6 +49,8 @@ static int seq_open(const knit__link_params_t *params, knit__link_t **out)
     l->base = (knit__link_t) {.ops = &knit__seq_link_ops, .side = side};
     l->mem = params->mem;
     knit__endpoint_init(&l->ep, params->mem, side);
+    l->ep.codec.small = params->codec.small; /* the receiver's storage for small values */
+    l->ep.codec.small_ctx = params->codec.small_ctx;
     knit__ctrl_t *c = l->ep.ctrl;
     knit__seq_prod_init(&l->tx, l->ep.tx_slab, &tx_sector(c, side)->q_worker.word);
     knit__seq_cons_init(&l->rx, l->ep.rx_slab, &tx_sector(c, peer)->q_worker.word);
@@ -63,7 +67,11 @@ static int seq_send_hook(knit__link_t *l, uint32_t w0, uint32_t id, uint32_t sta
     knit_value_t *v, void (*before_publish)(void *ctx), void *ctx)
 {
     seq_link_t *s = seq(l);
-    if (window_full(l) || !knit__seq_room(&s->tx))
+    if (window_full(l))
+        return KNIT_E_FULL;
+    /* what the wake-ups need to know, as for `knit`: a worker with no return slot parks FULL */
+    s->tx_full = !knit__seq_room(&s->tx);
+    if (s->tx_full)
         return KNIT_E_FULL;
     int rc = knit__slot_fill(
         knit__seq_slot(&s->tx), &s->ep.tx_arena, &s->ep.codec, w0, id, stamp_ms, s->tx.next, v);
@@ -72,8 +80,10 @@ static int seq_send_hook(knit__link_t *l, uint32_t w0, uint32_t id, uint32_t sta
     if (before_publish)
         before_publish(ctx);
     knit__seq_publish(&s->tx);
-    if (l->side == KNIT__SIDE_HOST)
+    if (l->side == KNIT__SIDE_HOST) {
         s->outstanding++;
+        s->published = true;
+    }
     return 0;
 }
 
@@ -139,15 +149,17 @@ static bool seq_can_send(knit__link_t *l)
 
 static void seq_wake_peer(knit__link_t *l)
 {
-    if (l->side == KNIT__SIDE_WORKER)
+    if (l->side == KNIT__SIDE_WORKER) {
         knit__ring_host(seq(l)->mem);
-    else
-        knit__host_wake_worker(seq(l)->ep.ctrl);
+        return;
+    }
+    knit__host_wake_worker(seq(l)->ep.ctrl, seq(l)->published);
+    seq(l)->published = false;
 }
 
 static void seq_park(knit__link_t *l, bool (*more)(void *ctx), void *ctx)
 {
-    knit__lane_park(seq(l)->ep.ctrl, more, ctx);
+    knit__lane_park(seq(l)->ep.ctrl, seq(l)->tx_full, more, ctx);
 }
 
 static void seq_set_in_place(knit__link_t *l, const bool *tasks, uint32_t ntasks)
