@@ -554,9 +554,7 @@ static int dec_buffer(const uint32_t *hdr, const uint8_t *stat, const knit__aren
     int rc = locate(hdr, stat, a, dyn, len, &src);
     if (rc < 0)
         return rc;
-    knit_value_t v = {0};
-    v.kind = ti->kind;
-    v.sub = ti->sub;
+    knit_value_t v = knit_v_make_(ti->kind, ti->sub, 0, 0);
     if (ti->kind == KNIT_KIND_TYPED) {
         if (len % knit_elem_size((knit_elem_t)ti->sub))
             return knit__err(KNIT_E_CORRUPT, "%s payload of %llu bytes is not whole elements",
@@ -871,7 +869,8 @@ int knit__decode_in_place(const uint32_t *hdr, const uint8_t *stat, const knit__
     if (ti->kind == KNIT_KIND_TYPED && len % knit_elem_size((knit_elem_t)ti->sub))
         return knit__err(KNIT_E_CORRUPT, "%s payload of %llu bytes is not whole elements",
             knit_elem_name((knit_elem_t)ti->sub), (unsigned long long)len);
-    *out = (knit_value_t) {.kind = ti->kind, .sub = ti->sub, .len = (size_t)len, .u.ptr = src};
+    *out = knit_v_make_(ti->kind, ti->sub, 0, (size_t)len);
+    out->u.ptr = src;
     *region = (int32_t)(hdr[KNIT__W_META] & KNIT__META_REGION_MASK);
     return 0;
 }

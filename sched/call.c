@@ -43,7 +43,7 @@ int knit_call(knit_pool_t *p, int task, knit_value_t *arg, knit_future_t **out)
 {
     if (call_args_null(p, out, __func__))
         return KNIT_E_INVAL;
-    knit_future_t *f;
+    knit_future_t *f = NULL;
     int rc = new_future(p, task, &f);
     if (rc < 0)
         return rc;
@@ -73,7 +73,7 @@ int knit_call_after(knit_pool_t *p, int task, knit_future_t *input, knit_future_
         return KNIT_E_INVAL;
     if (input->pool != p)
         return knit__err(KNIT_E_INVAL, "knit_call_after: the input future is not from this pool");
-    knit_future_t *f;
+    knit_future_t *f = NULL;
     int rc = new_future(p, task, &f);
     if (rc < 0)
         return rc;

@@ -6,9 +6,10 @@ usage: counts.py check KNIT_COUNT [--reference FILE] [--cases LIST] [--json]
        counts.py update KNIT_COUNT [--reference FILE] [--cases LIST]
        counts.py icount KNIT_ICOUNT [--reference FILE]
 
-A case is TRANSPORT/RUNTIME (default: every transport x runtime). For each case knit-count
-(harness/count/count.c) makes full round trips of one call - knit_call to a settled,
-released future, an empty task with an 8-byte argument on one worker - in a schedule where
+A case is TRANSPORT/RUNTIME (default: every transport x runtime, and the burst cases below).
+For each case knit-count (harness/count/count.c) makes full round trips of one call -
+knit_call to a settled, released future, an empty task with an 8-byte argument on one
+worker - in a schedule where
 the counts do not depend on timing: waits never spin, and host and worker share CPU 0 under
 SCHED_FIFO, so each runs until it blocks and every call takes the full park/wake path. Two
 runs per case:
@@ -18,6 +19,9 @@ runs per case:
                                                    trip, futex wakes among them
   natively                                         voluntary context switches per round
                                                    trip, host and worker (kernel counters)
+
+TRANSPORT/RUNTIME/bB is the same in bursts: B calls made before the first wait (beyond the
+lane's window of 32 the rest wait in the backlog), then all awaited; its figures are per call.
 
 Each figure is (window of 2N round trips) - (window of N), divided by N: the marks that
 delimit the windows cost the same in both, so the result is exact. clock_gettime and the
@@ -50,8 +54,13 @@ REFERENCE = os.path.join(ROOT, "results", "baseline", "counts.json")
 ICOUNT_REFERENCE = os.path.join(ROOT, "results", "baseline", "icount.json")
 TRANSPORTS = ("knit", "pipe", "unix", "seqpacket", "tcp", "seq")
 RUNTIMES = ("thread", "process")
-ALL_CASES = tuple(f"{t}/{r}" for t in TRANSPORTS for r in RUNTIMES)
+# bursts: the call path's per-call cost when calls overlap (knit's bursts; seq's, the other
+# shared-memory protocol; one message transport for contrast)
+BURST_CASES = ("knit/thread/b32", "knit/thread/b1000", "pipe/thread/b1000", "seq/thread/b32",
+               "seq/thread/b1000")
+ALL_CASES = tuple(f"{t}/{r}" for t in TRANSPORTS for r in RUNTIMES) + BURST_CASES
 ROUNDS = 200
+BURST_CALLS = 2000  # calls per unit window of a burst case (N rounds of B calls)
 # Gated figures, in report order; the reference holds a tolerance for each.
 METRICS = ("instructions", "syscalls", "futex_wakes", "context_switches")
 VDSO_CALLS = {"clock_gettime", "clock_getres", "gettimeofday", "time", "getcpu"}
@@ -147,15 +156,40 @@ def per_round(w12, w23, rounds):
     return (w23 - w12) / rounds
 
 
+def case_parts(case):
+    """(transport, runtime, burst) of TRANSPORT/RUNTIME[/bB]."""
+    parts = case.split("/")
+    burst = int(parts[2][1:]) if len(parts) == 3 else 1
+    return parts[0], parts[1], burst
+
+
+def valid_case(case):
+    parts = case.split("/")
+    return (len(parts) in (2, 3) and parts[0] in TRANSPORTS and parts[1] in RUNTIMES
+            and (len(parts) == 2 or (parts[2][:1] == "b" and parts[2][1:].isdigit()
+                                     and 1 <= int(parts[2][1:]) <= 4096)))
+
+
+def count_args(case, rounds):
+    """knit-count's arguments for a case, and the calls in its unit window (the divisor)."""
+    transport, runtime, burst = case_parts(case)
+    args = ["--transport", transport, "--runtime", runtime]
+    if burst == 1:
+        return args + ["--rounds", str(rounds)], rounds
+    n = max(1, BURST_CALLS // burst)
+    return args + ["--rounds", str(n), "--burst", str(burst),
+                   "--warmup", str(max(2, 4 * BURST_CALLS // burst))], n * burst
+
+
 def measure_valgrind(binary, case, rounds, tmp):
-    transport, runtime = case.split("/")
+    transport, runtime, _ = case_parts(case)
+    args, rounds = count_args(case, rounds)
     valgrind = shutil.which("valgrind")
     if not valgrind:
         raise CountError("valgrind is missing (Debian package valgrind; ./run.sh setup)")
     d = tempfile.mkdtemp(dir=tmp)
     _run([valgrind, "--tool=callgrind", "--trace-children=yes", "--trace-syscalls=yes",
-          f"--callgrind-out-file={d}/cg.%p", f"--log-file={d}/vg.%p", binary,
-          "--transport", transport, "--runtime", runtime, "--rounds", str(rounds)],
+          f"--callgrind-out-file={d}/cg.%p", f"--log-file={d}/vg.%p", binary, *args],
          f"{case} under callgrind")
     logs = {os.path.basename(p)[3:]: open(p, encoding="utf-8", errors="replace").read()
             for p in glob.glob(f"{d}/vg.*")}
@@ -194,9 +228,8 @@ def measure_valgrind(binary, case, rounds, tmp):
 
 
 def measure_native(binary, case, rounds):
-    transport, runtime = case.split("/")
-    p = _run([binary, "--transport", transport, "--runtime", runtime, "--rounds", str(rounds)],
-             f"{case} natively")
+    args, rounds = count_args(case, rounds)
+    p = _run([binary, *args], f"{case} natively")
     marks = {}
     for line in p.stdout.splitlines():
         try:
@@ -265,7 +298,7 @@ def check(results, ref):
             verdict, change = judge(r[metric], float(want[metric]), tol)
             rows.append((case, metric, r[metric], float(want[metric]), tol, verdict, change))
             if verdict == "ABOVE":
-                failures.append(f"{case}: {metric} {r[metric]:.2f} per round trip is "
+                failures.append(f"{case}: {metric} {r[metric]:.2f} per call is "
                                 f"{change:+.1f} % from the reference {want[metric]:.2f} "
                                 f"(tolerance {tol:g} %)")
     return rows, failures
@@ -280,7 +313,7 @@ def print_rows(rows, results):
     for case, r in results.items():
         calls = ", ".join(f"{k} {v:g}" for k, v in r["syscalls_by_name"].items())
         sides = ", ".join(f"{k} {v:.1f}" for k, v in r["instructions_by_side"].items())
-        print(f"{case}: system calls per round trip: {calls}; clock reads (vDSO natively) "
+        print(f"{case}: system calls per call: {calls}; clock reads (vDSO natively) "
               f"{r['clock_reads']:g}; instructions by side: {sides}")
 
 
@@ -350,10 +383,10 @@ def parse(argv):
                 raise CountError(f"{a} needs a value")
             if a == "--cases":
                 opts["cases"] = [c for c in v.split(",") if c]
-                bad = [c for c in opts["cases"] if c not in ALL_CASES]
+                bad = [c for c in opts["cases"] if not valid_case(c)]
                 if bad or not opts["cases"]:
-                    raise CountError(f"unknown case(s) {bad} (TRANSPORT/RUNTIME: "
-                                     f"{', '.join(ALL_CASES)})")
+                    raise CountError(f"unknown case(s) {bad} (TRANSPORT/RUNTIME[/bB], B in "
+                                     f"1-4096: {', '.join(ALL_CASES)})")
             elif a in ("--repeat", "--rounds"):
                 if not v.isdigit() or int(v) < 1:
                     raise CountError(f"{a} takes a positive integer, not {v!r}")

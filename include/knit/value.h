@@ -133,51 +133,60 @@ typedef struct knit_envelope {
 
 /* --- constructors (borrowing; no allocation) ----------------------------------------------- */
 
+/* Every field is assigned, none zeroed first: compilers then write a constructed value straight
+ * to its destination in three stores. (A zeroed temporary with one field set afterwards was
+ * built on the stack and copied with wide loads that cannot take the narrow store's data, a
+ * store-forwarding stall on every constructor in the call path.) */
+static inline knit_value_t knit_v_make_(uint8_t kind, uint8_t sub, uint16_t flags, size_t len)
+{
+    knit_value_t v;
+    v.kind = kind;
+    v.sub = sub;
+    v.flags = flags;
+    v.reserved_ = 0;
+    v.len = len;
+    v.u.i64 = 0;
+    return v;
+}
+
 static inline knit_value_t knit_v_null(void)
 {
-    knit_value_t v = {0};
-    v.kind = KNIT_KIND_NULL;
+    knit_value_t v = knit_v_make_(KNIT_KIND_NULL, 0, 0, 0);
     return v;
 }
 static inline knit_value_t knit_v_undefined(void)
 {
-    knit_value_t v = {0};
-    v.kind = KNIT_KIND_UNDEFINED;
+    knit_value_t v = knit_v_make_(KNIT_KIND_UNDEFINED, 0, 0, 0);
     return v;
 }
 static inline knit_value_t knit_v_bool(bool b)
 {
-    knit_value_t v = {0};
-    v.kind = KNIT_KIND_BOOL;
+    knit_value_t v = knit_v_make_(KNIT_KIND_BOOL, 0, 0, 0);
     v.u.b = b;
     return v;
 }
 static inline knit_value_t knit_v_f64(double d)
 {
-    knit_value_t v = {0};
-    v.kind = KNIT_KIND_F64;
+    knit_value_t v = knit_v_make_(KNIT_KIND_F64, 0, 0, 0);
     v.u.f64 = d;
     return v;
 }
 static inline knit_value_t knit_v_int64(int64_t i)
 {
-    knit_value_t v = {0};
-    v.kind = KNIT_KIND_INT64;
+    knit_value_t v = knit_v_make_(KNIT_KIND_INT64, 0, 0, 0);
     v.u.i64 = i;
     return v;
 }
 static inline knit_value_t knit_v_date(double ms)
 {
-    knit_value_t v = {0};
-    v.kind = KNIT_KIND_DATE;
+    knit_value_t v = knit_v_make_(KNIT_KIND_DATE, 0, 0, 0);
     v.u.f64 = ms;
     return v;
 }
 /* kind is STRING, JSON or BYTES. */
 static inline knit_value_t knit_v_buf_(uint8_t kind, const void *p, size_t len)
 {
-    knit_value_t v = {0};
-    v.kind = kind;
+    knit_value_t v = knit_v_make_(kind, 0, 0, 0);
     v.len = len;
     v.u.ptr = p;
     return v;
@@ -212,31 +221,27 @@ static inline knit_value_t knit_v_typed(knit_elem_t elem, const void *p, size_t 
 knit_value_t knit_v_bigint(bool negative, const uint8_t *mag, size_t len);
 static inline knit_value_t knit_v_error(const knit_error_value_t *e)
 {
-    knit_value_t v = {0};
-    v.kind = KNIT_KIND_ERROR;
+    knit_value_t v = knit_v_make_(KNIT_KIND_ERROR, 0, 0, 0);
     v.u.err = e;
     return v;
 }
 static inline knit_value_t knit_v_envelope(const knit_envelope_t *env)
 {
-    knit_value_t v = {0};
-    v.kind = KNIT_KIND_ENVELOPE;
+    knit_value_t v = knit_v_make_(KNIT_KIND_ENVELOPE, 0, 0, 0);
     v.sub = env->header_kind;
     v.u.env = env;
     return v;
 }
 static inline knit_value_t knit_v_psb(const knit_psb_desc_t *d)
 {
-    knit_value_t v = {0};
-    v.kind = KNIT_KIND_PSB;
+    knit_value_t v = knit_v_make_(KNIT_KIND_PSB, 0, 0, 0);
     v.u.psb = d;
     return v;
 }
 /* Borrows the caller's reference: sending it adds one reference for the receiver. */
 static inline knit_value_t knit_v_shared(knit_shared_buf_t *b)
 {
-    knit_value_t v = {0};
-    v.kind = KNIT_KIND_SHARED;
+    knit_value_t v = knit_v_make_(KNIT_KIND_SHARED, 0, 0, 0);
     v.u.shared = b;
     return v;
 }
@@ -247,8 +252,7 @@ static inline knit_value_t knit_v_shared(knit_shared_buf_t *b)
  */
 static inline knit_value_t knit_v_moved(knit_moved_buf_t *m)
 {
-    knit_value_t v = {0};
-    v.kind = KNIT_KIND_MOVED;
+    knit_value_t v = knit_v_make_(KNIT_KIND_MOVED, 0, 0, 0);
     v.flags = KNIT_VF_OWNED;
     v.u.moved = m;
     return v;

@@ -30,7 +30,9 @@ if "--collect-atstart=no" in args:  # knit-icount
     open(opt["--callgrind-out-file"], "w").write(f"totals: {int(per * 1000)}\n")
     sys.exit(0)
 rt = args[args.index("--runtime") + 1]
-n = int(args[args.index("--rounds") + 1])
+# a burst round is B calls: every figure per round is B times the per-call one
+n = int(args[args.index("--rounds") + 1]) * int(
+    args[args.index("--burst") + 1] if "--burst" in args else 1)
 procs = [(1000, 999, 3000)] if rt == "thread" else [(1000, 999, 2000), (1001, 1000, 1000)]
 for pid, parent, ins in procs:
     cg = opt["--callgrind-out-file"].replace("%p", str(pid))
@@ -65,7 +67,8 @@ if os.environ.get("FAKE_COUNT_EXIT"):
     print("knit-count: cannot run under SCHED_FIFO", file=sys.stderr)
     sys.exit(int(os.environ["FAKE_COUNT_EXIT"]))
 args = sys.argv[1:]
-n = int(args[args.index("--rounds") + 1])
+n = int(args[args.index("--rounds") + 1]) * int(
+    args[args.index("--burst") + 1] if "--burst" in args else 1)
 print(json.dumps({"transport": "x", "runtime": "y"}))
 for k, (h, w) in ((1, (200, 190)), (2, (203 + n, 190 + n)), (3, (206 + 3 * n, 190 + 3 * n))):
     print(json.dumps({"mark": k, "rounds": 0, "host_voluntary": h, "host_involuntary": 9,
@@ -110,6 +113,14 @@ def main():
                 got = {k: round(res[case][k], 6) for k in want}
                 if got != want:
                     problems.append(f"measure {case}: {got}, want {want}")
+            # a burst case is counted per call: the same figures
+            rc2, out2 = counts("measure", prog, "--cases", "knit/thread/b1000", "--json")
+            burst = json.loads(out2)["runs"][0]["knit/thread/b1000"]
+            got = {k: round(burst[k], 6) for k in want}
+            if got != want:
+                problems.append(f"measure knit/thread/b1000: {got}, want {want}")
+            expect("a burst beyond 4096", counts("measure", prog, "--cases", "knit/thread/b5000"),
+                   2, "unknown case")
             sides = res["pipe/process"]["instructions_by_side"]
             if sides != {"host": 2000.0, "worker": 1000.0}:
                 problems.append(f"process sides: {sides}")

@@ -101,8 +101,7 @@ static void shm_wake_peer(knit__link_t *l)
         knit__ring_host(shm(l)->mem);
         return;
     }
-    knit__host_wake_worker(shm(l)->ep.ctrl, shm(l)->published);
-    shm(l)->published = false;
+    knit__host_wake_worker(shm(l)->ep.ctrl, &shm(l)->published);
 }
 
 unsigned knit__shm_wait_fds(const knit__link_t *l, struct pollfd *out)

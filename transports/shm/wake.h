@@ -61,26 +61,35 @@ static inline void knit__ring_host(const knit__shm_lane_t *mem)
     /* seq_cst fence: orders our publication of results (release store of H) before the read of
      * `parked`; pairs with the host's fence between setting `parked` and re-checking. */
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(parked, memory_order_relaxed)) {
+    /* relaxed: the swap only decides who rings; the fence above ordered the publication. The
+     * worker that swaps `parked` back to 0 rings once, and the results it publishes while the
+     * host wakes up (a cross-CPU wake-up takes tens of microseconds here) ring no more: each
+     * further task of a burst would otherwise make a futex call. The host sets `parked` again
+     * before it next sleeps. */
+    uint32_t one = 1;
+    if (atomic_load_explicit(parked, memory_order_relaxed)
+        && atomic_compare_exchange_strong_explicit(
+            parked, &one, 0, memory_order_relaxed, memory_order_relaxed)) {
         atomic_fetch_add_explicit(seq, 1, memory_order_relaxed);
         knit__futex_wake(seq, 1);
     }
 }
 
 /* Host, after sends or after handing return slots back (the host half of the link op
- * wake_peer; the worker half is knit__ring_host): make a parked worker notice. `published`:
- * requests went out since the last wake-up, which any parked worker wants; otherwise only room
- * was freed, which only a worker parked FULL wants. */
-static inline void knit__host_wake_worker(knit__ctrl_t *c, bool published)
+ * wake_peer; the worker half is knit__ring_host): make a parked worker notice. `*published`
+ * (the link's flag, cleared here): requests went out since the last wake-up, which any parked
+ * worker wants; otherwise only room was freed, which only a worker parked FULL wants. */
+static inline void knit__host_wake_worker(knit__ctrl_t *c, bool *published)
 {
     /* seq_cst fence: orders the release store that published the call (or handed return slots
      * back) before the read of rxStatus; pairs with the worker's fence between announcing its
      * sleep and its re-check in knit__lane_park. */
     atomic_thread_fence(memory_order_seq_cst);
-    if (published)
+    if (*published)
         knit__ctrl_wake_worker(c);
     else
         knit__ctrl_wake_full_worker(c); /* only room was freed */
+    *published = false;
 }
 
 /* Worker: park on the lane's op word until the host publishes, frees return slots (when

@@ -153,8 +153,7 @@ static void seq_wake_peer(knit__link_t *l)
         knit__ring_host(seq(l)->mem);
         return;
     }
-    knit__host_wake_worker(seq(l)->ep.ctrl, seq(l)->published);
-    seq(l)->published = false;
+    knit__host_wake_worker(seq(l)->ep.ctrl, &seq(l)->published);
 }
 
 static void seq_park(knit__link_t *l, bool (*more)(void *ctx), void *ctx)
