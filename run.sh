@@ -78,7 +78,7 @@ Options of the benchmark suite (results/SCHEMA.md describes the JSON):
   --quick                reduced matrix that finishes in under 60 s on 2 cores
   --scenario A,B         only these scenarios: floor, latency, batch, echo, types, payload,
                          load, balance, startup, idle, cpu, dispatch, contended
-  --transport T,U        knit, pipe, unix, seqpacket, tcp (floor: spin, futex, ring, memcpy,
+  --transport T,U        knit, pipe, unix, seqpacket, tcp, seq (floor: spin, futex, ring, memcpy,
                          thread-spawn, process-spawn, pipe, unix, tcp)
   --runtime R            thread, process
   --balancer B           roundRobin (robinRound accepted), firstIdle, randomLane,

@@ -17,11 +17,12 @@ import knitdata as kd
 from knitdata import lat, field, order
 
 REFERENCE_LT = 9  # the line type of floor references in colors.gp
+OTHER_LT = len(kd.TRANSPORTS) + 1  # the line type of any other name (7)
 
 
 def tindex(transport):
-    """The transport's line type in colors.gp (1-5), 6 for any other name."""
-    return kd.TRANSPORTS.index(transport) + 1 if transport in kd.TRANSPORTS else 6
+    """The transport's line type in colors.gp (1-6), OTHER_LT for any other name."""
+    return kd.TRANSPORTS.index(transport) + 1 if transport in kd.TRANSPORTS else OTHER_LT
 
 
 def cell(value):
@@ -363,13 +364,13 @@ CHARTS = {
 
 
 def common(ex):
-    """colors.gp (line types 1-5 the transports, 6 any other, 9 references) and meta.gp."""
+    """colors.gp (line types 1-6 the transports, 7 any other, 9 references) and meta.gp."""
     lines = [f'set linetype {i + 1} lc rgb "{kd.COLOURS[t]}" lw 2 pt 7 ps 0.7  # {t}'
              for i, t in enumerate(kd.TRANSPORTS)]
-    lines.append(f'set linetype 6 lc rgb "{kd.OTHER_COLOUR}" lw 2 pt 7 ps 0.7')
+    lines.append(f'set linetype {OTHER_LT} lc rgb "{kd.OTHER_COLOUR}" lw 2 pt 7 ps 0.7')
     lines.append(f'set linetype {REFERENCE_LT} lc rgb "{kd.REFERENCE_COLOUR}" lw 1.5 pt 7 ps 0.6')
     cases = " : ".join(f't eq "{t}" ? {i + 1}' for i, t in enumerate(kd.TRANSPORTS))
-    lines.append(f"tindex(t) = {cases} : 6")
+    lines.append(f"tindex(t) = {cases} : {OTHER_LT}")
     with open(os.path.join(ex.dir, "colors.gp"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     with open(os.path.join(ex.dir, "meta.gp"), "w", encoding="utf-8") as f:

@@ -14,13 +14,17 @@ import statistics
 
 # One colour per transport in every chart (Okabe-Ito: safe for the common colour-vision
 # deficiencies). Floor references and other mechanisms are drawn in REFERENCE_COLOUR.
-TRANSPORTS = ("knit", "pipe", "unix", "seqpacket", "tcp")
+TRANSPORTS = ("knit", "pipe", "unix", "seqpacket", "tcp", "seq")
+# The shared-memory transports (lane memory, spin then futex; knit's references and default
+# wait): seq is knit's sequence-word rival, in knit's lighter blue.
+SHARED_MEMORY = ("knit", "seq")
 COLOURS = {
     "knit": "#0072B2",
     "pipe": "#E69F00",
     "unix": "#009E73",
     "seqpacket": "#CC79A7",
     "tcp": "#D55E00",
+    "seq": "#56B4E9",
 }
 REFERENCE_COLOUR = "#555555"
 OTHER_COLOUR = "#999999"
@@ -208,9 +212,9 @@ def gap_ns(text):
 
 
 def default_wait(case):
-    """The case runs its transport's default wait policy: knit adaptive (spin, then block),
-    a message transport block (poll() at once)."""
-    default = "adaptive" if case.get("transport") == "knit" else "block"
+    """The case runs its transport's default wait policy: knit and seq adaptive (spin, then
+    block), a message transport block (poll() at once)."""
+    default = "adaptive" if case.get("transport") in SHARED_MEMORY else "block"
     return case.get("wait") in (None, default)
 
 

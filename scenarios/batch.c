@@ -5,8 +5,8 @@
  * callback), and the runner derives calls_per_s from the calls made over the measured time.
  * Every transport x runtime on 1, 2 and 4 workers with the pool's default balancer ("-": work
  * stealing for 2-4 knit thread workers); on one worker also under the transport's other wait
- * policy (knit blocking, message transports polling). Read against a burst of the same size
- * over the raw mechanism with a lane's window of 32 in flight (ring-b<n> for knit,
+ * policy (knit and seq blocking, message transports polling). Read against a burst of the same
+ * size over the raw mechanism with a lane's window of 32 in flight (ring-b<n> for knit and seq,
  * <transport>[-poll]-b<n>), measured before the first repetition and after each. --quick:
  * knit and pipe, thread, bursts 1 and 1000, 1 and 4 workers.
  */
@@ -49,7 +49,7 @@ int kb_scenario_batch(kb_ctx_t *ctx)
                     run_one(ctx, &c);
                     /* the other wait policy, one worker (the rivals' comparison) */
                     snprintf(
-                        c.wait, sizeof c.wait, "%s", !strcmp(*t, "knit") ? "block" : "adaptive");
+                        c.wait, sizeof c.wait, "%s", kb_shared_memory(*t) ? "block" : "adaptive");
                     if (c.workers == 1)
                         run_one(ctx, &c);
                 }

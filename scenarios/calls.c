@@ -229,7 +229,7 @@ knit_pool_t *kb_calls_pool(const kb_calls_t *k)
 
 void kb_calls_reference(const kb_case_t *c, char *out, size_t n)
 {
-    bool knit = !strcmp(c->transport, "knit");
+    bool knit = kb_shared_memory(c->transport);
     const char *poll = strcmp(c->wait, "block") != 0 ? "-poll" : "";
     char burst[24] = "";
     if (c->batch > 1)

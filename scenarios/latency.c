@@ -3,10 +3,10 @@
  * empty task with an 8-byte bytes argument on one worker, timed from just before knit_call to
  * just after knit_future_wait returns. Every transport x runtime under both wait policies -
  * adaptive (spin or poll for knit's budget, then block) and block (block at once) - plus
- * knit/thread and knit/process with spin-only waits (wait "spin"). Each case is read against
- * the raw mechanism of its own kind and wait (kb_calls_reference: spin, futex, pipe,
- * pipe-poll...), measured before the first repetition and after each. --quick: the second
- * policy on knit and pipe only.
+ * knit and seq on thread and process workers with spin-only waits (wait "spin"). Each case is
+ * read against the raw mechanism of its own kind and wait (kb_calls_reference: spin, futex,
+ * pipe, pipe-poll...), measured before the first repetition and after each. --quick: the
+ * second policy on knit and pipe only.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -40,10 +40,13 @@ int kb_scenario_latency(kb_ctx_t *ctx)
             }
         }
     }
-    for (const char *const *r = kb_runtime_names; *r; r++) {
-        kb_case_init(&c, "latency", "knit", *r);
-        snprintf(c.wait, sizeof c.wait, "spin");
-        run_one(ctx, &c);
+    static const char *const shm[] = {"knit", "seq"};
+    for (size_t t = 0; t < 2; t++) {
+        for (const char *const *r = kb_runtime_names; *r; r++) {
+            kb_case_init(&c, "latency", shm[t], *r);
+            snprintf(c.wait, sizeof c.wait, "spin");
+            run_one(ctx, &c);
+        }
     }
     return 0;
 }

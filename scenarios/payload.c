@@ -39,9 +39,9 @@ static bool in_place(const kb_case_t *c)
 static json_t *fields(const kb_case_t *c)
 {
     json_t *j = json_object();
-    /* knit: encode and decode each way (an argument read in place skips the worker's decode
-     * copy); message transports: plus the kernel's copy in and out each way */
-    int copies = strcmp(c->transport, "knit") ? 8 : in_place(c) ? 3 : 4;
+    /* knit and seq: encode and decode each way (an argument read in place skips the worker's
+     * decode copy); message transports: plus the kernel's copy in and out each way */
+    int copies = !kb_shared_memory(c->transport) ? 8 : in_place(c) ? 3 : 4;
     json_object_set_new(j, "copies_per_round_trip", json_integer(copies));
     if (c->batch == 100)
         json_object_set_new(j, "batch_100_max_bytes", json_integer((json_int_t)max_bytes_b100));
@@ -84,7 +84,7 @@ static int run_sizes(
         c.batch = batch;
         c.payload_bytes = size;
         rc = run_one(ctx, &c, data);
-        if (rc == 0 && !strcmp(transport, "knit") && size > 512) {
+        if (rc == 0 && kb_shared_memory(transport) && size > 512) {
             snprintf(c.variant, sizeof c.variant, "in-place"); /* the task reads in place */
             rc = run_one(ctx, &c, data);
         }

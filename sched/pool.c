@@ -38,7 +38,7 @@ static int check_option_enums(const knit_pool_opts_t *o)
         int value, last;
     } f[] = {
         {"runtime", "knit_runtime_t", (int)o->runtime, KNIT_RUNTIME_PROCESS},
-        {"transport", "knit_transport_t", (int)o->transport, KNIT_TRANSPORT_TCP},
+        {"transport", "knit_transport_t", (int)o->transport, KNIT_TRANSPORT_SEQ},
         {"balancer", "knit_balancer_t", (int)o->balancer, KNIT_BALANCER_FIRST_IDLE_OR_RANDOM},
         {"dispatcher", "knit_dispatcher_t", (int)o->dispatcher, KNIT_DISPATCHER_SERIAL_CHANNEL},
         {"steal", "knit_steal_t", (int)o->steal, KNIT_STEAL_OFF},

@@ -16,7 +16,9 @@
  *              wakes in poll(), copies it out and deserialises it; two pipes per lane;
  *   unix       the same over a SOCK_STREAM socket pair;
  *   seqpacket  the same over a SOCK_SEQPACKET socket pair, frames cut into records;
- *   tcp        the same over a loopback TCP connection (127.0.0.1, TCP_NODELAY).
+ *   tcp        the same over a loopback TCP connection (127.0.0.1, TCP_NODELAY);
+ *   seq        transports/shm/seq/: knit's lane memory, codec and waits with one sequence word
+ *              per slot in its header line instead of knitting's bitmask words.
  *
  * Every transport keeps at most KNIT__LINK_WINDOW requests outstanding per lane, so the
  * scheduler's back-pressure, balancers and ordering are the same whatever carries the frames.

@@ -4,6 +4,7 @@
 #include "base/error.h"
 #include "transports/link.h"
 #include "transports/shm/link.h"
+#include "transports/shm/seq/link.h"
 #include "transports/stream/link.h"
 
 /* Indexed by knit_transport_t. */
@@ -13,6 +14,7 @@ static const knit__link_ops_t *const transports[] = {
     [KNIT_TRANSPORT_UNIX] = &knit__unix_link_ops,
     [KNIT_TRANSPORT_SEQPACKET] = &knit__seqpacket_link_ops,
     [KNIT_TRANSPORT_TCP] = &knit__tcp_link_ops,
+    [KNIT_TRANSPORT_SEQ] = &knit__seq_link_ops,
 };
 
 #define NTRANSPORTS (sizeof transports / sizeof transports[0])
@@ -34,6 +36,6 @@ int knit_transport_parse(const char *name, knit_transport_t *out)
             *out = (knit_transport_t)i;
             return 0;
         }
-    return knit__err(KNIT_E_INVAL, "unknown transport '%s' (knit, pipe, unix, seqpacket, tcp)",
+    return knit__err(KNIT_E_INVAL, "unknown transport '%s' (knit, pipe, unix, seqpacket, tcp, seq)",
         name ? name : "(null)");
 }

@@ -31,7 +31,7 @@ typedef struct kb_ctx kb_ctx_t; /* the run: options, filters, output, floor refe
  * are short names as used on the command line and in the JSON; "-" where a field does not apply. */
 typedef struct kb_case {
     const char *scenario;
-    char transport[16]; /* knit, pipe, unix, seqpacket, tcp; floor: spin, futex, ... */
+    char transport[16]; /* knit, pipe, unix, seqpacket, tcp, seq; floor: spin, futex, ... */
     char runtime[8];    /* thread, process, "-" */
     char balancer[24];  /* as knit_balancer_name(), "steal", or "-" */
     uint32_t workers;
@@ -44,16 +44,20 @@ typedef struct kb_case {
 } kb_case_t;
 
 /* Names for loops over the matrix; NULL-terminated. */
-extern const char *const kb_transport_names[]; /* knit, pipe, unix, seqpacket, tcp */
+extern const char *const kb_transport_names[]; /* knit, pipe, unix, seqpacket, tcp, seq */
 extern const char *const kb_runtime_names[];   /* thread, process */
 
 /* A case with the usual defaults: balancer "-", 1 worker, batch 1, 8-byte payload, the
  * transport's default wait (kb_default_wait), no variant. */
 void kb_case_init(kb_case_t *c, const char *scenario, const char *transport, const char *runtime);
 
-/* A transport's default wait policy: "adaptive" for knit, "block" for the message transports.
- * A case with another policy has it in its name (/block, /adaptive, /spin). */
+/* A transport's default wait policy: "adaptive" for the shared-memory transports (knit, seq),
+ * "block" for the message transports. A case with another policy has it in its name (/block,
+ * /adaptive, /spin). */
 const char *kb_default_wait(const char *transport);
+/* The transport carries frames in lane memory and waits like knit (knit, seq): its references
+ * are knit's (spin, futex, ring), its "adaptive" wait is the pool's default spin. */
+bool kb_shared_memory(const char *transport);
 /* The poll budget of an "adaptive" message transport: what knit spins by default. */
 int64_t kb_adaptive_spin_ns(uint32_t workers);
 

@@ -27,7 +27,7 @@ static void usage(FILE *o)
         "                       else; the table is not printed; progress stays on stderr\n"
         "  --quick              a reduced matrix (under 60 s on 2 cores), 3 repetitions\n"
         "  --scenario A,B       only these scenarios (see --list)\n"
-        "  --transport T,U      knit, pipe, unix, seqpacket, tcp (floor: its mechanisms)\n"
+        "  --transport T,U      knit, pipe, unix, seqpacket, tcp, seq (floor: its mechanisms)\n"
         "  --runtime R          thread, process\n"
         "  --balancer B         roundRobin (or robinRound), firstIdle, randomLane,\n"
         "                       firstIdleOrRandom, steal, or - (the pool's default)\n"
@@ -72,7 +72,6 @@ static bool known(const char *v, const char *const *names)
 
 static int check_filters(kb_ctx_t *ctx)
 {
-    static const char *const transports[] = {"knit", "pipe", "unix", "seqpacket", "tcp", NULL};
     static const char *const runtimes[] = {"thread", "process", NULL};
     static const char *const balancers[] = {"steal", "-", NULL};
     for (unsigned i = 0; i < ctx->scenarios.n; i++) {
@@ -83,10 +82,10 @@ static int check_filters(kb_ctx_t *ctx)
             return bad("unknown scenario '%s' (see --list)", ctx->scenarios.v[i]);
     }
     for (unsigned i = 0; i < ctx->transports.n; i++)
-        if (!known(ctx->transports.v[i], transports)
+        if (!known(ctx->transports.v[i], kb_transport_names)
             && !known(ctx->transports.v[i], kb_floor_mechs))
-            return bad("unknown transport '%s' (knit, pipe, unix, seqpacket, tcp, or a floor "
-                       "mechanism)",
+            return bad("unknown transport '%s' (knit, pipe, unix, seqpacket, tcp, seq, or a "
+                       "floor mechanism)",
                 ctx->transports.v[i]);
     for (unsigned i = 0; i < ctx->runtimes.n; i++)
         if (!known(ctx->runtimes.v[i], runtimes))

@@ -17,7 +17,7 @@
 #include "base/spin.h"
 #include "run.h"
 
-const char *const kb_transport_names[] = {"knit", "pipe", "unix", "seqpacket", "tcp", NULL};
+const char *const kb_transport_names[] = {"knit", "pipe", "unix", "seqpacket", "tcp", "seq", NULL};
 const char *const kb_runtime_names[] = {"thread", "process", NULL};
 
 uint64_t kb_now_ns(void)
@@ -186,7 +186,7 @@ void kb_pool_opts(const kb_case_t *c, knit_pool_opts_t *o)
         o->wait.spin_only = true;
     else if (!strcmp(c->wait, "block"))
         o->wait.spin_ns = -1; /* knit: park at once; message transports: their default */
-    else if (!strcmp(c->wait, "adaptive") && strcmp(c->transport, "knit") != 0)
+    else if (!strcmp(c->wait, "adaptive") && !kb_shared_memory(c->transport))
         o->wait.spin_ns = kb_adaptive_spin_ns(o->threads); /* poll as long as knit spins */
 }
 
@@ -195,9 +195,14 @@ int64_t kb_adaptive_spin_ns(uint32_t workers)
     return 50000 * (int64_t)(workers ? workers : 1); /* knit's default: 50 us per lane */
 }
 
+bool kb_shared_memory(const char *transport)
+{
+    return !strcmp(transport, "knit") || !strcmp(transport, "seq");
+}
+
 const char *kb_default_wait(const char *transport)
 {
-    return strcmp(transport, "knit") ? "block" : "adaptive";
+    return kb_shared_memory(transport) ? "adaptive" : "block";
 }
 
 int kb_pool_create(const kb_case_t *c, const knit_pool_opts_t *o_in, knit_pool_t **out)

@@ -299,7 +299,7 @@ static int usage(FILE *o, int status)
         "then all awaited: figures per call are the window's divided by N x B.\n"
         "Marks dump callgrind's counters, make a marker system call and print the context\n"
         "switches of host and worker as JSON lines. Read by harness/count/counts.py.\n"
-        "  --transport T   knit (default), pipe, unix, seqpacket, tcp\n"
+        "  --transport T   knit (default), pipe, unix, seqpacket, tcp, seq\n"
         "  --runtime R     thread (default), process\n"
         "  --schedule S    run-to-block (default: CPU 0, SCHED_FIFO; the counts are exact; needs\n"
         "                  root or CAP_SYS_NICE, else exit 77) or pinned (host CPU 0, worker\n"

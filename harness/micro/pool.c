@@ -12,6 +12,8 @@
  *
  * pool/roundtrip/<transport> (pipe, unix, seqpacket, tcp) and pool/burst/1000/<transport>: the
  * same calls over a message transport, which blocks in poll() on both sides (no spinning).
+ * pool/roundtrip/seq/<wait>, pool/burst/1000/seq: the same over the seq transport (shared
+ * memory like knit, one sequence word per slot), under knit's wait strategies.
  *
  * pool/process/...: the same with one process worker (this program re-run as the worker).
  * pool/startup/<how>: create a one-worker pool, wait for its first reply, destroy it; p50_ns
@@ -209,6 +211,12 @@ int knit_micro_register_pool(void)
         {"pool/process/roundtrip/tcp", bm_roundtrip, PROCESS | VIA(KNIT_TRANSPORT_TCP)},
         {"pool/burst/1000/pipe", bm_burst, (VIA(KNIT_TRANSPORT_PIPE) << 32) | 1000},
         {"pool/burst/1000/tcp", bm_burst, (VIA(KNIT_TRANSPORT_TCP) << 32) | 1000},
+        {"pool/roundtrip/seq/adaptive", bm_roundtrip, VIA(KNIT_TRANSPORT_SEQ) | WAIT_ADAPTIVE},
+        {"pool/roundtrip/seq/park", bm_roundtrip, VIA(KNIT_TRANSPORT_SEQ) | WAIT_PARK},
+        {"pool/roundtrip/seq/spin_only", bm_roundtrip, VIA(KNIT_TRANSPORT_SEQ) | WAIT_SPIN},
+        {"pool/burst/1000/seq", bm_burst, (VIA(KNIT_TRANSPORT_SEQ) << 32) | 1000},
+        {"pool/process/roundtrip/seq/adaptive", bm_roundtrip,
+            PROCESS | VIA(KNIT_TRANSPORT_SEQ) | WAIT_ADAPTIVE},
         {"pool/startup/thread", bm_startup, START_THREAD},
         {"pool/startup/process_inherit", bm_startup, START_INHERIT},
         {"pool/startup/process_named", bm_startup, START_NAMED},

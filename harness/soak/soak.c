@@ -173,7 +173,7 @@ static const char *const carrier_names[C_COUNT] = {"int64", "f64", "date", "bigi
     "json", "bytes", "typed", "error", "envelope", "psb", "shared", "moved"};
 static const unsigned carrier_weight[C_COUNT] = {4, 4, 3, 6, 12, 10, 15, 12, 8, 10, 6, 5, 5};
 
-#define NTRANSPORTS 5
+#define NTRANSPORTS 6 /* knit_transport_t: knit, pipe, unix, seqpacket, tcp, seq */
 #define NCOMBOS     (NTRANSPORTS * 2)
 
 typedef struct opts {
@@ -1574,7 +1574,7 @@ static void usage(FILE *out)
         "\n"
         "  --duration S        run for S seconds (default 60)\n"
         "  --seed N            the seed of every random decision (default: random; printed)\n"
-        "  --transport LIST    knit,pipe,unix,seqpacket,tcp (default all)\n"
+        "  --transport LIST    knit,pipe,unix,seqpacket,tcp,seq (default all)\n"
         "  --runtime LIST      thread,process (default both)\n"
         "  --workers N         at most N workers per pool, 1-8 (default 4)\n"
         "  --max-payload B     upper bound of the per-pool payload limit, bytes, K or M suffix\n"
@@ -1670,7 +1670,7 @@ static bool parse_list(
 static int parse(int argc, char **argv)
 {
     static const char *const transport_names[NTRANSPORTS]
-        = {"knit", "pipe", "unix", "seqpacket", "tcp"};
+        = {"knit", "pipe", "unix", "seqpacket", "tcp", "seq"};
     static const char *const runtime_names[2] = {"thread", "process"};
     O.duration_s = 60;
     O.max_workers = 4;
@@ -1710,7 +1710,8 @@ static int parse(int argc, char **argv)
         } else if (!strcmp(a, "--transport")) {
             memset(O.transports, 0, sizeof O.transports);
             if (!parse_list(v, transport_names, NTRANSPORTS, O.transports, true, &badname))
-                return bad("unknown transport '%s' (knit, pipe, unix, seqpacket, tcp)", badname);
+                return bad(
+                    "unknown transport '%s' (knit, pipe, unix, seqpacket, tcp, seq)", badname);
         } else if (!strcmp(a, "--runtime")) {
             memset(O.runtimes, 0, sizeof O.runtimes);
             if (!parse_list(v, runtime_names, 2, O.runtimes, true, &badname))

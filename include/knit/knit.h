@@ -97,6 +97,7 @@ typedef enum knit_transport {
     KNIT_TRANSPORT_UNIX,
     KNIT_TRANSPORT_SEQPACKET,
     KNIT_TRANSPORT_TCP,
+    KNIT_TRANSPORT_SEQ, /* shared memory, one sequence word per slot (transports/shm/seq/) */
 } knit_transport_t;
 
 typedef enum knit_balancer {
@@ -233,7 +234,7 @@ typedef struct knit_pool_opts {
 /* Names as used on the command line and in results. */
 const char *knit_balancer_name(knit_balancer_t b);
 int knit_balancer_parse(const char *name, knit_balancer_t *out); /* accepts "robinRound" */
-const char *knit_transport_name(knit_transport_t t); /* knit, pipe, unix, seqpacket, tcp */
+const char *knit_transport_name(knit_transport_t t); /* knit, pipe, unix, seqpacket, tcp, seq */
 int knit_transport_parse(const char *name, knit_transport_t *out);
 const char *knit_dispatcher_name(knit_dispatcher_t d);
 int knit_dispatcher_parse(const char *name, knit_dispatcher_t *out); /* NULL out: INVAL */

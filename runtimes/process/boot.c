@@ -207,7 +207,7 @@ int knit__boot_decode(const char *text, knit__boot_t *b)
     else if (host_pid <= 0 || worker < 0 || worker > 65535)
         rc = bad("hostPid and worker must be positive");
     else if (knit_transport_parse(transport, &b->transport) < 0)
-        rc = bad("transport must be knit, pipe, unix, seqpacket or tcp");
+        rc = bad("transport must be knit, pipe, unix, seqpacket, tcp or seq");
     else if (strlen(name) >= sizeof b->name)
         rc = bad("memory.name is too long");
     else if (strcmp(mode, "inherit") != 0 && strcmp(mode, "named") != 0)

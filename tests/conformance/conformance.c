@@ -1,7 +1,7 @@
 /*
  * The conformance suite: the pool's behaviour, written once and run unchanged against every
  * transport x runtime combination. `conformance TRANSPORT RUNTIME` runs it for one combination
- * (ctest registers all ten as conformance/TRANSPORT/RUNTIME); process workers are this program
+ * (ctest registers every one as conformance/TRANSPORT/RUNTIME); process workers are this program
  * re-executed. A property a combination cannot have is skipped with the reason printed, never
  * dropped silently.
  *
@@ -282,6 +282,13 @@ static const knit_task_def_t tasks[] = {
 
 /* The combination under test (from the command line). */
 static knit_transport_t the_transport;
+
+/* The transport carries frames in lane memory (knit, seq): arguments can be read in place and
+ * there is no byte stream to corrupt. */
+static bool shared_memory(void)
+{
+    return knit__link_has(knit__transport_ops(the_transport), KNIT__LINK_SHARED_MEMORY);
+}
 static knit_runtime_t the_runtime;
 static int64_t the_spin_ns; /* the wait policy: 0 the transport's default, > 0 poll for this
                                long before blocking, < 0 block at once */
@@ -1133,9 +1140,9 @@ static void test_payload_sizes_up_to_the_limit(void **state)
 
 /* --- arguments read in place -------------------------------------------------------------- */
 
-/* A task with arg_in_place reads arguments beyond the slot as views into the knit transport's
- * arena (copies elsewhere, and for small arguments), sees the right bytes, may return the
- * view as its result, and every view's region goes back: thousands of 64 KiB calls (far more
+/* A task with arg_in_place reads arguments beyond the slot as views into a shared-memory
+ * transport's arena (copies elsewhere, and for small arguments), sees the right bytes, may return
+ * the view as its result, and every view's region goes back: thousands of 64 KiB calls (far more
  * than an arena holds at once) all settle. */
 static void test_arguments_read_in_place(void **state)
 {
@@ -1154,7 +1161,7 @@ static void test_arguments_read_in_place(void **state)
         knit_future_t *f = call(p, probe, knit_v_bytes(buf, sizes[i]));
         int64_t got = wait_i64(f);
         knit_future_release(f);
-        bool view_expected = the_transport == KNIT_TRANSPORT_KNIT && sizes[i] > 512;
+        bool view_expected = shared_memory() && sizes[i] > 512;
         assert_int_equal(got >> 1, sum);
         assert_int_equal(got & 1, view_expected);
         knit_value_t want = knit_v_bytes(buf, sizes[i]);
@@ -1290,9 +1297,10 @@ static void test_worker_death_settles_its_calls(void **state)
  * reads past the bad length, and later calls to the lane reject at once. */
 static void test_malformed_frame_fails_the_lane(void **state)
 {
-    if (the_transport == KNIT_TRANSPORT_KNIT) {
-        print_message("skipped: the knit transport has no byte stream to corrupt (malformed "
-                      "slot headers are covered by unit/test_codec_corrupt)\n");
+    if (shared_memory()) {
+        print_message("skipped: the %s transport has no byte stream to corrupt (malformed "
+                      "slot headers are covered by unit/test_codec_corrupt)\n",
+            knit_transport_name(the_transport));
         skip();
     }
     if (runtime_of(state) == KNIT_RUNTIME_THREAD) {
@@ -1471,7 +1479,7 @@ static int usage(const char *self)
     fprintf(stderr,
         "usage: %s TRANSPORT RUNTIME [WAIT]\n"
         "Runs knit's conformance suite on one combination.\n"
-        "  TRANSPORT  knit, pipe, unix, seqpacket or tcp\n"
+        "  TRANSPORT  knit, pipe, unix, seqpacket, tcp or seq\n"
         "  RUNTIME    thread or process\n"
         "  WAIT       default (the transport's), adaptive (poll 200 us, then block) or block\n"
         "cmocka's CMOCKA_TEST_ABORT and CMOCKA_MESSAGE_OUTPUT apply.\n",

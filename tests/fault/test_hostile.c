@@ -31,7 +31,8 @@ static const knit_task_def_t echo_task[] = {{.name = "echo", .fn = echo}};
 static const knit_task_def_t timed_task[] = {{.name = "echo", .fn = echo, .timeout_ms = 50}};
 
 static const knit_transport_t all_transports[] = {KNIT_TRANSPORT_KNIT, KNIT_TRANSPORT_PIPE,
-    KNIT_TRANSPORT_UNIX, KNIT_TRANSPORT_SEQPACKET, KNIT_TRANSPORT_TCP};
+    KNIT_TRANSPORT_UNIX, KNIT_TRANSPORT_SEQPACKET, KNIT_TRANSPORT_TCP, KNIT_TRANSPORT_SEQ};
+static const knit_transport_t shm_transports[] = {KNIT_TRANSPORT_KNIT, KNIT_TRANSPORT_SEQ};
 static const knit_transport_t msg_transports[]
     = {KNIT_TRANSPORT_PIPE, KNIT_TRANSPORT_UNIX, KNIT_TRANSPORT_SEQPACKET, KNIT_TRANSPORT_TCP};
 
@@ -227,25 +228,28 @@ static void test_truncate_named_lane_memory(void **s)
     end();
 }
 
-/* Random bytes over the lane's shared words, in a loop, while the host keeps calling: every
+/* Random bytes over the lane's shared words (slot header lines, with their sequence words,
+ * included), in a loop, while the host keeps calling, on both shared-memory transports: every
  * call settles (answered, timed out or failed with its worker), the host stays up. */
 static void test_scribble_lane_memory(void **s)
 {
     (void)s;
     enum { CALLS = 200 };
-    begin("scribble", false);
-    knit_pool_t *p = pool(KNIT_TRANSPORT_KNIT, 2, timed_task);
-    knit_future_t *f[CALLS];
-    for (int k = 0; k < CALLS; k++)
-        f[k] = call_str(p, "x");
-    for (int k = 0; k < CALLS; k++) {
-        int st = knit_future_wait(f[k], -1);
-        assert_true(st != KNIT_E_AGAIN);
-        knit_future_release(f[k]);
+    for (size_t i = 0; i < NELEM(shm_transports); i++) {
+        begin("scribble", false);
+        knit_pool_t *p = pool(shm_transports[i], 2, timed_task);
+        knit_future_t *f[CALLS];
+        for (int k = 0; k < CALLS; k++)
+            f[k] = call_str(p, "x");
+        for (int k = 0; k < CALLS; k++) {
+            int st = knit_future_wait(f[k], -1);
+            assert_true(st != KNIT_E_AGAIN);
+            knit_future_release(f[k]);
+        }
+        assert_int_equal(knit_pool_pending(p), 0);
+        knit_pool_destroy(p);
+        end();
     }
-    assert_int_equal(knit_pool_pending(p), 0);
-    knit_pool_destroy(p);
-    end();
 }
 
 /* A worker that takes its calls and never answers (a task that never returns): the hard timeout

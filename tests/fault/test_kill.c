@@ -32,7 +32,7 @@ static int slow_echo(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *resu
 static const knit_task_def_t tasks[] = {{.name = "slow_echo", .fn = slow_echo}};
 
 static const knit_transport_t transports[] = {KNIT_TRANSPORT_KNIT, KNIT_TRANSPORT_PIPE,
-    KNIT_TRANSPORT_UNIX, KNIT_TRANSPORT_SEQPACKET, KNIT_TRANSPORT_TCP};
+    KNIT_TRANSPORT_UNIX, KNIT_TRANSPORT_SEQPACKET, KNIT_TRANSPORT_TCP, KNIT_TRANSPORT_SEQ};
 
 static void kill_one_of_two(knit_transport_t t)
 {

@@ -12,7 +12,7 @@ PYTHON = "/usr/bin/python3"  # Debian's, with python3-matplotlib
 # tests/plots/README.md says how they were cut.
 FULL = os.path.join(HERE, "full-run.json")
 QUICK = os.path.join(HERE, "quick-run.json")
-TRANSPORTS = ("knit", "pipe", "unix", "seqpacket", "tcp")
+TRANSPORTS = ("knit", "pipe", "unix", "seqpacket", "tcp", "seq")
 
 sys.path.insert(0, PLOTS)
 

@@ -41,8 +41,9 @@ typedef struct knit__sector {
 } knit__sector_t;
 
 /* One slot: 512-byte static payload, then the 64-byte header line: the 8-word task header
- * (plain words, ordered by the queue's H/W toggles) and 8 auxiliary words used atomically by
- * the stealing protocol (KNIT__AUX_...). */
+ * (plain words, ordered by the queue's H/W toggles, or by the seq transport's sequence word)
+ * and 8 auxiliary words used atomically by the stealing protocol and the seq transport
+ * (KNIT__AUX_...). */
 typedef struct knit__slot {
     uint8_t stat[KNIT__STATIC_BYTES];
     uint32_t hdr[KNIT__HDR_WORDS];
@@ -86,6 +87,7 @@ enum {
     KNIT__AUX_STEAL_WANT = 1,  /* word 9 of slot c: consumer c's WANT */
     KNIT__AUX_PAYLOAD_ACK = 2, /* word 10: reserved, unused (as in knitting) */
     KNIT__AUX_STEAL_LIVE = 3,  /* word 11, slot 0 only: live consumers (host) */
+    KNIT__AUX_SEQ = 4,         /* word 12: the seq transport's sequence word (shm/seq/ring.h) */
 };
 
 /* Bytes of the abort bitmap for `capacity` signals: 0 when no task is abort-aware, else one

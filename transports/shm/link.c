@@ -101,46 +101,22 @@ static void shm_wake_peer(knit__link_t *l)
         knit__ring_host(shm(l)->mem);
         return;
     }
-    /* seq_cst fence: orders the release store of H that published the call (or of W that freed
-     * return slots) before the read of rxStatus; pairs with the worker's fence between
-     * announcing its sleep and its re-check in shm_park. */
-    atomic_thread_fence(memory_order_seq_cst);
-    if (shm(l)->published)
-        knit__ctrl_wake_worker(shm(l)->ep.ctrl);
-    else
-        knit__ctrl_wake_full_worker(shm(l)->ep.ctrl); /* only room was freed */
-    shm(l)->published = false;
+    knit__host_wake_worker(shm(l)->ep.ctrl, &shm(l)->published);
 }
 
-static unsigned shm_wait_fds(const knit__link_t *l, struct pollfd *out)
+unsigned knit__shm_wait_fds(const knit__link_t *l, struct pollfd *out)
 {
     (void)l;
     (void)out;
     return 0;
 }
 
-/* Worker: park on the lane's op word until the host publishes, frees return slots or sets the
- * stop word (each of which is followed by the host's knit__ctrl_wake_worker). */
 static void shm_park(knit__link_t *l, bool (*more)(void *ctx), void *ctx)
 {
-    knit__ctrl_t *c = shm(l)->ep.ctrl;
-    /* relaxed: the futex compares the value; a later host increment makes the wait return. */
-    uint32_t token = atomic_load_explicit(&c->sig.op.word, memory_order_relaxed);
-    /* relaxed store + seq_cst fence: announces "about to sleep" (and whether for return slots)
-     * before the re-check below; pairs with the host's fence between publishing H (or
-     * acknowledging results, which frees return slots, or setting the stop word) and reading
-     * rxStatus. A worker whose results wait for room says FULL, the only sleep the host's
-     * freeing of return slots ends. */
-    atomic_store_explicit(&c->sig.rx_status.word, shm(l)->tx_full ? KNIT__RX_FULL : KNIT__RX_IDLE,
-        memory_order_relaxed);
-    atomic_thread_fence(memory_order_seq_cst);
-    if (!more(ctx))
-        knit__futex_wait(&c->sig.op.word, token, -1);
-    /* relaxed: a hint for the host; losing it costs at most one extra futex_wake. */
-    atomic_store_explicit(&c->sig.rx_status.word, KNIT__RX_AWAKE, memory_order_relaxed);
+    knit__lane_park(shm(l)->ep.ctrl, shm(l)->tx_full, more, ctx);
 }
 
-static void shm_end_tx(knit__link_t *l)
+void knit__shm_end_tx(knit__link_t *l)
 {
     (void)l; /* the stop word in lane memory says it */
 }
@@ -151,7 +127,7 @@ static void shm_set_in_place(knit__link_t *l, const bool *tasks, uint32_t ntasks
     shm(l)->ep.codec.in_place_tasks = ntasks;
 }
 
-static int discard_frame(void *ctx, knit__msg_t *m)
+int knit__shm_release_frame(void *ctx, knit__msg_t *m)
 {
     (void)ctx;
     knit_value_free(&m->value);
@@ -161,16 +137,16 @@ static int discard_frame(void *ctx, knit__msg_t *m)
 static void shm_discard(knit__link_t *l)
 {
     /* what the peer sent and we never read, then what we sent and the peer never took */
-    knit__ep_drain(&shm(l)->ep, discard_frame, NULL, 0, 0);
+    knit__ep_drain(&shm(l)->ep, knit__shm_release_frame, NULL, 0, 0);
     knit__endpoint_t peer;
     knit__endpoint_init(
         &peer, shm(l)->mem, l->side == KNIT__SIDE_HOST ? KNIT__SIDE_WORKER : KNIT__SIDE_HOST);
-    knit__ep_drain(&peer, discard_frame, NULL, 0, 0);
+    knit__ep_drain(&peer, knit__shm_release_frame, NULL, 0, 0);
 }
 
-static void shm_close(knit__link_t *l)
+void knit__shm_close(knit__link_t *l)
 {
-    free(shm(l)); /* the lane memory belongs to the lane */
+    free(l); /* the lane memory belongs to the lane */
 }
 
 const knit__link_ops_t knit__shm_link_ops = {
@@ -184,13 +160,13 @@ const knit__link_ops_t knit__shm_link_ops = {
     .ready = shm_ready,
     .can_send = shm_can_send,
     .wake_peer = shm_wake_peer,
-    .wait_fds = shm_wait_fds,
+    .wait_fds = knit__shm_wait_fds,
     .park = shm_park,
-    .end_tx = shm_end_tx,
+    .end_tx = knit__shm_end_tx,
     .set_in_place = shm_set_in_place,
     .set_claim = NULL,
     .retire = NULL,
     .discard = shm_discard,
-    .close = shm_close,
+    .close = knit__shm_close,
     .shared_lock = &knit__shm_lock_ops,
 };

@@ -1,7 +1,8 @@
 /*
  * knit transports/shm - waking a parked peer through the lane's control words: the worker's
  * op word (it parks there) and the host's doorbell (it parks there, on every lane at once).
- * Inline: both run on every call.
+ * Inline: both run on every call. The wait policy of every shared-memory transport (`knit` and
+ * `seq`): only how frames are published differs between them, never how a side sleeps.
  */
 #ifndef KNIT_TRANSPORTS_SHM_WAKE_H
 #define KNIT_TRANSPORTS_SHM_WAKE_H
@@ -37,7 +38,7 @@ static inline bool knit__ctrl_wake_from(knit__ctrl_t *c, uint32_t seen)
 static inline bool knit__ctrl_wake_worker(knit__ctrl_t *c)
 {
     /* relaxed: rxStatus is a hint; the caller's seq_cst fence orders its publication before
-     * this read (see shm_park for the other half). */
+     * this read (see knit__lane_park for the other half). */
     uint32_t s = atomic_load_explicit(&c->sig.rx_status.word, memory_order_relaxed);
     return s != KNIT__RX_AWAKE && knit__ctrl_wake_from(c, s);
 }
@@ -72,6 +73,44 @@ static inline void knit__ring_host(const knit__shm_lane_t *mem)
         atomic_fetch_add_explicit(seq, 1, memory_order_relaxed);
         knit__futex_wake(seq, 1);
     }
+}
+
+/* Host, after sends or after handing return slots back (the host half of the link op
+ * wake_peer; the worker half is knit__ring_host): make a parked worker notice. `*published`
+ * (the link's flag, cleared here): requests went out since the last wake-up, which any parked
+ * worker wants; otherwise only room was freed, which only a worker parked FULL wants. */
+static inline void knit__host_wake_worker(knit__ctrl_t *c, bool *published)
+{
+    /* seq_cst fence: orders the release store that published the call (or handed return slots
+     * back) before the read of rxStatus; pairs with the worker's fence between announcing its
+     * sleep and its re-check in knit__lane_park. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (*published)
+        knit__ctrl_wake_worker(c);
+    else
+        knit__ctrl_wake_full_worker(c); /* only room was freed */
+    *published = false;
+}
+
+/* Worker: park on the lane's op word until the host publishes, frees return slots (when
+ * `tx_full`: our last send found none) or sets the stop word, each of which is followed by
+ * the host's knit__host_wake_worker. `more(ctx)` is the caller's re-check (the link op park). */
+static inline void knit__lane_park(
+    knit__ctrl_t *c, bool tx_full, bool (*more)(void *ctx), void *ctx)
+{
+    /* relaxed: the futex compares the value; a later host increment makes the wait return. */
+    uint32_t token = atomic_load_explicit(&c->sig.op.word, memory_order_relaxed);
+    /* relaxed store + seq_cst fence: announces "about to sleep" (and whether for return slots)
+     * before the re-check below; pairs with the host's fence between publishing a call (or
+     * handing return slots back, or setting the stop word) and reading rxStatus. A worker whose
+     * results wait for room says FULL, the only sleep the host's freeing of return slots ends. */
+    atomic_store_explicit(
+        &c->sig.rx_status.word, tx_full ? KNIT__RX_FULL : KNIT__RX_IDLE, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!more(ctx))
+        knit__futex_wait(&c->sig.op.word, token, -1);
+    /* relaxed: a hint for the host; losing it costs at most one extra futex_wake. */
+    atomic_store_explicit(&c->sig.rx_status.word, KNIT__RX_AWAKE, memory_order_relaxed);
 }
 
 #endif

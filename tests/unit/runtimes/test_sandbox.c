@@ -483,6 +483,20 @@ static void test_message_transports(void **state)
     }
 }
 
+/* The other shared-memory transport works in the same lane memory under the policy. */
+static void test_seq_transport(void **state)
+{
+    (void)state;
+    if (!need_landlock() || !need_seccomp())
+        skip();
+    knit_sandbox_t s = policy();
+    knit_pool_t *p = make_on(&s, KNIT_TRANSPORT_SEQ);
+    for (int k = 0; k < 20; k++)
+        assert_int_equal(call_i64(p, "echo", knit_v_int64(k)), k);
+    assert_int_equal(read_in(p, secret, "s.txt"), -EACCES);
+    knit_pool_destroy(p);
+}
+
 /* No Landlock (simulated): a strict policy fails start-up and says why. */
 static void test_no_landlock_fails_startup(void **state)
 {
@@ -685,6 +699,7 @@ int main(void)
         cmocka_unit_test(test_exec_allowed),
         cmocka_unit_test(test_env_only_allowed),
         cmocka_unit_test(test_message_transports),
+        cmocka_unit_test(test_seq_transport),
         cmocka_unit_test(test_no_landlock_fails_startup),
         cmocka_unit_test(test_best_effort_without_landlock),
         cmocka_unit_test(test_missing_path_fails_startup),

@@ -169,6 +169,7 @@ static void test_idle_progress_wakes_on_worker_death(void **state)
 {
     (void)state;
     death_wakes_idle_host(KNIT_TRANSPORT_KNIT);
+    death_wakes_idle_host(KNIT_TRANSPORT_SEQ);
 }
 
 static void test_idle_progress_wakes_on_worker_death_message_transport(void **state)

@@ -195,6 +195,12 @@ static void test_tcp(void **state)
     no_alloc_on(KNIT_TRANSPORT_TCP);
 }
 
+static void test_seq(void **state)
+{
+    (void)state;
+    no_alloc_on(KNIT_TRANSPORT_SEQ);
+}
+
 /* The counter itself works: an allocation while counting is seen. */
 static void test_counter_counts(void **state)
 {
@@ -218,6 +224,7 @@ int main(void)
         cmocka_unit_test(test_unix),
         cmocka_unit_test(test_seqpacket),
         cmocka_unit_test(test_tcp),
+        cmocka_unit_test(test_seq),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -151,14 +151,23 @@ static void test_transport_rules(void **state)
     knit_pool_t *pool = pt_pool(&o, tasks, 2);
     assert_false(knit_pool_stealing(pool));
     knit_pool_destroy(pool);
+    /* the seq transport shares lane memory but has no shared request lock either */
+    o.transport = KNIT_TRANSPORT_SEQ;
+    o.steal = KNIT_STEAL_ON;
+    expect_fail(&o, tasks, 2, KNIT_E_UNSUPPORTED, "seq transport");
+    o.steal = KNIT_STEAL_DEFAULT;
+    pool = pt_pool(&o, tasks, 2);
+    assert_false(knit_pool_stealing(pool));
+    knit_pool_destroy(pool);
 
     knit_transport_t t;
-    for (int i = KNIT_TRANSPORT_KNIT; i <= KNIT_TRANSPORT_TCP; i++) {
+    for (int i = KNIT_TRANSPORT_KNIT; i <= KNIT_TRANSPORT_SEQ; i++) {
         assert_int_equal(knit_transport_parse(knit_transport_name((knit_transport_t)i), &t), 0);
         assert_int_equal(t, i);
     }
     assert_int_equal(knit_transport_parse("udp", &t), KNIT_E_INVAL);
     assert_non_null(strstr(knit_errmsg(), "seqpacket"));
+    assert_non_null(strstr(knit_errmsg(), "seq)"));
     assert_string_equal(knit_transport_name((knit_transport_t)42), "unknown");
 }
 

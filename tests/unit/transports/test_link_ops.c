@@ -10,7 +10,7 @@
 #include "transports/link.h"
 
 static const knit_transport_t transports[] = {KNIT_TRANSPORT_KNIT, KNIT_TRANSPORT_PIPE,
-    KNIT_TRANSPORT_UNIX, KNIT_TRANSPORT_SEQPACKET, KNIT_TRANSPORT_TCP};
+    KNIT_TRANSPORT_UNIX, KNIT_TRANSPORT_SEQPACKET, KNIT_TRANSPORT_TCP, KNIT_TRANSPORT_SEQ};
 
 static void check_link_table(const knit__link_ops_t *o, bool lock)
 {
