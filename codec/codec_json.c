@@ -111,7 +111,7 @@ int knit__error_to_json(const knit_error_value_t *e, char **text, size_t *len)
     return j ? dump(j, text, len) : rc;
 }
 
-static char *dup_text(const char *s, size_t n)
+char *knit__text_dup(const char *s, size_t n)
 {
     char *p = malloc(n + 1);
     if (p) {
@@ -149,7 +149,7 @@ static int cause_from(json_t *c, const char *kind, int depth, knit_value_t **out
         *v = knit_v_f64(d);
     } else if ((!strcmp(kind, "string") || !strcmp(kind, "json")) && json_is_string(c)) {
         size_t n = json_string_length(c);
-        char *s = dup_text(json_string_value(c), n);
+        char *s = knit__text_dup(json_string_value(c), n);
         if (!s) {
             rc = knit__err(KNIT_E_NOMEM, "decoding an error cause");
         } else {
@@ -187,8 +187,8 @@ static int error_from(json_t *o, int depth, knit_error_value_t **out)
     knit_error_value_t *e = calloc(1, sizeof *e);
     if (!e)
         return knit__err(KNIT_E_NOMEM, "decoding an error");
-    e->name = dup_text(json_string_value(n), json_string_length(n));
-    e->message = dup_text(json_string_value(m), json_string_length(m));
+    e->name = knit__text_dup(json_string_value(n), json_string_length(n));
+    e->message = knit__text_dup(json_string_value(m), json_string_length(m));
     int rc = (e->name && e->message) ? 0 : knit__err(KNIT_E_NOMEM, "decoding an error");
     if (rc == 0 && c) {
         knit_value_t *cv = NULL;

@@ -15,6 +15,9 @@
 #define KNIT__PSB_CODEC_ID "knitting.processSharedBuffer"
 
 int knit__error_to_json(const knit_error_value_t *e, char **text, size_t *len);
+
+/* A malloc'd, NUL-terminated copy of n bytes of text (which may hold NULs), or NULL. */
+char *knit__text_dup(const char *s, size_t n);
 int knit__error_from_json(const char *text, size_t len, knit_error_value_t **out);
 
 /* ["knitting.processSharedBuffer", {"version":1,"fd":..,"name":..,"size":..,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "codec/codec_json.h"
 
 #define PSB_CODEC_ID "knitting.processSharedBuffer"
 
@@ -336,16 +337,6 @@ static bool member_text(const char *s, size_t n, const char *key, size_t *at, si
     }
 }
 
-static char *dup_n(const char *s, size_t n)
-{
-    char *p = malloc(n + 1);
-    if (p) {
-        memcpy(p, s, n);
-        p[n] = 0;
-    }
-    return p;
-}
-
 /* A cause as knitting's host sees it: scalars as themselves, objects and arrays (nested errors
  * included: knitting hands them to JavaScript as plain objects) as their exact JSON text. */
 static int cause_from(json_t *c, const char *raw, size_t raw_len, knit_value_t **out)
@@ -361,7 +352,7 @@ static int cause_from(json_t *c, const char *raw, size_t raw_len, knit_value_t *
     } else if (json_is_number(c)) {
         *v = knit_v_f64(json_number_value(c));
     } else if (json_is_string(c)) {
-        text = dup_n(json_string_value(c), json_string_length(c));
+        text = knit__text_dup(json_string_value(c), json_string_length(c));
         *v = knit_v_strn(text, json_string_length(c));
     } else {
         /* the exact text when it is this member's (a key spelled with escapes may hide it) */
@@ -370,7 +361,7 @@ static int cause_from(json_t *c, const char *raw, size_t raw_len, knit_value_t *
         bool exact = again && json_equal(again, c);
         json_decref(again);
         char *dumped = exact ? NULL : json_dumps(c, JSON_COMPACT | JSON_ENCODE_ANY);
-        text = exact ? dup_n(raw, raw_len) : dumped;
+        text = exact ? knit__text_dup(raw, raw_len) : dumped;
         *v = knit_v_jsonn(text, text ? strlen(text) : 0);
         if (exact && text)
             v->len = raw_len;
@@ -397,10 +388,10 @@ static int error_from_json(const char *s, size_t n, knit__kx_value_t *out)
     if (rc == 0 && (!json_is_object(o) || !json_is_string(jn) || !json_is_string(jm)))
         rc = knit__err(KNIT_E_CORRUPT, "knitting error payload needs string name and message");
     if (rc == 0) {
-        e->name = dup_n(json_string_value(jn), json_string_length(jn));
-        e->message = dup_n(json_string_value(jm), json_string_length(jm));
+        e->name = knit__text_dup(json_string_value(jn), json_string_length(jn));
+        e->message = knit__text_dup(json_string_value(jm), json_string_length(jm));
         if (json_is_string(js))
-            out->stack = dup_n(json_string_value(js), json_string_length(js));
+            out->stack = knit__text_dup(json_string_value(js), json_string_length(js));
         if (!e->name || !e->message || (json_is_string(js) && !out->stack))
             rc = knit__err(KNIT_E_NOMEM, "decoding an error");
     }
@@ -488,7 +479,7 @@ static int external_from_json(
             out->v.flags = KNIT_VF_OWNED;
         }
     } else {
-        char *t = dup_n(s, n);
+        char *t = knit__text_dup(s, n);
         rc = t ? 0 : knit__err(KNIT_E_NOMEM, "decoding an external payload");
         if (t) {
             out->v = knit_v_jsonn(t, n);
@@ -575,7 +566,7 @@ static int dec_env_external(const uint32_t *hdr, const uint8_t *stat, const knit
             "(knit envelope bodies are bytes or a ProcessSharedBuffer)");
     }
     knit_envelope_t *env = rc == 0 ? calloc(1, sizeof *env) : NULL;
-    char *h = env ? dup_n((const char *)hsrc, hlen) : NULL;
+    char *h = env ? knit__text_dup((const char *)hsrc, hlen) : NULL;
     if (rc == 0 && !h) {
         free(env);
         knit__kx_free(&body);
