@@ -176,6 +176,42 @@ def icount_rows(rows, ref_path):
                      f"{n:.0f}", "recorded", f"ctest bench/icount fails above +{ref['tolerance_percent']} %"))
 
 
+# The second round's targets (the call path): the first-round rows above stay as they were;
+# these read the same run with this round's thresholds, the seq transport beside knit, and the
+# committed exact counts (results/baseline/counts.json, checked in CI by ctest bench/counts).
+ROUND2_COUNT_BASE = 3253.8  # knit/thread instructions per round trip before the round
+
+
+def round2_rows(rows, by, counts_path):
+    for t in ("knit", "seq"):
+        k = by.get(named("latency", t))
+        r = ref(k, "spin")
+        keep = (lambda v: v <= 2.5) if t == "knit" else None
+        row(rows, f"R2a latency {t} p50 <= 2.5x the spin floor's p50", ref_ratio(k, "spin"), keep,
+            "{:.2f}x")
+        keep = (lambda v: v <= 3) if t == "knit" else None
+        row(rows, f"R2b latency {t} p99 <= 3x the spin floor's p99",
+            ratio(p99(k), r and r.get("p99_ns")), keep, "{:.2f}x")
+        for b in (10, 100, 1000):
+            kb = by.get(named("batch", t, b=b))
+            keep = (lambda v: v >= 1 / 3) if t == "knit" and b == 1000 else None
+            row(rows, f"R1 bursts of {b} {t} calls/s >= 1/3 of a ring's (window 32)",
+                ratio(1, ref_ratio(kb, "ring")), keep, "{:.3f} of the ring")
+    try:
+        counts = json.load(open(counts_path, encoding="utf-8"))["cases"]
+    except (OSError, ValueError, KeyError):
+        return
+    rt = counts.get("knit/thread", {}).get("instructions")
+    row(rows, f"R3 instructions per round trip, knit/thread <= half of {ROUND2_COUNT_BASE}", rt,
+        lambda v: v <= ROUND2_COUNT_BASE / 2, "{:.1f}", "exact: results/baseline/counts.json")
+    for case in ("knit/thread/b1000", "seq/thread", "seq/thread/b1000"):
+        n = counts.get(case, {}).get("instructions")
+        row(rows, f"R3 instructions per call, {case}", n, None, "{:.1f}",
+            "exact: results/baseline/counts.json")
+    rows.append(("R3 heap allocations per call in steady state", "0 (ctest)", "checked",
+                 "unit/sched/test_pool_no_alloc fails on any"))
+
+
 # The command that reruns the cases a target reads (each case measures its floor reference
 # just before it, so a filtered run gives the same ratios), by target number.
 COMMANDS = {
@@ -189,6 +225,9 @@ COMMANDS = {
     "8": "./run.sh --scenario latency,batch --transport knit --workers 1",
     "9": "./run.sh --scenario contended",
     "10": "ctest --test-dir build/release -R bench/icount",
+    "R1": "./run.sh --scenario batch --transport knit,seq --runtime thread --workers 1",
+    "R2": "./run.sh --scenario latency --transport knit,seq --runtime thread --workers 1",
+    "R3": "/usr/bin/python3 harness/count/counts.py check build/release/harness/knit-count",
 }
 
 
@@ -298,6 +337,7 @@ def main(argv):
     rows = targets(by)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     icount_rows(rows, os.path.join(root, "results", "baseline", "icount.json"))
+    round2_rows(rows, by, os.path.join(root, "results", "baseline", "counts.json"))
     source = os.path.relpath(os.path.abspath(argv[1]), root)
     if "--update" in argv:
         splice(os.path.join(root, "docs", "PERFORMANCE.md"), "targets",
