@@ -13,7 +13,7 @@
 #include "transports/shm/shm_lane.h"
 
 /* rxStatus: what the worker is doing. A worker parks IDLE when it has nothing to do, and FULL
- * when results of its wait for return slots: only that sleep ends when the host frees some. */
+ * when its results wait for return slots: only that sleep ends when the host frees some. */
 enum { KNIT__RX_IDLE = 0, KNIT__RX_AWAKE = 1, KNIT__RX_FULL = 2 };
 
 /* Wake a worker whose rxStatus read `seen` (not AWAKE), once: the host that swaps it to AWAKE
