@@ -19,8 +19,7 @@ typedef struct shm_link {
      * do not bound them: a worker frees a request slot when it takes the call into its run
      * queue, not when it answers, and a worker that dies takes every call it holds with it. */
     uint32_t outstanding;
-    bool published; /* host: requests published since the last wake_peer */
-    bool tx_full;   /* worker: its last send found no free return slot */
+    bool tx_full; /* worker: its last send found no free return slot */
 } shm_link_t;
 
 static shm_link_t *shm(const knit__link_t *l)
@@ -50,10 +49,8 @@ static bool window_full(const knit__link_t *l)
 /* What a send's outcome tells the wake-ups (shm_wake_peer, shm_park). */
 static int sent(knit__link_t *l, int rc)
 {
-    if (rc == 0 && l->side == KNIT__SIDE_HOST) {
+    if (rc == 0 && l->side == KNIT__SIDE_HOST)
         shm(l)->outstanding++;
-        shm(l)->published = true;
-    }
     if (rc == 0 || rc == KNIT_E_FULL)
         shm(l)->tx_full = rc == KNIT_E_FULL;
     return rc;
@@ -101,7 +98,7 @@ static void shm_wake_peer(knit__link_t *l)
         knit__ring_host(shm(l)->mem);
         return;
     }
-    knit__host_wake_worker(shm(l)->ep.ctrl, &shm(l)->published);
+    knit__host_wake_worker(shm(l)->ep.ctrl);
 }
 
 unsigned knit__shm_wait_fds(const knit__link_t *l, struct pollfd *out)

@@ -24,8 +24,7 @@ typedef struct seq_link {
     /* Host: requests sent and not answered yet, at most KNIT__LINK_WINDOW (a worker hands a
      * request slot back when it takes the call into its run queue, not when it answers). */
     uint32_t outstanding;
-    bool published; /* host: requests published since the last wake_peer */
-    bool tx_full;   /* worker: its last send found no free return slot */
+    bool tx_full; /* worker: its last send found no free return slot */
 } seq_link_t;
 
 static seq_link_t *seq(const knit__link_t *l)
@@ -80,10 +79,8 @@ static int seq_send_hook(knit__link_t *l, uint32_t w0, uint32_t id, uint32_t sta
     if (before_publish)
         before_publish(ctx);
     knit__seq_publish(&s->tx);
-    if (l->side == KNIT__SIDE_HOST) {
+    if (l->side == KNIT__SIDE_HOST)
         s->outstanding++;
-        s->published = true;
-    }
     return 0;
 }
 
@@ -153,7 +150,7 @@ static void seq_wake_peer(knit__link_t *l)
         knit__ring_host(seq(l)->mem);
         return;
     }
-    knit__host_wake_worker(seq(l)->ep.ctrl, &seq(l)->published);
+    knit__host_wake_worker(seq(l)->ep.ctrl);
 }
 
 static void seq_park(knit__link_t *l, bool (*more)(void *ctx), void *ctx)
