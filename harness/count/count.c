@@ -127,6 +127,14 @@ static int task_empty(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *res
     return 0;
 }
 
+static int task_echo(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result)
+{
+    (void)ctx;
+    *result = *arg; /* the argument's buffer becomes the result's */
+    *arg = knit_v_undefined();
+    return 0;
+}
+
 static int task_mark(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *result)
 {
     (void)ctx;
@@ -137,10 +145,12 @@ static int task_mark(knit_task_ctx_t *ctx, knit_value_t *arg, knit_value_t *resu
 
 /* Sorted by name: the pool indexes tasks in name order. */
 static const knit_task_def_t tasks[] = {
+    {.name = "echo", .fn = task_echo},
+    {.name = "echo_in_place", .fn = task_echo, .arg_in_place = true},
     {.name = "empty", .fn = task_empty},
     {.name = "mark", .fn = task_mark},
 };
-enum { TASK_EMPTY = 0, TASK_MARK = 1 };
+enum { TASK_ECHO, TASK_ECHO_IN_PLACE, TASK_EMPTY, TASK_MARK, NTASKS };
 
 /* --schedule run-to-block: the calling process (and what it starts) on CPU 0 under SCHED_FIFO.
  * The setting is inherited by threads and child processes; KNIT_COUNT_RUN_TO_BLOCK tells a
@@ -205,50 +215,90 @@ static int proc_switches(int pid, long long *vol, long long *invol)
     return 0;
 }
 
-static int call(knit_pool_t *pool, int task, knit_value_t *arg)
+#define MAX_BURST 4096u
+#define MAX_BYTES (64u << 20)
+
+/* The call every round makes: `empty` with 8 bytes, or with --bytes N `echo` with N bytes. */
+static struct {
+    int task;
+    const uint8_t *data;
+    size_t len;
+} the_call;
+
+static knit_value_t call_arg(void)
 {
-    knit_future_t *f;
-    int rc = knit_call(pool, task, arg, &f);
-    if (rc < 0)
-        return rc;
-    rc = knit_future_wait(f, -1);
+    return knit_v_bytes(the_call.data, the_call.len);
+}
+
+/* Wait for `f` and release it: its status, or KNIT_E_CORRUPT when an echo came back changed. */
+static int settle(knit_future_t *f, bool echo)
+{
+    int rc = knit_future_wait(f, -1);
+    if (rc == 0 && echo) {
+        const knit_value_t *v = knit_future_value(f);
+        if (!v || v->kind != KNIT_KIND_BYTES || v->len != the_call.len
+            || memcmp(v->u.ptr, the_call.data, the_call.len) != 0)
+            rc = KNIT_E_CORRUPT;
+    }
     knit_future_release(f);
     return rc;
 }
 
-#define MAX_BURST 4096u
+static int call(knit_pool_t *pool, int task, knit_value_t *arg)
+{
+    knit_future_t *f;
+    int rc = knit_call(pool, task, arg, &f);
+    return rc < 0 ? rc : settle(f, task != TASK_EMPTY && task != TASK_MARK);
+}
+
 
 /* A burst: `burst` calls made before the first wait (beyond the lane's window of 32, the rest
  * wait in the backlog), then each awaited and released in order. */
 static int burst_round(knit_pool_t *pool, unsigned burst)
 {
     static knit_future_t *fs[MAX_BURST];
-    static const uint8_t eight[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     int rc = 0;
     unsigned made = 0;
     for (; made < burst; made++) {
-        knit_value_t arg = knit_v_bytes(eight, sizeof eight);
-        rc = knit_call(pool, TASK_EMPTY, &arg, &fs[made]);
+        knit_value_t arg = call_arg();
+        rc = knit_call(pool, the_call.task, &arg, &fs[made]);
         if (rc < 0)
             break;
     }
     for (unsigned i = 0; i < made; i++) {
-        int w = knit_future_wait(fs[i], -1);
+        int w = settle(fs[i], the_call.task != TASK_EMPTY);
         rc = rc < 0 ? rc : w;
-        knit_future_release(fs[i]);
     }
     return rc;
 }
 
 static int rounds(knit_pool_t *pool, unsigned n, unsigned burst)
 {
-    static const uint8_t eight[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     int rc = 0;
     for (unsigned i = 0; rc == 0 && i < n; i++) {
-        knit_value_t arg = knit_v_bytes(eight, sizeof eight);
-        rc = burst > 1 ? burst_round(pool, burst) : call(pool, TASK_EMPTY, &arg);
+        knit_value_t arg = call_arg();
+        rc = burst > 1 ? burst_round(pool, burst) : call(pool, the_call.task, &arg);
     }
     return rc;
+}
+
+/* Minor page faults of every thread of process `pid` (field 10 of /proc/PID/stat). */
+static long long proc_minflt(int pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    long long v = -1;
+    if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %lld", &v) != 1)
+        v = -1;
+    return v;
 }
 
 /* Mark k: the worker's dump and marker, then the host's (process workers), then the
@@ -271,9 +321,11 @@ static int mark(knit_pool_t *pool, bool process, int64_t k, unsigned done)
     getrusage(RUSAGE_THREAD, &host);
     hv = host.ru_nvcsw;
     hi = host.ru_nivcsw;
+    long long hf = host.ru_minflt, wf = self.ru_minflt - host.ru_minflt;
     if (process) {
-        if (proc_switches(pid, &wv, &wi) < 0)
+        if (proc_switches(pid, &wv, &wi) < 0 || (wf = proc_minflt(pid)) < 0)
             return KNIT_E_WORKER_DIED;
+        hf = self.ru_minflt;
         /* the host process's other threads (the monitor) count as the host's */
         hv = self.ru_nvcsw;
         hi = self.ru_nivcsw;
@@ -282,8 +334,9 @@ static int mark(knit_pool_t *pool, bool process, int64_t k, unsigned done)
         wi = self.ru_nivcsw - hi;
     }
     printf("{\"mark\": %lld, \"rounds\": %u, \"host_voluntary\": %lld, \"host_involuntary\": "
-           "%lld, \"worker_voluntary\": %lld, \"worker_involuntary\": %lld}\n",
-        (long long)k, done, hv, hi, wv, wi);
+           "%lld, \"worker_voluntary\": %lld, \"worker_involuntary\": %lld, "
+           "\"host_minor_faults\": %lld, \"worker_minor_faults\": %lld}\n",
+        (long long)k, done, hv, hi, wv, wi, hf, wf);
     fflush(stdout);
     return 0;
 }
@@ -292,13 +345,18 @@ static int usage(FILE *o, int status)
 {
     fprintf(o,
         "usage: knit-count [--transport T] [--runtime R] [--rounds N] [--warmup W]\n"
-        "                  [--burst B] [--schedule run-to-block|pinned]\n"
+        "                  [--burst B] [--bytes N [--in-place]]\n"
+        "                  [--schedule run-to-block|pinned]\n"
         "Round trips of an empty task with an 8-byte argument on one worker that never spins:\n"
         "warm-up W (default 200), mark 1, N round trips (default 200), mark 2, 2N, mark 3.\n"
         "With --burst B (1-4096, default 1) a round is B calls made before the first wait,\n"
         "then all awaited: figures per call are the window's divided by N x B.\n"
+        "With --bytes N (1 B - 64 MiB) the task is `echo` and the argument N bytes: the\n"
+        "payload's round trip (the minor page faults in the marks show what it maps);\n"
+        "--in-place: the task reads its argument in the lane (arg_in_place).\n"
         "Marks dump callgrind's counters, make a marker system call and print the context\n"
-        "switches of host and worker as JSON lines. Read by harness/count/counts.py.\n"
+        "switches and minor page faults of host and worker as JSON lines. Read by\n"
+        "harness/count/counts.py.\n"
         "  --transport T   knit (default), pipe, unix, seqpacket, tcp, seq\n"
         "  --runtime R     thread (default), process\n"
         "  --schedule S    run-to-block (default: CPU 0, SCHED_FIFO; the counts are exact; needs\n"
@@ -324,15 +382,20 @@ int main(int argc, char **argv)
     /* jansson seeds its hash tables from /dev/urandom; the boot payload's tables would then
      * leave a different heap behind on every run, and malloc's cost per call with it */
     json_object_seed(1);
-    int rc = knit_worker_process_main(tasks, 2, pin_worker, NULL);
+    int rc = knit_worker_process_main(tasks, NTASKS, pin_worker, NULL);
     if (rc != KNIT_E_AGAIN)
         return rc;
     const char *transport = "knit", *runtime = "thread", *schedule = "run-to-block";
-    unsigned n = 200, warmup = 200, burst = 1;
+    unsigned n = 200, warmup = 200, burst = 1, bytes = 0;
+    bool in_place = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help"))
             return usage(stdout, 0);
+        if (!strcmp(a, "--in-place")) {
+            in_place = true;
+            continue;
+        }
         bool ok = v != NULL;
         if (ok && !strcmp(a, "--transport"))
             transport = v;
@@ -346,6 +409,8 @@ int main(int argc, char **argv)
             ok = parse_count(v, &warmup);
         else if (ok && !strcmp(a, "--burst"))
             ok = parse_count(v, &burst) && burst <= MAX_BURST;
+        else if (ok && !strcmp(a, "--bytes"))
+            ok = parse_count(v, &bytes) && bytes <= MAX_BYTES;
         else
             ok = false;
         if (!ok) {
@@ -356,6 +421,10 @@ int main(int argc, char **argv)
     }
     knit_pool_opts_t o = {.threads = 1};
     bool process = !strcmp(runtime, "process");
+    if (in_place && !bytes) {
+        fprintf(stderr, "knit-count: --in-place needs --bytes\n");
+        return 2;
+    }
     if (knit_transport_parse(transport, &o.transport) < 0 || (!process && strcmp(runtime, "thread"))
         || (strcmp(schedule, "run-to-block") && strcmp(schedule, "pinned"))) {
         fprintf(stderr, "knit-count: unknown transport '%s', runtime '%s' or schedule '%s'\n",
@@ -374,6 +443,19 @@ int main(int argc, char **argv)
     } else if (sysconf(_SC_NPROCESSORS_ONLN) >= 2) {
         pin_self(0);
     }
+    static const uint8_t eight[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    uint8_t *payload = NULL;
+    the_call.task = TASK_EMPTY, the_call.data = eight, the_call.len = sizeof eight;
+    if (bytes) {
+        if (!(payload = malloc(bytes))) {
+            fprintf(stderr, "knit-count: no memory for a %u-byte argument\n", bytes);
+            return 1;
+        }
+        for (unsigned i = 0; i < bytes; i++)
+            payload[i] = (uint8_t)(i * 131u);
+        the_call.task = in_place ? TASK_ECHO_IN_PLACE : TASK_ECHO;
+        the_call.data = payload, the_call.len = bytes;
+    }
     o.runtime = process ? KNIT_RUNTIME_PROCESS : KNIT_RUNTIME_THREAD;
     o.wait.spin_ns = -1; /* never spin: both sides park, no loop lasts as long as the peer */
     if (!process)
@@ -387,13 +469,14 @@ int main(int argc, char **argv)
     }
     /* stdout's first write sets up its buffer (fstat, ioctl): before any window */
     printf("{\"transport\": \"%s\", \"runtime\": \"%s\", \"schedule\": \"%s\", \"rounds\": %u, "
-           "\"burst\": %u}\n",
-        transport, runtime, schedule, n, burst);
+           "\"burst\": %u, \"bytes\": %u}\n",
+        transport, runtime, schedule, n, burst, bytes ? bytes : 8);
     fflush(stdout);
     knit_pool_t *pool;
-    rc = knit_pool_create(&o, tasks, 2, &pool);
+    rc = knit_pool_create(&o, tasks, NTASKS, &pool);
     if (rc < 0) {
         fprintf(stderr, "knit-count: knit_pool_create: %s\n", knit_errmsg());
+        free(payload);
         return 1;
     }
     rc = rounds(pool, warmup, burst);
@@ -411,5 +494,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "knit-count: %s: %s\n", knit_strerror(rc), knit_errmsg());
     knit_pool_shutdown(pool, KNIT_SHUTDOWN_IMMEDIATE, 0);
     knit_pool_destroy(pool);
+    free(payload);
     return rc < 0 ? 1 : 0;
 }
