@@ -15,8 +15,8 @@ separate a change from run-to-run variation: every case is then "undecided" - us
 per side, or `./run.sh gate` (interleaved builds).
 
 Before any timing, the runs must be comparable: the same schema, quick or full, build type,
-repetitions and machine (host, CPU model, CPU count) in every file - else the comparison is
-refused (--allow-mismatch overrides). A case missing from a NEW run, a case with errors in NEW
+repetitions, machine (host, CPU model, CPU count) and allocator policy in every file - else
+the comparison is refused (--allow-mismatch overrides). A case missing from a NEW run, a case with errors in NEW
 but not in BASE, and NEW runs with failed cases fail the comparison.
 
 options:

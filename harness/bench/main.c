@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,9 @@ static void usage(FILE *o)
         "  --save-dir DIR       also save it as DIR/<date>-<commit>[-quick].json\n"
         "  --list               list the scenarios and exit\n"
         "  -h, --help           this text\n\n"
+        "Environment: KNIT_BENCH_MALLOC=default measures with the C library's allocator as\n"
+        "it comes; by default (retain) freed memory stays with the process (results/SCHEMA.md,\n"
+        "context.malloc), for every case alike.\n\n"
         "Exit status: 0 when every case ran, 1 when a case failed (the others still run and\n"
         "are reported), 2 for bad options.\n",
         KB_MAX_REPS);
@@ -255,8 +259,37 @@ static void run_all(kb_ctx_t *ctx)
     kb_progress_done(ctx);
 }
 
+/*
+ * The allocator policy. glibc gives a large block back to the kernel when it is freed (mmap
+ * above a threshold that moves with use; heap tops beyond a trim threshold), so a burst that
+ * holds many large results at once - 100 echoes of 1 MiB - pays first-touch page faults for
+ * most of its bytes on every round (knit-count --bytes 1048576 --burst 100: about 140 faults
+ * per call in the worker and 25 in the host with the defaults, none retained), while a loop
+ * that frees each block before the next does not. Retaining freed memory measures the
+ * transports rather than the allocator's trimming; the policy is the same for every case and
+ * every reference, and it is in the report's context. KNIT_BENCH_MALLOC=default keeps glibc's
+ * defaults (worker processes inherit the variable, and so the policy).
+ */
+static const char *malloc_policy = "glibc defaults";
+
+const char *kb_malloc_policy(void)
+{
+    return malloc_policy;
+}
+
+static void malloc_setup(void)
+{
+    const char *want = getenv("KNIT_BENCH_MALLOC");
+    if (want && !strcmp(want, "default"))
+        return;
+    /* 32 MiB is glibc's largest mmap threshold on 64-bit; 1 GiB of free heap top is kept */
+    if (mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1)
+        malloc_policy = "retain: mmap_threshold 32 MiB, trim_threshold 1 GiB";
+}
+
 int main(int argc, char **argv)
 {
+    malloc_setup();
     int rc = kb_worker_guard();
     if (rc != KNIT_E_AGAIN)
         return rc;

@@ -339,12 +339,12 @@ json_t *kb_context_json(const kb_ctx_t *ctx, int argc, char **argv)
     clock_source(source, sizeof source);
     json_t *clock = json_pack("{s:s, s:s, s:o}", "api", "clock_gettime(CLOCK_MONOTONIC)", "source",
         source, "read_ns", num(clock_read_ns()));
-    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:o, s:s, s:I}",
+    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:o, s:s, s:I, s:s}",
         "date", date, "host", u.nodename, "cpu_model", model, "cpus", (json_int_t)kb_cpus(),
         "kernel", kernel, "compiler", __VERSION__, "compiler_flags", KB_COMPILER_FLAGS,
         "build_type", KB_BUILD_TYPE, "git_commit", commit, "command_line", cmd, "quick", ctx->quick,
         "clock", clock ? clock : json_null(), "placement", placement, "repetitions",
-        (json_int_t)ctx->reps);
+        (json_int_t)ctx->reps, "malloc", kb_malloc_policy());
 }
 
 /* --- the table ----------------------------------------------------------------------------- */

@@ -53,4 +53,8 @@ void kb_progress_done(kb_ctx_t *ctx);
 /* pool.c: the worker-process guard (first thing in main) and the pinning hook. */
 int kb_worker_guard(void);
 
+/* main.c: the allocator policy of this process and its worker processes (set before the
+ * guard, from KNIT_BENCH_MALLOC), as the context reports it. */
+const char *kb_malloc_policy(void);
+
 #endif

@@ -14,7 +14,7 @@ import statistics
 
 SCHEMAS = ("knit-bench/1", "knit-bench/2")
 # Context fields that must match between the runs compared (--allow-mismatch overrides).
-MATCHED = ("schema", "quick", "build_type", "repetitions", "host", "cpu_model", "cpus")
+MATCHED = ("schema", "quick", "build_type", "repetitions", "host", "cpu_model", "cpus", "malloc")
 
 
 class BadInput(Exception):

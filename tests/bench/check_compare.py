@@ -90,6 +90,7 @@ def main():
     expect("another machine", run(runs(5), runs(5, 5, cpus=4)), 2, "cpus")
     expect("build type", run(runs(5), runs(5, 5, build_type="Debug")), 2, "build_type")
     expect("repetitions", run(runs(5), runs(5, 5, repetitions=3)), 2, "repetitions")
+    expect("allocator policy", run(runs(5), runs(5, 5, malloc="glibc defaults")), 2, "malloc")
     expect("schema 1 against 2", run(runs(5), runs(5, 5, schema="knit-bench/1")), 2, "schema")
     expect("mismatch allowed", run(runs(5), runs(5, 5, cpus=4), "--allow-mismatch"), 0,
            "compared despite context differences")
