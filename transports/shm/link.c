@@ -19,7 +19,6 @@ typedef struct shm_link {
      * do not bound them: a worker frees a request slot when it takes the call into its run
      * queue, not when it answers, and a worker that dies takes every call it holds with it. */
     uint32_t outstanding;
-    bool tx_full; /* worker: its last send found no free return slot */
 } shm_link_t;
 
 static shm_link_t *shm(const knit__link_t *l)
@@ -46,13 +45,11 @@ static bool window_full(const knit__link_t *l)
     return l->side == KNIT__SIDE_HOST && shm(l)->outstanding >= KNIT__LINK_WINDOW;
 }
 
-/* What a send's outcome tells the wake-ups (shm_wake_peer, shm_park). */
+/* A host's send that went out counts against its window. */
 static int sent(knit__link_t *l, int rc)
 {
     if (rc == 0 && l->side == KNIT__SIDE_HOST)
         shm(l)->outstanding++;
-    if (rc == 0 || rc == KNIT_E_FULL)
-        shm(l)->tx_full = rc == KNIT_E_FULL;
     return rc;
 }
 
@@ -110,7 +107,7 @@ unsigned knit__shm_wait_fds(const knit__link_t *l, struct pollfd *out)
 
 static void shm_park(knit__link_t *l, bool (*more)(void *ctx), void *ctx)
 {
-    knit__lane_park(shm(l)->ep.ctrl, shm(l)->tx_full, more, ctx);
+    knit__lane_park(shm(l)->ep.ctrl, more, ctx);
 }
 
 void knit__shm_end_tx(knit__link_t *l)

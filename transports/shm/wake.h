@@ -12,9 +12,9 @@
 #include "base/futex.h"
 #include "transports/shm/shm_lane.h"
 
-/* rxStatus: what the worker is doing: parked (IDLE with nothing to do, FULL with results
- * waiting for return slots) or AWAKE. */
-enum { KNIT__RX_IDLE = 0, KNIT__RX_AWAKE = 1, KNIT__RX_FULL = 2 };
+/* rxStatus: what the worker is doing: parked or about to (IDLE, whether it waits for calls or
+ * for return slots: the host wakes it the same way) or AWAKE - knitting's two values. */
+enum { KNIT__RX_IDLE = 0, KNIT__RX_AWAKE = 1 };
 
 /* Host: wake the lane's worker if it is parked; true when it did. The caller issued a seq_cst
  * fence after its publication. Every publication or hand-back that finds the worker parked
@@ -63,19 +63,16 @@ static inline void knit__host_wake_worker(knit__ctrl_t *c)
 }
 
 /* Worker: park on the lane's op word until the host publishes, frees return slots or sets the
- * stop word, each of which is followed by the host's knit__host_wake_worker (`tx_full`: our
- * last send found no return slot, said as FULL). `more(ctx)` is the caller's re-check (the link op
- * park). */
-static inline void knit__lane_park(
-    knit__ctrl_t *c, bool tx_full, bool (*more)(void *ctx), void *ctx)
+ * stop word, each of which is followed by the host's knit__host_wake_worker. `more(ctx)` is
+ * the caller's re-check (the link op park). */
+static inline void knit__lane_park(knit__ctrl_t *c, bool (*more)(void *ctx), void *ctx)
 {
     /* relaxed: the futex compares the value; a later host increment makes the wait return. */
     uint32_t token = atomic_load_explicit(&c->sig.op.word, memory_order_relaxed);
-    /* relaxed store + seq_cst fence: announces "about to sleep" (and whether for return slots)
-     * before the re-check below; pairs with the host's fence between publishing a call (or
-     * handing return slots back, or setting the stop word) and reading rxStatus. */
-    atomic_store_explicit(
-        &c->sig.rx_status.word, tx_full ? KNIT__RX_FULL : KNIT__RX_IDLE, memory_order_relaxed);
+    /* relaxed store + seq_cst fence: announces "about to sleep" before the re-check below;
+     * pairs with the host's fence between publishing a call (or handing return slots back, or
+     * setting the stop word) and reading rxStatus. */
+    atomic_store_explicit(&c->sig.rx_status.word, KNIT__RX_IDLE, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
     if (!more(ctx))
         knit__futex_wait(&c->sig.op.word, token, -1);

@@ -24,7 +24,6 @@ typedef struct seq_link {
     /* Host: requests sent and not answered yet, at most KNIT__LINK_WINDOW (a worker hands a
      * request slot back when it takes the call into its run queue, not when it answers). */
     uint32_t outstanding;
-    bool tx_full; /* worker: its last send found no free return slot */
 } seq_link_t;
 
 static seq_link_t *seq(const knit__link_t *l)
@@ -68,9 +67,7 @@ static int seq_send_hook(knit__link_t *l, uint32_t w0, uint32_t id, uint32_t sta
     seq_link_t *s = seq(l);
     if (window_full(l))
         return KNIT_E_FULL;
-    /* what the wake-ups need to know, as for `knit`: a worker with no return slot parks FULL */
-    s->tx_full = !knit__seq_room(&s->tx);
-    if (s->tx_full)
+    if (!knit__seq_room(&s->tx))
         return KNIT_E_FULL;
     int rc = knit__slot_fill(
         knit__seq_slot(&s->tx), &s->ep.tx_arena, &s->ep.codec, w0, id, stamp_ms, s->tx.next, v);
@@ -155,7 +152,7 @@ static void seq_wake_peer(knit__link_t *l)
 
 static void seq_park(knit__link_t *l, bool (*more)(void *ctx), void *ctx)
 {
-    knit__lane_park(seq(l)->ep.ctrl, seq(l)->tx_full, more, ctx);
+    knit__lane_park(seq(l)->ep.ctrl, more, ctx);
 }
 
 static void seq_set_in_place(knit__link_t *l, const bool *tasks, uint32_t ntasks)
