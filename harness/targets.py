@@ -182,7 +182,14 @@ def icount_rows(rows, ref_path):
 ROUND2_COUNT_BASE = 3253.8  # knit/thread instructions per round trip before the round
 
 
-def round2_rows(rows, by, counts_path):
+# First-round rows whose verdicts the second round must keep (its target 5).
+KEPT = ("5a", "5b first call after 100 ms idle <=", "6a thread pool first reply <=",
+        "6b process pool first reply <=", "7 ", "8a", "8b", "9a", "9b", "9c")
+
+
+def round2_rows(rows, by, counts_path, malloc=None):
+    kept = [r for r in rows if r[0].startswith(KEPT)]
+    failed = [r[0].split()[0] for r in kept if r[2] != "pass"]
     for t in ("knit", "seq"):
         k = by.get(named("latency", t))
         r = ref(k, "spin")
@@ -197,6 +204,19 @@ def round2_rows(rows, by, counts_path):
             keep = (lambda v: v >= 1 / 3) if t == "knit" and b == 1000 else None
             row(rows, f"R1 bursts of {b} {t} calls/s >= 1/3 of a ring's (window 32)",
                 ratio(1, ref_ratio(kb, "ring")), keep, "{:.3f} of the ring")
+    for name in ("payload/knit/thread/w1/b100/p1048576",
+                 "payload/knit/thread/w1/b100/p1048576/in-place"):
+        row(rows, f"R4 1 MiB echo {name.split('/', 4)[4]}: bytes/s >= 60 % of the cross-core copy",
+            ratio(1, ref_ratio(by.get(name), "xcopy")), lambda v: v >= 0.6, "{:.0%}",
+            f"allocator: {malloc}" if malloc else "")
+    kp, kt = by.get(named("latency", "knit", "process")), by.get(named("latency", "knit"))
+    row(rows, "R5 process / thread latency p50 <= 1.5", ratio(p50(kp), p50(kt)),
+        lambda v: v <= 1.5, "{:.2f}x")
+    if kept:
+        rows.append(("R5 first-round verdicts kept (5a, 5b, 6a, 6b, 7, 8a, 8b, 9a-9c)",
+                     f"{len(kept) - len(failed)} of {len(kept)} pass",
+                     "FAIL" if failed else "pass", ("failed: " + ", ".join(failed)) if failed else
+                     "the interleaved gate against the round's base: docs/PERFORMANCE.md"))
     try:
         counts = json.load(open(counts_path, encoding="utf-8"))["cases"]
     except (OSError, ValueError, KeyError):
@@ -228,6 +248,8 @@ COMMANDS = {
     "R1": "./run.sh --scenario batch --transport knit,seq --runtime thread --workers 1",
     "R2": "./run.sh --scenario latency --transport knit,seq --runtime thread --workers 1",
     "R3": "/usr/bin/python3 harness/count/counts.py check build/release/harness/knit-count",
+    "R4": "./run.sh --scenario payload --transport knit --runtime thread --workers 1",
+    "R5": "./run.sh --scenario idle,startup,cpu,latency,batch,contended --transport knit",
 }
 
 
@@ -337,7 +359,8 @@ def main(argv):
     rows = targets(by)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     icount_rows(rows, os.path.join(root, "results", "baseline", "icount.json"))
-    round2_rows(rows, by, os.path.join(root, "results", "baseline", "counts.json"))
+    round2_rows(rows, by, os.path.join(root, "results", "baseline", "counts.json"),
+                doc["context"].get("malloc"))
     source = os.path.relpath(os.path.abspath(argv[1]), root)
     if "--update" in argv:
         splice(os.path.join(root, "docs", "PERFORMANCE.md"), "targets",
