@@ -251,7 +251,6 @@ static int call(knit_pool_t *pool, int task, knit_value_t *arg)
     return rc < 0 ? rc : settle(f, task != TASK_EMPTY && task != TASK_MARK);
 }
 
-
 /* A burst: `burst` calls made before the first wait (beyond the lane's window of 32, the rest
  * wait in the backlog), then each awaited and released in order. */
 static int burst_round(knit_pool_t *pool, unsigned burst)
