@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The performance targets (docs/PERFORMANCE.md) computed from one knit-bench result.
 
-usage: targets.py RESULT.json [--markdown | --update]
+usage: targets.py RESULT.json [--markdown | --update [--before EARLIER.json]]
 
 Every ratio comes from the same run: a case against the reference of its own mechanism,
 measured around each of its repetitions (the entry's `reference`), or against a rival measured
@@ -9,7 +9,8 @@ in the same run under the same wait policy; absolute times from this noisy machi
 compared across runs. Prints one row per target: target, measured ratio, pass/fail (with
 --markdown also the command that reruns its cases). --update writes the targets table into
 docs/PERFORMANCE.md and the measured table into README.md, between their generated-block
-markers, so no figure in either is typed by hand. Exit 0 (a report, not a gate); 2 on bad
+markers, so no figure in either is typed by hand; with --before also the second round's rows
+of an earlier run beside this one's. Exit 0 (a report, not a gate); 2 on bad
 input.
 """
 import json
@@ -217,6 +218,8 @@ def round2_rows(rows, by, counts_path, malloc=None):
                      f"{len(kept) - len(failed)} of {len(kept)} pass",
                      "FAIL" if failed else "pass", ("failed: " + ", ".join(failed)) if failed else
                      "the interleaved gate against the round's base: docs/PERFORMANCE.md"))
+    if not counts_path:
+        return
     try:
         counts = json.load(open(counts_path, encoding="utf-8"))["cases"]
     except (OSError, ValueError, KeyError):
@@ -300,6 +303,40 @@ def measured_markdown(by, source):
     return "\n".join(out)
 
 
+def like_markdown(by):
+    """PERFORMANCE.md's knit-against-pipe table: one thread worker, each wait policy."""
+    k, pa = by.get(named("latency", "knit")), by.get(named("latency", "pipe", wait="adaptive"))
+    kb, pb = by.get(named("latency", "knit", wait="block")), by.get(named("latency", "pipe"))
+    bk, bp = by.get(named("batch", "knit", b=1000)), by.get(named("batch", "pipe", b=1000,
+                                                                       wait="adaptive"))
+    bkb, bpb = (by.get(named("batch", "knit", b=1000, wait="block")),
+                by.get(named("batch", "pipe", b=1000)))
+
+    def slower(a, b):
+        r = ratio(p50(b), p50(a))
+        return f"pipe {r:.1f}x slower ({fmt_ns(p50(b))} against {fmt_ns(p50(a))})" if r else "-"
+
+    def faster(a, b):
+        r = ratio(a and a["calls_per_s"], b and b["calls_per_s"])
+        return (f"knit {r:.1f}x faster ({fmt_rate(a['calls_per_s'])} against "
+                f"{fmt_rate(b['calls_per_s'])})") if r else "-"
+    return "\n".join([
+        "| knit / pipe, one thread worker | both adaptive (spin or poll, then block) | both block at once |",
+        "| --- | --- | --- |",
+        f"| one call in flight, p50 | {slower(k, pa)} | {slower(kb, pb)} |",
+        f"| bursts of 1000, calls/s | {faster(bk, bp)} | {faster(bkb, bpb)} |"])
+
+
+def before_after_markdown(before_rows, after_rows, before_src, after_src):
+    """The second round's rows (R...) of two runs side by side."""
+    before = {t: v for t, v, _, _ in before_rows}
+    lines = [f"Before: `{before_src}`; after: `{after_src}`.", "",
+             "| target | before | after | verdict after |", "| --- | --- | --- | --- |"]
+    lines += [f"| {t} | {before.get(t, 'not measured')} | {v} | {ok} |"
+              for t, v, ok, _ in after_rows if t.startswith("R") and not t.startswith("R3")]
+    return "\n".join(lines)
+
+
 def more_rows(by):
     """The README's other figures: (label, case, how to show it)."""
     rr = lambda c: f"{ref_ratio(c):.2f}x its {ref(c)['mechanism']}" if ref_ratio(c) else "-"
@@ -363,8 +400,16 @@ def main(argv):
                 doc["context"].get("malloc"))
     source = os.path.relpath(os.path.abspath(argv[1]), root)
     if "--update" in argv:
-        splice(os.path.join(root, "docs", "PERFORMANCE.md"), "targets",
-               targets_markdown(doc, rows, source))
+        perf = os.path.join(root, "docs", "PERFORMANCE.md")
+        splice(perf, "targets", targets_markdown(doc, rows, source))
+        splice(perf, "like", like_markdown(by))
+        if "--before" in argv:
+            bpath = argv[argv.index("--before") + 1]
+            bdoc, bby = load(bpath)
+            brows = targets(bby)
+            round2_rows(brows, bby, None, bdoc["context"].get("malloc"))
+            splice(perf, "round2", before_after_markdown(
+                brows, rows, os.path.relpath(os.path.abspath(bpath), root), source))
         splice(os.path.join(root, "README.md"), "measured", measured_markdown(by, source))
         print(f"targets.py: docs/PERFORMANCE.md and README.md updated from {source}")
     elif "--markdown" in argv:

@@ -263,12 +263,11 @@ static void run_all(kb_ctx_t *ctx)
  * The allocator policy. glibc gives a large block back to the kernel when it is freed (mmap
  * above a threshold that moves with use; heap tops beyond a trim threshold), so a burst that
  * holds many large results at once - 100 echoes of 1 MiB - pays first-touch page faults for
- * most of its bytes on every round (knit-count --bytes 1048576 --burst 100: about 140 faults
- * per call in the worker and 25 in the host with the defaults, none retained), while a loop
- * that frees each block before the next does not. Retaining freed memory measures the
- * transports rather than the allocator's trimming; the policy is the same for every case and
- * every reference, and it is in the report's context. KNIT_BENCH_MALLOC=default keeps glibc's
- * defaults (worker processes inherit the variable, and so the policy).
+ * most of its bytes on every round (counted with knit-count --bytes, docs/PERFORMANCE.md
+ * "Payloads"), while a loop that frees each block before the next does not. Retaining freed memory
+ * measures the transports rather than the allocator's trimming; the policy is the same for every
+ * case and every reference, and it is in the report's context. KNIT_BENCH_MALLOC=default keeps
+ * glibc's defaults (worker processes inherit the variable, and so the policy).
  */
 static const char *malloc_policy = "glibc defaults";
 

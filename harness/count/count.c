@@ -5,13 +5,14 @@
  * callgrind with --trace-syscalls) and context switches (the kernel's counters, natively).
  *
  * The call is the `latency` scenario's: an empty task with an 8-byte bytes argument on one
- * worker. Counts are exact only when the interleaving of host and worker is the same on every
- * run, so by default (--schedule run-to-block) both sides never spin (wait.spin_ns < 0) and
- * share CPU 0 under SCHED_FIFO: a thread runs until it blocks, and every round trip takes the
- * full path - the host publishes, wakes the parked worker and parks; the worker drains, runs
- * the task, sends the result, wakes the host and parks. That needs root or CAP_SYS_NICE; the
- * program exits 77 when it cannot have it. --schedule pinned is knit-bench's placement (host
- * on CPU 0, worker on CPU 1, normal scheduling): real, but the counts then depend on timing.
+ * worker (--bytes N: an echo of N bytes, checked on return, for the payload path). Counts are
+ * exact only when the interleaving of host and worker is the same on every run, so by default
+ * (--schedule run-to-block) both sides never spin (wait.spin_ns < 0) and share CPU 0 under
+ * SCHED_FIFO: a thread runs until it blocks, and every round trip takes the full path - the host
+ * publishes, wakes the parked worker and parks; the worker drains, runs the task, sends the result,
+ * wakes the host and parks. That needs root or CAP_SYS_NICE; the program exits 77 when it cannot
+ * have it. --schedule pinned is knit-bench's placement (host on CPU 0, worker on CPU 1, normal
+ * scheduling): real, but the counts then depend on timing.
  *
  * The run is warm-up, mark 1, N round trips, mark 2, 2N round trips, mark 3. A mark is a call
  * of the task `mark`, which in the worker's process dumps callgrind's counters
@@ -230,6 +231,11 @@ static knit_value_t call_arg(void)
     return knit_v_bytes(the_call.data, the_call.len);
 }
 
+static bool is_echo(int task)
+{
+    return task == TASK_ECHO || task == TASK_ECHO_IN_PLACE;
+}
+
 /* Wait for `f` and release it: its status, or KNIT_E_CORRUPT when an echo came back changed. */
 static int settle(knit_future_t *f, bool echo)
 {
@@ -248,7 +254,7 @@ static int call(knit_pool_t *pool, int task, knit_value_t *arg)
 {
     knit_future_t *f;
     int rc = knit_call(pool, task, arg, &f);
-    return rc < 0 ? rc : settle(f, task != TASK_EMPTY && task != TASK_MARK);
+    return rc < 0 ? rc : settle(f, is_echo(task));
 }
 
 /* A burst: `burst` calls made before the first wait (beyond the lane's window of 32, the rest
@@ -265,7 +271,7 @@ static int burst_round(knit_pool_t *pool, unsigned burst)
             break;
     }
     for (unsigned i = 0; i < made; i++) {
-        int w = settle(fs[i], the_call.task != TASK_EMPTY);
+        int w = settle(fs[i], is_echo(the_call.task));
         rc = rc < 0 ? rc : w;
     }
     return rc;
@@ -275,8 +281,12 @@ static int rounds(knit_pool_t *pool, unsigned n, unsigned burst)
 {
     int rc = 0;
     for (unsigned i = 0; rc == 0 && i < n; i++) {
-        knit_value_t arg = call_arg();
-        rc = burst > 1 ? burst_round(pool, burst) : call(pool, the_call.task, &arg);
+        if (burst > 1) {
+            rc = burst_round(pool, burst);
+        } else {
+            knit_value_t arg = call_arg();
+            rc = call(pool, the_call.task, &arg);
+        }
     }
     return rc;
 }
